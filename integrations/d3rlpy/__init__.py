@@ -1,0 +1,7 @@
+"""d3rlpy integration: discrete datasets from SAQ codes, SAQ presets, our discrete algorithms.
+
+Importing this package registers every algorithm it defines with ``d3rlpy.load_learnable``.
+Each submodule adds its public names here with one import line.
+"""
+
+from __future__ import annotations
