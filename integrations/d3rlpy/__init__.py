@@ -5,3 +5,5 @@ Each submodule adds its public names here with one import line.
 """
 
 from __future__ import annotations
+
+from saq_wrappers.integrations.d3rlpy.presets import saq_bc_config, saq_cql_config
