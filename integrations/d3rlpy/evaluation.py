@@ -1,0 +1,49 @@
+"""Evaluating d3rlpy algorithms in an env, discrete ones through an ActionSet wrapper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from d3rlpy.metrics import EnvironmentEvaluator
+
+from saq_wrappers.action_set import ActionSet
+from saq_wrappers.evaluation import EvaluationResult, evaluate
+from saq_wrappers.wrappers import SAQActionWrapper
+
+
+def saq_environment_evaluator(
+    env: gym.Env[Any, Any], action_set: ActionSet, n_trials: int = 10, seed: int = 0
+) -> EnvironmentEvaluator:
+    """d3rlpy's own ``EnvironmentEvaluator`` on ``SAQActionWrapper(env, action_set)``.
+
+    Pass it to ``algo.fit(..., evaluators={"environment": ...})`` exactly like d3rlpy's
+    evaluator for a discrete env. The wrapped env is seeded once with ``seed``; d3rlpy resets it
+    without a seed afterwards, so consecutive evaluations see fresh but reproducible episodes.
+    """
+    wrapped = SAQActionWrapper(env, action_set)
+    wrapped.reset(seed=seed)
+    wrapped.action_space.seed(seed)
+    return EnvironmentEvaluator(wrapped, n_trials=n_trials)
+
+
+def evaluate_algo(
+    algo: Any,
+    env: gym.Env[Any, Any],
+    action_set: ActionSet | None = None,
+    n_episodes: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Greedy (``algo.predict``) returns over ``n_episodes`` seeded episodes.
+
+    With ``action_set``, the algorithm is a discrete one on codes and acts through
+    ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly.
+    """
+    target = SAQActionWrapper(env, action_set) if action_set is not None else env
+
+    def policy(observations: np.ndarray) -> np.ndarray:
+        return np.asarray(algo.predict(observations.astype(np.float32)))
+
+    return evaluate(policy, target, n_episodes=n_episodes, seed=seed, progress=progress)

@@ -1,0 +1,149 @@
+"""Built-in scripted experts and the cached dataset the quickstart trains on.
+
+The quickstart must run without network and without pre-trained agents, so the package carries
+its own expert: an energy-shaping swing-up controller with a PD stabiliser for Gymnasium's
+``Pendulum-v1``. With action noise it gives a narrow, expert-style dataset, the regime where SAQ
+is claimed to help most (SAQ section 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from saq_wrappers.errors import DataError
+from saq_wrappers.io import atomic_output
+from saq_wrappers.transitions import Transitions
+
+#: Version of the quickstart dataset recipe; bump it when the recipe changes so caches rebuild.
+QUICKSTART_DATASET_VERSION = 1
+
+
+class PendulumSwingUpExpert:
+    """Scripted expert for ``Pendulum-v1`` (observation ``[cos th, sin th, th_dot]``, th=0 up).
+
+    Pendulum-v1's dynamics are ``th_ddot = 15 sin th + 3 u`` (g=10, m=l=1), so the mechanical
+    energy ``E = th_dot^2 / 6 + 5 cos th`` changes as ``dE/dt = th_dot * u``: pushing along the
+    velocity pumps energy until ``E`` reaches the upright value 5 (swing-up); near the top a PD
+    law ``u = -(kp th + kd th_dot)`` stabilises the linearised system. Torque is clipped to
+    ``[-2, 2]``.
+    """
+
+    def __init__(self, kp: float = 10.0, kd: float = 2.0, pump_gain: float = 1.5,
+                 catch_angle: float = 0.5) -> None:
+        self.kp, self.kd, self.pump_gain, self.catch_angle = kp, kd, pump_gain, catch_angle
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations, dtype=np.float64).reshape(-1, 3)
+        cos_th, sin_th, th_dot = obs[:, 0], obs[:, 1], obs[:, 2]
+        th = np.arctan2(sin_th, cos_th)
+        energy = th_dot**2 / 6.0 + 5.0 * cos_th
+        direction = np.where(np.abs(th_dot) > 1e-3, np.sign(th_dot), 1.0)
+        pump = self.pump_gain * (5.0 - energy) * direction
+        hold = -(self.kp * th + self.kd * th_dot)
+        torque = np.where(np.abs(th) < self.catch_angle, hold, pump)
+        return np.clip(torque, -2.0, 2.0)[:, None].astype(np.float32)
+
+
+def collect_transitions(
+    env: gym.Env[Any, Any],
+    policy: Callable[[np.ndarray], np.ndarray] | None,
+    n_episodes: int,
+    seed: int,
+    noise_std: float = 0.0,
+    progress: bool = True,
+    desc: str = "collect",
+) -> Transitions:
+    """Roll ``policy`` (``None`` = uniform random actions) for ``n_episodes`` seeded episodes.
+
+    Gaussian noise of ``noise_std`` (a fraction of the action range) is added to every action,
+    then clipped to the bounds. Episode ``i`` is reset with seed ``seed + i``.
+    """
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise DataError(f"expected a Box action space, got {space}")
+    rng = np.random.default_rng(seed)
+    span = (space.high - space.low).astype(np.float32)
+    episodes = []
+    for episode in tqdm(range(n_episodes), desc=desc, unit="ep", disable=not progress):
+        observation, _ = env.reset(seed=seed + episode)
+        observations, actions, rewards, terminated = [observation], [], [], False
+        while True:
+            if policy is None:
+                action = rng.uniform(space.low, space.high).astype(np.float32)
+            else:
+                action = np.asarray(policy(np.asarray(observation)[None]), dtype=np.float32)[0]
+                if noise_std > 0:
+                    action = action + rng.normal(0.0, noise_std, size=action.shape) * span
+            action = np.clip(action, space.low, space.high).astype(np.float32)
+            observation, reward, terminated, truncated, _ = env.step(action)
+            observations.append(observation)
+            actions.append(action)
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+        episodes.append({"observations": np.asarray(observations), "actions": np.asarray(actions),
+                         "rewards": np.asarray(rewards), "terminated": bool(terminated)})
+    return Transitions.from_episodes(episodes)
+
+
+def default_cache_dir() -> Path:
+    """``$SAQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/saq_wrappers``, else ``~/.cache/saq_wrappers``."""
+    if os.environ.get("SAQ_CACHE_DIR"):
+        return Path(os.environ["SAQ_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "saq_wrappers"
+
+
+def quickstart_dataset(
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_episodes: int = 50,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    refresh: bool = False,
+    progress: bool = True,
+) -> tuple[Transitions, dict[str, Any]]:
+    """The quickstart's narrow expert dataset on ``Pendulum-v1``, cached after the first call.
+
+    Returns the transitions and a metadata dict with the env id and the reference returns
+    (``random_return``: uniform random actions; ``expert_return``: the noise-free scripted
+    expert; both means over 20 seeded episodes) used for normalized scores.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    name = f"pendulum-scripted-expert-v{QUICKSTART_DATASET_VERSION}-n{n_episodes}-noise{noise_std}-seed{seed}"
+    arrays_path, meta_path = folder / f"{name}.npz", folder / f"{name}.json"
+    if not refresh and arrays_path.is_file() and meta_path.is_file():
+        with np.load(arrays_path, allow_pickle=False) as stored:
+            transitions = Transitions(**{k: stored[k] for k in stored.files})
+        return transitions, json.loads(meta_path.read_text())
+
+    env = gym.make("Pendulum-v1")
+    expert = PendulumSwingUpExpert()
+    transitions = collect_transitions(env, expert, n_episodes, seed, noise_std, progress, "expert data")
+    reference_seed = seed + 10_000
+    expert_returns = collect_transitions(env, expert, 20, reference_seed, 0.0, progress, "expert ref").episode_returns()
+    random_returns = collect_transitions(env, None, 20, reference_seed, 0.0, progress, "random ref").episode_returns()
+    metadata = {
+        "env_id": "Pendulum-v1",
+        "recipe": "scripted energy-shaping swing-up expert + PD, Gaussian action noise",
+        "version": QUICKSTART_DATASET_VERSION,
+        "n_episodes": n_episodes,
+        "noise_std": noise_std,
+        "seed": seed,
+        "dataset_mean_return": float(transitions.episode_returns().mean()),
+        "expert_return": float(expert_returns.mean()),
+        "random_return": float(random_returns.mean()),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(arrays_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **transitions.to_dict())
+    with atomic_output(meta_path) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2))
+    return transitions, metadata
