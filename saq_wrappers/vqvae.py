@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -789,8 +790,11 @@ class VQVAEQuantizer:
         tensors, metadata = load_checkpoint(path, CHECKPOINT_KIND)
         where = str(path)
         try:
-            obs_space = box_from_dict(metadata["observation_space"])
-            act_space = box_from_dict(metadata["action_space"])
+            with warnings.catch_warnings():
+                # bounds are stored as float64 text; casting back to the Box dtype is exact
+                warnings.filterwarnings("ignore", message=".*precision lowered.*")
+                obs_space = box_from_dict(metadata["observation_space"])
+                act_space = box_from_dict(metadata["action_space"])
             config = dict(metadata["config"])
             fields = set(_Config.__dataclass_fields__)
             if set(config) != fields:
@@ -907,7 +911,7 @@ class VQVAEQuantizer:
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise DataError(f"{name} must be an integer, expected >= {minimum}, got {value!r}")
 
 
 def _usage_from_counts(counts: np.ndarray) -> dict[str, Any]:
