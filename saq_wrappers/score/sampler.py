@@ -1,0 +1,420 @@
+"""``ScoreSupportSampler``: ARQ's behavior model as an :class:`~saq_wrappers.action_set.ActionSet`.
+
+A state-conditioned score model of the behavior policy (ARQ section 4.3, appendix A.1-A.2)
+draws ``N`` candidate actions per state; a candidate is *valid* when its log-likelihood under the
+model is above ``log_eps`` (the paper's ``eps = e^-5``, i.e. ``log_eps = -5``).
+
+Likelihood space
+    Every log-likelihood here is ``log p(a_norm | s)`` in the **normalized action space**
+    ``a_norm = (a - mean) / std`` (per-dimension z-scoring with the std floored at 0.05, fitted on
+    the dataset), as in the authors' code. ``eps = e^-5`` is therefore a density threshold in
+    normalized units; :meth:`ScoreSupportSampler.log_likelihood` with ``space="original"`` adds the
+    normalization Jacobian ``-sum(log std)`` for densities over raw actions.
+
+Determinism and ``decode``
+    Candidates are a deterministic function of ``(seed, observation)``: each observation's prior
+    noise comes from a generator seeded with a hash of the sampler seed and the observation's
+    float32 bytes, and the default fast path (PF-ODE, exact divergence) has no other randomness.
+    ``decode(obs, i)`` is ``candidates(obs)[0][:, i]``; a small LRU cache (keyed by the same
+    bytes) makes it return exactly the cached candidate when ``candidates`` saw that observation,
+    and otherwise recomputes it (equal up to float rounding, since a batch's composition may
+    change matmul blocking). With Hutchinson's estimator (``d > 16``) the actions are still
+    deterministic but the log-likelihoods carry estimator noise seeded per batch.
+
+Fast and slow paths
+    ``path="fast"`` (default): :func:`~saq_wrappers.score.sampling.ode_sample`, samples and their
+    log-likelihoods from one PF-ODE solve. ``path="paper"``: the 500-step predictor-corrector
+    sampler, then a separate RK45 PF-ODE likelihood solve (rtol = atol = 1e-5, 10 Hutchinson
+    probes), as in the paper.
+
+Decoded actions are mapped back to the original space and clipped to the action space's bounds
+(log-likelihoods are those of the unclipped sample).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from saq_wrappers.action_set import (
+    as_observation_batch,
+    box_from_dict,
+    box_to_dict,
+    check_finite,
+    check_indices,
+    require_box,
+)
+from saq_wrappers.errors import DataError, SAQError
+from saq_wrappers.io import load_checkpoint, save_checkpoint
+from saq_wrappers.score.likelihood import ode_log_likelihood
+from saq_wrappers.score.network import EnsembleScore, ScoreNet
+from saq_wrappers.score.sampling import Divergence, ode_sample, pc_sample
+from saq_wrappers.score.sde import VPSDE
+from saq_wrappers.score.training import train_score_nets
+
+CHECKPOINT_KIND = "score_support_sampler"
+
+#: ARQ's threshold: drop candidates with log-likelihood <= -5 (eps = e^-5).
+DEFAULT_LOG_EPS = -5.0
+
+
+class NotFittedError(SAQError, RuntimeError):
+    """The sampler was used before ``fit`` (or ``load``)."""
+
+
+def observation_seeds(obs: np.ndarray, seed: int) -> np.ndarray:
+    """One 63-bit seed per observation row: a hash of ``seed`` and the row's float32 bytes."""
+    rows = np.ascontiguousarray(obs, dtype=np.float32).reshape(len(obs), -1)
+    salt = int(seed).to_bytes(8, "little", signed=True)
+    out = np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        digest = hashlib.blake2b(row.tobytes(), digest_size=8, key=salt).digest()
+        out[i] = int.from_bytes(digest, "little") >> 1
+    return out
+
+
+class ScoreSupportSampler:
+    """ARQ's support sampler: ``N`` score-model samples per state, valid above ``log_eps``.
+
+    Example:
+        >>> import gymnasium as gym, numpy as np
+        >>> from saq_wrappers import ScoreSupportSampler
+        >>> env = gym.make("Pendulum-v1")
+        >>> sampler = ScoreSupportSampler(env.observation_space, env.action_space, n_samples=8)
+        >>> obs = np.random.randn(256, 3).astype(np.float32)
+        >>> acts = np.clip(obs[:, :1], -2, 2)
+        >>> _ = sampler.fit(obs, acts, n_steps=50, progress=False)
+        >>> actions, valid = sampler.candidates(obs[:2])
+        >>> actions.shape, valid.shape
+        ((2, 8, 1), (2, 8))
+
+    Args:
+        observation_space, action_space: ``Box`` spaces (observations are flattened).
+        n_samples: ``N``, candidates per state (30 in the paper); ``n`` of the action set.
+        log_eps: validity threshold on the normalized-space log-likelihood (``-5``).
+        hidden, n_blocks, fourier_scale: score network (256, 3, 30).
+        n_ensemble: ensemble members (mean score); 1 or 3 in the paper.
+        beta_min, beta_max: VP-SDE (0.1, 20).
+        steps, method, divergence: fast-path solver (see :func:`~.sampling.ode_sample`).
+        seed: seeds the network init, training and the per-observation candidate noise.
+        std_floor: floor of the z-scoring stds (0.05).
+        cache_size: observations whose candidates are cached for :meth:`decode`.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Box,
+        n_samples: int = 30,
+        log_eps: float = DEFAULT_LOG_EPS,
+        *,
+        hidden: int = 256,
+        n_blocks: int = 3,
+        fourier_scale: float = 30.0,
+        n_ensemble: int = 1,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        steps: int = 10,
+        method: str = "rk4",
+        divergence: Divergence = "auto",
+        seed: int = 0,
+        std_floor: float = 0.05,
+        cache_size: int = 4096,
+    ) -> None:
+        self.observation_space = require_box(observation_space, "observation_space")
+        self.action_space = require_box(action_space, "action_space")
+        if len(self.action_space.shape) != 1:
+            raise DataError(f"action_space must be 1-D (act_dim,), got shape {self.action_space.shape}")
+        if int(n_samples) < 1:
+            raise DataError(f"n_samples (N) must be >= 1, got {n_samples}")
+        if not np.isfinite(log_eps) and log_eps != -np.inf:
+            raise DataError(f"log_eps must be finite or -inf, got {log_eps}")
+        if n_ensemble < 1:
+            raise DataError(f"n_ensemble must be >= 1, got {n_ensemble}")
+        self.n_samples = int(n_samples)
+        self.log_eps = float(log_eps)
+        self.obs_dim = int(np.prod(self.observation_space.shape))
+        self.action_dim = int(self.action_space.shape[0])
+        self.config: dict[str, Any] = dict(
+            hidden=int(hidden), n_blocks=int(n_blocks), fourier_scale=float(fourier_scale),
+            n_ensemble=int(n_ensemble), beta_min=float(beta_min), beta_max=float(beta_max),
+            steps=int(steps), method=str(method), divergence=str(divergence), seed=int(seed),
+            std_floor=float(std_floor), cache_size=int(cache_size),
+        )
+        self.sde = VPSDE(beta_min, beta_max)
+        self.seed = int(seed)
+        self._model: EnsembleScore | None = None
+        self.obs_mean = np.zeros(self.obs_dim, dtype=np.float32)
+        self.obs_std = np.ones(self.obs_dim, dtype=np.float32)
+        self.act_mean = np.zeros(self.action_dim, dtype=np.float32)
+        self.act_std = np.ones(self.action_dim, dtype=np.float32)
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.training_metrics: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ ActionSet
+    @property
+    def n(self) -> int:
+        return self.n_samples
+
+    def candidates(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, *obs_shape)`` -> actions ``(B, N, act_dim)`` float32, valid ``(B, N)`` bool."""
+        actions, log_lik = self.candidates_with_log_likelihood(obs)
+        return actions, log_lik > self.log_eps
+
+    def decode(self, obs: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The ``index``-th candidate of each observation, ``(B, act_dim)`` float32."""
+        batch = as_observation_batch(obs, self.observation_space)
+        idx = check_indices(index, self.n, len(batch))
+        actions, _ = self.candidates_with_log_likelihood(batch)
+        return actions[np.arange(len(batch)), idx].copy()
+
+    def candidates_with_log_likelihood(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cached, per-observation-seeded candidates: actions ``(B, N, d)``, log-lik ``(B, N)``.
+
+        Log-likelihoods are in the normalized action space (module docstring).
+        """
+        batch = as_observation_batch(obs, self.observation_space)
+        keys = [row.tobytes() for row in batch.reshape(len(batch), -1)]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            unique: dict[bytes, int] = {}
+            for i in missing:
+                unique.setdefault(keys[i], i)
+            rows = np.array(list(unique.values()))
+            acts, logp = self._sample_seeded(batch[rows])
+            for j, key in enumerate(unique):
+                self._remember(key, acts[j], logp[j])
+        actions = np.stack([self._cache[k][0] for k in keys])
+        log_lik = np.stack([self._cache[k][1] for k in keys])
+        for key in keys:
+            self._cache.move_to_end(key)
+        return actions.copy(), log_lik.copy()
+
+    def _remember(self, key: bytes, actions: np.ndarray, log_lik: np.ndarray) -> None:
+        self._cache[key] = (actions, log_lik)
+        while len(self._cache) > max(self.config["cache_size"], 0):
+            self._cache.popitem(last=False)
+
+    def _sample_seeded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seeds = observation_seeds(batch, self.seed)
+        noise = torch.stack(
+            [torch.randn(self.n, self.action_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        )
+        probe_gen = torch.Generator().manual_seed(int(seeds[0]))
+        return self._fast(batch, noise, probe_gen)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        obs: np.ndarray,
+        n: int | None = None,
+        *,
+        path: Literal["fast", "paper"] = "fast",
+        generator: torch.Generator | None = None,
+        pc_steps: int = 500,
+        n_probes: int = 10,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh (uncached) ``n`` samples per state and their normalized-space log-likelihoods.
+
+        ``path="fast"``: one PF-ODE solve with the divergence alongside. ``path="paper"``: the
+        PC sampler (``pc_steps`` steps, SNR 0.16) then an RK45 PF-ODE likelihood with
+        ``n_probes`` Hutchinson probes (ARQ appendix A.2). Returns actions ``(B, n, d)`` in the
+        original space (clipped to the bounds) and log-likelihoods ``(B, n)``.
+        """
+        batch = as_observation_batch(obs, self.observation_space)
+        n = self.n if n is None else int(n)
+        if n < 1:
+            raise DataError(f"n must be >= 1, got {n}")
+        if path == "fast":
+            noise = torch.randn(len(batch), n, self.action_dim, generator=generator)
+            return self._fast(batch, noise, generator)
+        if path != "paper":
+            raise ValueError(f"path must be 'fast' or 'paper', got {path!r}")
+        model = self._require_model()
+        cond = model.condition(self._norm_obs(batch))
+        x = pc_sample(model, self.sde, cond, n, steps=pc_steps, generator=generator)
+        rows = cond.repeat_interleave(n, dim=0)
+        log_lik, _ = ode_log_likelihood(
+            model, self.sde, x.reshape(-1, self.action_dim), rows,
+            divergence="hutchinson", n_probes=n_probes, generator=generator,
+        )
+        return self._denorm_actions(x), log_lik.reshape(len(batch), n).numpy()
+
+    def _fast(self, batch: np.ndarray, noise: torch.Tensor, generator: torch.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        model = self._require_model()
+        cond = model.condition(self._norm_obs(batch))
+        x, log_lik = ode_sample(
+            model, self.sde, cond, noise.shape[1], steps=self.config["steps"],
+            method=self.config["method"], divergence=self.config["divergence"],
+            noise=noise, generator=generator,
+        )
+        return self._denorm_actions(x), log_lik.numpy().astype(np.float32)
+
+    def log_likelihood(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        *,
+        space: Literal["normalized", "original"] = "normalized",
+        divergence: Divergence = "auto",
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """``log beta(a | s)`` of given actions by the RK45 PF-ODE solve (ARQ appendix A.2), ``(B,)``.
+
+        ``space="normalized"`` is the space ``log_eps`` refers to; ``"original"`` adds the
+        normalization Jacobian ``-sum(log std)``.
+        """
+        batch = as_observation_batch(obs, self.observation_space)
+        acts = np.asarray(actions, dtype=np.float32)
+        if acts.shape != (len(batch), self.action_dim):
+            raise DataError(f"actions has shape {acts.shape}, expected ({len(batch)}, {self.action_dim})")
+        check_finite(acts, "actions")
+        model = self._require_model()
+        cond = model.condition(self._norm_obs(batch))
+        x = torch.as_tensor((acts - self.act_mean) / self.act_std)
+        log_lik, _ = ode_log_likelihood(
+            model, self.sde, x, cond, rtol=rtol, atol=atol, divergence=divergence, generator=generator
+        )
+        out = log_lik.numpy().astype(np.float64)
+        if space == "original":
+            out = out - float(np.log(self.act_std.astype(np.float64)).sum())
+        elif space != "normalized":
+            raise ValueError(f"space must be 'normalized' or 'original', got {space!r}")
+        return out
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        *,
+        n_steps: int = 100_000,
+        batch_size: int = 512,
+        learning_rate: float = 1e-4,
+        ema_decay: float = 0.999,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Fit the z-scoring and train the score model(s) by DSM (ARQ appendix A.2).
+
+        The paper trains 150k-1M steps; the default here is 100k. Returns the loss history.
+        Inputs are not modified.
+        """
+        obs = as_observation_batch(observations, self.observation_space, "observations")
+        acts = np.asarray(actions, dtype=np.float32)
+        if acts.ndim == 1 and self.action_dim == 1:
+            acts = acts[:, None]
+        if acts.shape != (len(obs), self.action_dim):
+            raise DataError(
+                f"actions has shape {acts.shape}, expected ({len(obs)}, {self.action_dim}) "
+                "(one action per observation)"
+            )
+        check_finite(acts, "actions")
+        if len(obs) < 2:
+            raise DataError(f"need at least 2 transitions to fit, got {len(obs)}")
+        flat = obs.reshape(len(obs), -1)
+        floor = self.config["std_floor"]
+        self.obs_mean = flat.mean(0).astype(np.float32)
+        self.obs_std = np.maximum(flat.std(0), floor).astype(np.float32)
+        self.act_mean = acts.mean(0).astype(np.float32)
+        self.act_std = np.maximum(acts.std(0), floor).astype(np.float32)
+        torch.manual_seed(self.seed)
+        nets = [self._new_net() for _ in range(self.config["n_ensemble"])]
+        emas, metrics = train_score_nets(
+            nets, self.sde, (flat - self.obs_mean) / self.obs_std, (acts - self.act_mean) / self.act_std,
+            n_steps=n_steps, batch_size=batch_size, learning_rate=learning_rate,
+            ema_decay=ema_decay, seed=self.seed, progress=progress,
+        )
+        self._set_model(emas)
+        self.training_metrics = metrics
+        return metrics
+
+    def _new_net(self) -> ScoreNet:
+        c = self.config
+        return ScoreNet(self.obs_dim, self.action_dim, c["hidden"], c["n_blocks"], c["fourier_scale"], self.sde)
+
+    def _set_model(self, nets: list[ScoreNet]) -> None:
+        model = EnsembleScore(nets)
+        model.requires_grad_(False)
+        model.eval()
+        self._model = model
+        self._cache.clear()
+
+    def _require_model(self) -> EnsembleScore:
+        if self._model is None:
+            raise NotFittedError("the ScoreSupportSampler is not fitted: call fit() or load() first")
+        return self._model
+
+    @property
+    def model(self) -> EnsembleScore:
+        """The (EMA) score model, a :class:`~.network.ScoreFunction` on normalized inputs."""
+        return self._require_model()
+
+    def _norm_obs(self, batch: np.ndarray) -> torch.Tensor:
+        flat = batch.reshape(len(batch), -1)
+        return torch.as_tensor((flat - self.obs_mean) / self.obs_std, dtype=torch.float32)
+
+    def normalize_actions(self, actions: np.ndarray) -> np.ndarray:
+        return ((np.asarray(actions, dtype=np.float32) - self.act_mean) / self.act_std).astype(np.float32)
+
+    def _denorm_actions(self, x: torch.Tensor) -> np.ndarray:
+        acts = x.numpy() * self.act_std + self.act_mean
+        low = np.asarray(self.action_space.low, dtype=np.float32)
+        high = np.asarray(self.action_space.high, dtype=np.float32)
+        return np.clip(acts, low, high).astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write weights, normalization and settings to one safetensors file (atomically)."""
+        model = self._require_model()
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
+            tensors[name] = torch.as_tensor(getattr(self, name))
+        metadata = {
+            "kind": CHECKPOINT_KIND,
+            "version": 1,
+            "observation_space": box_to_dict(self.observation_space),
+            "action_space": box_to_dict(self.action_space),
+            "n_samples": self.n_samples,
+            "log_eps": repr(self.log_eps),
+            "config": self.config,
+            "final_loss": self.training_metrics.get("final_loss"),
+        }
+        return save_checkpoint(path, tensors, metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScoreSupportSampler":
+        """Inverse of :meth:`save`; raises :class:`~saq_wrappers.errors.CheckpointError`."""
+        from saq_wrappers.errors import CheckpointError
+
+        tensors, meta = load_checkpoint(path, CHECKPOINT_KIND)
+        try:
+            sampler = cls(
+                box_from_dict(meta["observation_space"]), box_from_dict(meta["action_space"]),
+                n_samples=int(meta["n_samples"]), log_eps=float(meta["log_eps"]), **meta["config"],
+            )
+            for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
+                setattr(sampler, name, tensors[name].numpy().astype(np.float32))
+            nets = [sampler._new_net() for _ in range(sampler.config["n_ensemble"])]
+            model = EnsembleScore(nets)
+            state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+            model.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{str(path)!r} is a malformed {CHECKPOINT_KIND} checkpoint ({error})") from error
+        sampler._set_model(list(model.members))
+        sampler.training_metrics = {"final_loss": meta.get("final_loss")}
+        return sampler
+
+    def __repr__(self) -> str:
+        fitted = "fitted" if self._model is not None else "not fitted"
+        return (
+            f"ScoreSupportSampler(N={self.n_samples}, log_eps={self.log_eps}, obs_dim={self.obs_dim}, "
+            f"action_dim={self.action_dim}, {fitted})"
+        )
