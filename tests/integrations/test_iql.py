@@ -1,0 +1,264 @@
+"""DiscreteIQL (SAQ-IQL): closed-form policy (SAQ eq. 10), expectile regression, learning on a
+small MDP with a known optimal code, d3rlpy save/load round trips, evaluators, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import d3rlpy
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from saq_wrappers.integrations.d3rlpy.iql import (
+    DiscreteActionSpaceError,
+    DiscreteIQL,
+    DiscreteIQLConfig,
+    expectile_loss,
+    iql_policy_logits,
+)
+
+K = 4
+EYE = np.eye(3, dtype=np.float32)
+#: behavior probabilities of the two-step MDP below (code 3 is never in the data)
+P_START = [0.3, 0.35, 0.35]
+P_GOOD = [0.35, 0.3, 0.35]
+R_GOOD = np.array([0.2, 1.0, 0.2])
+
+
+def two_step_dataset(n_episodes: int = 1500, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
+    """Start state s0; code 0 leads to the good state sG, codes 1-2 to the dead state sB.
+
+    In sG code 1 pays 1 and codes 0, 2 pay 0.2; sB pays 0. The behavior policy mostly picks
+    the worse codes, and code 3 never occurs. Optimal codes: 0 at s0, 1 at sG.
+    """
+    rng = np.random.default_rng(seed)
+    obs, act, rew, term = [], [], [], []
+    for _ in range(n_episodes):
+        first = int(rng.choice(3, p=P_START))
+        middle = 1 if first == 0 else 2
+        if middle == 1:
+            second = int(rng.choice(3, p=P_GOOD))
+            reward = float(R_GOOD[second])
+        else:
+            second, reward = int(rng.integers(3)), 0.0
+        obs += [EYE[0], EYE[middle]]
+        act += [first, second]
+        rew += [0.0, reward]
+        term += [0.0, 1.0]
+    return d3rlpy.dataset.MDPDataset(
+        np.asarray(obs),
+        np.asarray(act),
+        np.asarray(rew, dtype=np.float32),
+        np.asarray(term, dtype=np.float32),
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
+        action_size=K,
+    )
+
+
+def small_config(**overrides: object) -> DiscreteIQLConfig:
+    encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[64, 64])
+    settings: dict[str, object] = dict(
+        batch_size=128,
+        critic_learning_rate=1e-3,
+        behavior_learning_rate=1e-3,
+        expectile=0.8,
+        tau=0.02,
+        critic_encoder_factory=encoder,
+        value_encoder_factory=encoder,
+        behavior_encoder_factory=encoder,
+    )
+    settings.update(overrides)
+    return DiscreteIQLConfig(**settings)  # type: ignore[arg-type]
+
+
+def quiet_fit(algo: DiscreteIQL, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object) -> list:
+    return algo.fit(
+        dataset,
+        n_steps=n_steps,
+        n_steps_per_epoch=kwargs.pop("n_steps_per_epoch", n_steps),  # type: ignore[arg-type]
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def two_point_expectile(x0: float, x1: float, p1: float, tau: float) -> float:
+    """Closed-form tau-expectile of the distribution {x1 w.p. p1, x0 otherwise}, x0 < x1."""
+    return (tau * p1 * x1 + (1 - tau) * (1 - p1) * x0) / (tau * p1 + (1 - tau) * (1 - p1))
+
+
+@pytest.fixture(scope="module")
+def trained() -> DiscreteIQL:
+    torch.manual_seed(0)
+    algo = small_config().create(device="cpu:0")
+    quiet_fit(algo, two_step_dataset(), n_steps=2500)
+    return algo
+
+
+# ---- expectile regression ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.7, 0.9])
+def test_expectile_loss_is_minimized_at_the_expectile(tau: float) -> None:
+    rng = np.random.default_rng(1)
+    # (a) a two-point distribution with a closed-form expectile
+    samples = torch.tensor(np.where(rng.random(20_000) < 0.3, 1.0, 0.2), dtype=torch.float64)
+    expected = two_point_expectile(0.2, 1.0, float((samples == 1.0).double().mean()), tau)
+    grid = torch.linspace(0.0, 1.2, 2401, dtype=torch.float64)
+    losses = torch.stack([expectile_loss(samples - v, tau) for v in grid])
+    assert float(grid[losses.argmin()]) == pytest.approx(expected, abs=1e-3)
+    # (b) an exponential sample: the minimizer solves tau E(x-m)+ = (1-tau) E(m-x)+ (bisection)
+    x = rng.exponential(size=20_000)
+    lo, hi = x.min(), x.max()
+    for _ in range(100):
+        m = 0.5 * (lo + hi)
+        if tau * np.maximum(x - m, 0).sum() > (1 - tau) * np.maximum(m - x, 0).sum():
+            lo = m
+        else:
+            hi = m
+    v = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optim = torch.optim.LBFGS([v], max_iter=200, line_search_fn="strong_wolfe")
+    xt = torch.tensor(x)
+
+    def closure() -> torch.Tensor:
+        optim.zero_grad()
+        loss = expectile_loss(xt - v, tau)
+        loss.backward()
+        return loss
+
+    optim.step(closure)
+    minimizer = float(v.detach())
+    assert minimizer == pytest.approx(m, abs=1e-4)
+    if tau == 0.5:
+        assert minimizer == pytest.approx(x.mean(), abs=1e-4)
+
+
+# ---- SAQ eq. 10 -------------------------------------------------------------------------------
+
+
+def test_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
+    torch.manual_seed(3)
+    # temperature 1 so no probability is numerically 0/1; a high clip so clipping is exercised
+    algo = small_config(temperature=0.7, log_behavior_min=-1.3).create(device="cpu:0")
+    quiet_fit(algo, two_step_dataset(200), n_steps=50)
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    modules = algo.impl.modules
+    with torch.no_grad():
+        tx = torch.from_numpy(x)
+        q_min = np.minimum.reduce([q(tx).q_value.numpy() for q in modules.targ_q_funcs])
+        v = modules.value_func(tx).numpy()
+        behavior_logits = modules.behavior_policy._fc(modules.behavior_policy._encoder(tx)).numpy()
+    log_beta = behavior_logits - np.log(np.exp(behavior_logits).sum(axis=1, keepdims=True))
+    assert (log_beta < -1.3).any(), "test must exercise the clip"
+    logits = (q_min - v) / 0.7 + np.maximum(log_beta, -1.3)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+
+    np.testing.assert_allclose(algo.predict_policy(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(algo.predict(x), expected.argmax(axis=1))
+    # sample_action draws from the same distribution
+    many = np.repeat(x[:1], 6000, axis=0)
+    counts = np.bincount(algo.sample_action(many), minlength=K) / len(many)
+    np.testing.assert_allclose(counts, expected[0], atol=0.03)
+    # predict_value is Q(s, a) (mean of the critics), as d3rlpy does
+    codes = np.arange(16) % K
+    with torch.no_grad():
+        q_mean = np.mean([q(tx).q_value.numpy() for q in modules.q_funcs], axis=0)
+    np.testing.assert_allclose(algo.predict_value(x, codes), q_mean[np.arange(16), codes], rtol=1e-5)
+
+
+def test_iql_policy_logits_function() -> None:
+    q = torch.tensor([[1.0, 2.0, 0.0]])
+    v = torch.tensor([0.5])
+    log_beta = torch.log(torch.tensor([[0.5, 0.5 - 1e-6, 1e-6]]))
+    logits = iql_policy_logits(q, v, log_beta, temperature=0.5, log_behavior_min=-8.0)
+    expected = torch.tensor([[1.0, 3.0, -1.0]]) + torch.tensor([[np.log(0.5), np.log(0.5 - 1e-6), -8.0]])
+    torch.testing.assert_close(logits, expected.float())
+
+
+# ---- learning ---------------------------------------------------------------------------------
+
+
+def test_learns_the_optimal_codes_and_the_expectile_value(trained: DiscreteIQL) -> None:
+    # optimal code 0 at s0 (leads to sG), code 1 at sG, although the data mostly holds others
+    assert list(trained.predict(EYE[:2])) == [0, 1]
+    probs = trained.predict_policy(EYE)
+    assert probs[0, 0] > 0.9 and probs[1, 1] > 0.9
+    # the never-seen code 3 gets (almost) no mass anywhere
+    assert probs[:, 3].max() < 0.05
+    # V(sG) is the 0.8-expectile of Q(sG, code) under the behavior codes, not their mean (0.44)
+    with torch.no_grad():
+        v_good = float(trained.impl.modules.value_func(torch.from_numpy(EYE[1:2])))
+    assert v_good == pytest.approx(two_point_expectile(0.2, 1.0, P_GOOD[1], 0.8), abs=0.08)
+    # Q(sG, k) are the rewards (one-step, terminal)
+    q_good = [float(trained.predict_value(EYE[1:2], np.array([k]))[0]) for k in range(3)]
+    np.testing.assert_allclose(q_good, R_GOOD, atol=0.08)
+
+
+# ---- d3rlpy integration ----------------------------------------------------------------------
+
+
+def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteIQL, tmp_path: Path) -> None:
+    x = np.random.default_rng(5).normal(size=(32, 3)).astype(np.float32)
+    codes = np.arange(32) % K
+    path = tmp_path / "iql.d3"
+    trained.save(str(path))
+    loaded = d3rlpy.load_learnable(str(path), device="cpu:0")
+    assert isinstance(loaded, DiscreteIQL)
+    assert loaded.config.expectile == 0.8 and loaded.config.temperature == 0.1
+    np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
+    np.testing.assert_array_equal(loaded.predict_value(x, codes), trained.predict_value(x, codes))
+    np.testing.assert_array_equal(loaded.predict_policy(x), trained.predict_policy(x))
+
+    weights = tmp_path / "iql.pt"
+    trained.save_model(str(weights))
+    fresh = small_config().create(device="cpu:0")
+    fresh.build_with_dataset(two_step_dataset(10))
+    assert not np.array_equal(fresh.predict_policy(x), trained.predict_policy(x))
+    fresh.load_model(str(weights))
+    np.testing.assert_array_equal(fresh.predict_policy(x), trained.predict_policy(x))
+    np.testing.assert_array_equal(fresh.predict_value(x, codes), trained.predict_value(x, codes))
+
+
+def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
+    algo = small_config().create(device="cpu:0")
+    results = quiet_fit(
+        algo,
+        two_step_dataset(100),
+        n_steps=40,
+        n_steps_per_epoch=20,
+        evaluators={
+            "td_error": d3rlpy.metrics.TDErrorEvaluator(),
+            "value_scale": d3rlpy.metrics.AverageValueEstimationEvaluator(),
+        },
+    )
+    assert [epoch for epoch, _ in results] == [1, 2]
+    for _, metrics in results:
+        assert np.isfinite(metrics["td_error"]) and np.isfinite(metrics["value_scale"])
+        assert {"q_loss", "v_loss", "behavior_loss"} <= set(metrics)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+
+def test_continuous_dataset_is_rejected_with_a_clear_error() -> None:
+    rng = np.random.default_rng(0)
+    dataset = d3rlpy.dataset.MDPDataset(
+        rng.normal(size=(50, 3)).astype(np.float32),
+        rng.uniform(-1, 1, size=(50, 2)).astype(np.float32),
+        np.zeros(50, dtype=np.float32),
+        np.r_[np.zeros(49), 1.0].astype(np.float32),
+    )
+    algo = small_config().create(device="cpu:0")
+    with pytest.raises(DiscreteActionSpaceError, match="discrete-action algorithm.*CONTINUOUS") as info:
+        quiet_fit(algo, dataset, n_steps=10)
+    assert isinstance(info.value, AssertionError) and isinstance(info.value, ValueError)
+    assert "to_discrete_dataset" in str(info.value)
+    with pytest.raises(DiscreteActionSpaceError):
+        algo.build_with_dataset(dataset)
+    with pytest.raises(DiscreteActionSpaceError, match="SAQActionWrapper"):
+        algo.build_with_env(gym.make("Pendulum-v1"))
+    assert algo.impl is None
