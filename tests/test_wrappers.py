@@ -448,3 +448,42 @@ def test_vector_wrapper_on_async_env() -> None:
         assert envs.action_masks().all()
     finally:
         envs.close()
+
+
+def test_agent_editing_observations_in_place_does_not_change_decoding() -> None:
+    env = SAQActionWrapper(RecorderEnv(), AffineActionSet())
+    obs, _ = env.reset(seed=0)
+    want = AffineActionSet.expected(obs, 2)
+    obs *= 0.0  # e.g. an agent normalizing the array it was given, in place
+    env.step(2)
+    np.testing.assert_array_equal(env.unwrapped.received[-1], want)
+
+    envs = SAQVectorActionWrapper(_sync((4, 4), copy=False), AffineActionSet())
+    batch, _ = envs.reset(seed=0)
+    wants = [AffineActionSet.expected(row, 3) for row in batch]
+    batch *= 0.0
+    envs.step(np.array([3, 3]))
+    for sub_env, want in zip(envs.env.envs, wants):
+        np.testing.assert_array_equal(sub_env.unwrapped.received[-1], want)
+
+
+def test_multidimensional_observations_get_a_batch_axis() -> None:
+    class Grid(gym.Env[np.ndarray, np.ndarray]):
+        observation_space = Box(-1.0, 1.0, shape=(2, 3), dtype=np.float32)
+        action_space = Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+        def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+            super().reset(seed=seed)
+            return np.zeros((2, 3), np.float32), {}
+
+        def step(self, action: np.ndarray):
+            return np.zeros((2, 3), np.float32), 0.0, False, False, {}
+
+    env = Grid()
+    action_set = FixedActionSet(env.observation_space, env.action_space, [[-0.5], [0.5]])
+    wrapped = SAQActionWrapper(env, action_set)
+    wrapped.reset(seed=0)
+    assert wrapped.current_observation.shape == (2, 3)
+    _, _, _, _, info = wrapped.step(1)
+    np.testing.assert_array_equal(info["continuous_action"], [0.5])
+    np.testing.assert_array_equal(wrapped.action_masks(), [True, True])

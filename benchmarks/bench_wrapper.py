@@ -1,0 +1,407 @@
+"""Wrapper overhead: steps/s of SAQActionWrapper(Hopper-v5) vs the raw env, single and vector.
+
+Measured side by side in one run (raw and wrapped alternate, each measurement repeated and the
+median taken), because shared machines are noisy and only ratios are comparable across runs:
+
+1. single env: raw ``Hopper-v5`` vs ``SAQActionWrapper(Hopper-v5, VQVAEQuantizer())`` with the
+   default quantizer config (K=64, 512-512 MLPs). The quantizer is fitted for a few updates on
+   random rows only so its normalization is set: an untrained decoder costs the same to run.
+   Target: wrapped >= 0.7x raw steps/s.
+2. decode: one ``decode`` call for a batch of 16 observations vs for one observation.
+   Target: batch-16 < 2x single.
+3. vector: ``SyncVectorEnv`` of 16 Hopper envs, raw vs ``SAQVectorActionWrapper``.
+4. where the time goes: the wrapper's own bookkeeping (with a zero-cost action set), the
+   quantizer's input checks, and each layer of the quantizer's numpy decode path.
+
+Hopper is made with ``terminate_when_unhealthy=False`` so that every episode lasts exactly 1000
+steps whatever the actions: random continuous actions and decoded random codes would otherwise
+end episodes at different rates, and the reset cost would differ between the two sides.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_wrapper.py            # full run
+    OMP_NUM_THREADS=1 python benchmarks/bench_wrapper.py --quick    # smoke run, a few seconds
+
+Writes ``benchmarks/results/wrapper.json`` and ``wrapper.md`` (atomically).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Per-step decoding is a handful of tiny matrix products: extra BLAS threads only add overhead,
+# and the machines this runs on are shared. Must be set before numpy is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from saq_wrappers.io import atomic_output
+from saq_wrappers.vqvae import VQVAEQuantizer
+from saq_wrappers.wrappers import SAQActionWrapper, SAQVectorActionWrapper
+
+ENV_ID = "Hopper-v5"
+ENV_KWARGS: dict[str, Any] = {"terminate_when_unhealthy": False}
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class ConstantActionSet:
+    """A zero-cost action set (decode returns a preallocated row): isolates wrapper bookkeeping."""
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, n: int):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self._n = n
+        self._row = np.zeros((1, action_space.shape[0]), dtype=np.float32)
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    def candidates(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = len(obs)
+        return (
+            np.zeros((batch, self._n, self._row.shape[1]), np.float32),
+            np.ones((batch, self._n), bool),
+        )
+
+    def decode(self, obs: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return self._row if len(obs) == 1 else np.zeros((len(obs), self._row.shape[1]), np.float32)
+
+
+class TimedActionSet:
+    """Forwards to an action set and accumulates the wall time spent in ``decode``.
+
+    Decoding inside the env loop can cost more than in a tight micro-benchmark loop: the physics
+    step in between evicts the decoder's weights (about 1 MB for 512x512 float32) from the CPU
+    caches. This proxy measures the cost where it is actually paid.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.observation_space = inner.observation_space
+        self.action_space = inner.action_space
+        self.seconds = 0.0
+        self.calls = 0
+
+    @property
+    def n(self) -> int:
+        return self.inner.n
+
+    def candidates(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner.candidates(obs)
+
+    def decode(self, obs: np.ndarray, index: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.inner.decode(obs, index)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return out
+
+
+def make_quantizer(env: gym.Env[Any, Any], seed: int = 0) -> VQVAEQuantizer:
+    """Default-config quantizer, fitted briefly on random rows so normalization is set."""
+    rng = np.random.default_rng(seed)
+    obs_dim = env.observation_space.shape[0]
+    act_space = env.action_space
+    obs = rng.normal(size=(512, obs_dim)).astype(np.float32)
+    actions = rng.uniform(act_space.low, act_space.high, (512, act_space.shape[0]))
+    quantizer = VQVAEQuantizer(env.observation_space, env.action_space, seed=seed)
+    quantizer.fit(obs, actions.astype(np.float32), n_steps=20, progress=False)
+    return quantizer
+
+
+def steps_per_second(env: Any, actions: list[Any], vector: bool = False) -> float:
+    """Step ``env`` once per entry of ``actions`` (resetting single envs at episode ends)."""
+    env.reset(seed=0)
+    start = time.perf_counter()
+    if vector:  # vector envs autoreset
+        for action in actions:
+            env.step(action)
+    else:
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+    elapsed = time.perf_counter() - start
+    return len(actions) / elapsed
+
+
+def calls_per_second(fn: Callable[[], Any], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return number / (time.perf_counter() - start)
+
+
+def median_interleaved(
+    measures: dict[str, Callable[[], float]], repeats: int
+) -> dict[str, dict[str, Any]]:
+    """Run every measure ``repeats`` times, alternating, and keep all samples and the median."""
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(repeats):
+        for name, measure in measures.items():
+            samples[name].append(measure())
+    return {
+        name: {"median": statistics.median(values), "samples": values}
+        for name, values in samples.items()
+    }
+
+
+def decode_profile(
+    quantizer: VQVAEQuantizer, obs: np.ndarray, number: int, repeats: int
+) -> dict[str, float]:
+    """Microseconds per call of each stage of a single-observation decode in a tight loop
+    (hot caches; median of repeats).
+
+    Reads the quantizer's numpy fast-path weights (``_fast``) to time each layer on its own;
+    this is a measurement aid only, the library never relies on it.
+    """
+    fast = quantizer._fast
+    assert fast is not None
+    index = np.array([7], dtype=np.int64)
+    flat = obs.reshape(1, -1)
+
+    def per_call_us(fn: Callable[[], Any]) -> float:
+        calls_per_second(fn, max(number // 10, 1))  # warm caches
+        return statistics.median(1e6 / calls_per_second(fn, number) for _ in range(repeats))
+
+    h0 = fast["table"][index]
+    hidden = [h0]
+    h = h0.copy()
+    for weight, bias in fast["hidden"]:
+        h = np.maximum(h, 0.0) @ weight + bias
+        hidden.append(h)
+    profile: dict[str, float] = {
+        "decode, tight loop (public, with checks)": per_call_us(lambda: quantizer.decode(obs, index)),
+        "numpy forward only (_decode_numpy)": per_call_us(
+            lambda: quantizer._decode_numpy(flat, index)
+        ),
+        "code table lookup (K x H row)": per_call_us(lambda: fast["table"][index]),
+    }
+    if fast["w_state"] is not None:
+        w_state = fast["w_state"]
+        profile[f"state part of layer 1 (normalize + {w_state.shape[0]}x{w_state.shape[1]})"] = (
+            per_call_us(lambda: ((flat - fast["obs_mean"]) / fast["obs_std"]) @ w_state)
+        )
+    for i, (weight, bias) in enumerate(fast["hidden"]):
+        x = hidden[i]
+        profile[f"hidden layer {i + 2} (relu + {weight.shape[0]}x{weight.shape[1]} + bias)"] = (
+            per_call_us(lambda x=x, weight=weight, bias=bias: np.maximum(x, 0.0) @ weight + bias)
+        )
+    last = hidden[-1]
+    w_out = fast["w_out"]
+    profile[f"output layer (relu + {w_out.shape[0]}x{w_out.shape[1]} + clip)"] = per_call_us(
+        lambda: np.clip(
+            np.maximum(last, 0.0) @ w_out + fast["b_out"], quantizer._low, quantizer._high
+        )
+    )
+    return profile
+
+
+def run(quick: bool) -> dict[str, Any]:
+    repeats = 3 if quick else 7
+    single_steps = 300 if quick else 3000
+    vector_steps = 30 if quick else 300
+    decode_calls = 300 if quick else 3000
+    num_envs = 16
+    rng = np.random.default_rng(0)
+
+    raw = gym.make(ENV_ID, **ENV_KWARGS)
+    quantizer = make_quantizer(raw)
+    wrapped = SAQActionWrapper(gym.make(ENV_ID, **ENV_KWARGS), quantizer)
+    bookkeeping = SAQActionWrapper(
+        gym.make(ENV_ID, **ENV_KWARGS),
+        ConstantActionSet(raw.observation_space, raw.action_space, quantizer.n),
+    )
+    timed = TimedActionSet(quantizer)
+    timed_env = SAQActionWrapper(gym.make(ENV_ID, **ENV_KWARGS), timed)
+    raw.action_space.seed(0)
+    raw_actions = [raw.action_space.sample() for _ in range(single_steps)]
+    indices = [int(k) for k in rng.integers(quantizer.n, size=single_steps)]
+
+    single = median_interleaved(
+        {
+            "raw": lambda: steps_per_second(raw, raw_actions),
+            "wrapped": lambda: steps_per_second(wrapped, indices),
+            "wrapped, zero-cost action set": lambda: steps_per_second(bookkeeping, indices),
+        },
+        repeats,
+    )
+    in_loop_decode_us = []
+    for _ in range(repeats):
+        timed.seconds, timed.calls = 0.0, 0
+        steps_per_second(timed_env, indices)
+        in_loop_decode_us.append(1e6 * timed.seconds / timed.calls)
+
+    obs1 = rng.normal(size=(1, raw.observation_space.shape[0])).astype(np.float32)
+    obs16 = rng.normal(size=(num_envs, raw.observation_space.shape[0])).astype(np.float32)
+    idx1 = np.array([3], dtype=np.int64)
+    idx16 = rng.integers(quantizer.n, size=num_envs).astype(np.int64)
+    decode = median_interleaved(
+        {
+            "single": lambda: calls_per_second(lambda: quantizer.decode(obs1, idx1), decode_calls),
+            "batch16": lambda: calls_per_second(
+                lambda: quantizer.decode(obs16, idx16), decode_calls
+            ),
+            "batch16, torch path": lambda: calls_per_second(
+                lambda: quantizer.decode_torch(obs16, idx16), max(decode_calls // 4, 10)
+            ),
+        },
+        repeats,
+    )
+
+    raw_vec = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="sync", **ENV_KWARGS)
+    wrapped_vec = SAQVectorActionWrapper(
+        gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="sync", **ENV_KWARGS),
+        quantizer,
+    )
+    raw_vec.action_space.seed(0)
+    vec_actions = [raw_vec.action_space.sample() for _ in range(vector_steps)]
+    vec_indices = [rng.integers(quantizer.n, size=num_envs) for _ in range(vector_steps)]
+    vector = median_interleaved(
+        {
+            "raw": lambda: steps_per_second(raw_vec, vec_actions, vector=True),
+            "wrapped": lambda: steps_per_second(wrapped_vec, vec_indices, vector=True),
+        },
+        repeats,
+    )
+    raw_vec.close()
+    wrapped_vec.close()
+
+    profile = {"decode inside the env loop (cold caches)": statistics.median(in_loop_decode_us)}
+    profile.update(decode_profile(quantizer, obs1, decode_calls, repeats))
+
+    raw_us = 1e6 / single["raw"]["median"]
+    wrapped_us = 1e6 / single["wrapped"]["median"]
+    bookkeeping_us = 1e6 / single["wrapped, zero-cost action set"]["median"]
+    return {
+        "config": {
+            "env": ENV_ID,
+            "env_kwargs": ENV_KWARGS,
+            "quantizer": repr(quantizer),
+            "num_envs": num_envs,
+            "repeats": repeats,
+            "single_steps_per_repeat": single_steps,
+            "vector_steps_per_repeat": vector_steps,
+            "decode_calls_per_repeat": decode_calls,
+            "quick": quick,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "torch_threads": torch.get_num_threads(),
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "gymnasium": gym.__version__,
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "single_env": {
+            **single,
+            "ratio_wrapped_over_raw": single["wrapped"]["median"] / single["raw"]["median"],
+            "target_ratio": 0.7,
+            "us_per_step": {
+                "raw": raw_us,
+                "wrapped": wrapped_us,
+                "wrapped, zero-cost action set": bookkeeping_us,
+                "overhead: total": wrapped_us - raw_us,
+                "overhead: wrapper bookkeeping": bookkeeping_us - raw_us,
+            },
+        },
+        "decode": {
+            **decode,
+            "batch16_time_over_single_time": decode["single"]["median"]
+            / decode["batch16"]["median"],
+            "target_ratio": 2.0,
+        },
+        "vector_env": {
+            **vector,
+            "ratio_wrapped_over_raw": vector["wrapped"]["median"] / vector["raw"]["median"],
+            "unit": f"vector steps/s ({num_envs} env steps each)",
+        },
+        "single_decode_profile_us": profile,
+    }
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    single, decode, vector = result["single_env"], result["decode"], result["vector_env"]
+    us = single["us_per_step"]
+    n = cfg["num_envs"]
+    check = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    lines = [
+        f"## Wrapper overhead ({cfg['env']}, {cfg['quantizer']})",
+        "",
+        f"Median of {cfg['repeats']} interleaved repeats; `OMP_NUM_THREADS={cfg['omp_num_threads']}`,"
+        f" {cfg['cpu_count']} CPUs, `terminate_when_unhealthy=False`.",
+        "",
+        "| measurement | raw | wrapped | ratio | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+        f"| single env, steps/s | {single['raw']['median']:,.0f} | {single['wrapped']['median']:,.0f}"
+        f" | {single['ratio_wrapped_over_raw']:.2f}x | >= 0.70x"
+        f" | {check(single['ratio_wrapped_over_raw'] >= 0.7)} |",
+        f"| SyncVectorEnv x{n}, vector steps/s | {vector['raw']['median']:,.1f}"
+        f" | {vector['wrapped']['median']:,.1f} | {vector['ratio_wrapped_over_raw']:.2f}x | | |",
+        "",
+        "| decode call | calls/s | us/call | time vs single | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    ratio16 = decode["batch16_time_over_single_time"]
+    for name in ("single", "batch16", "batch16, torch path"):
+        rate = decode[name]["median"]
+        rel = decode["single"]["median"] / rate
+        target = "< 2.00x" if name == "batch16" else ""
+        met = check(ratio16 < 2.0) if name == "batch16" else ""
+        lines.append(f"| {name} | {rate:,.0f} | {1e6 / rate:.1f} | {rel:.2f}x | {target} | {met} |")
+    lines += [
+        "",
+        "Where a wrapped single-env step's time goes (us):",
+        "",
+        "| part | us |",
+        "|---|---:|",
+        f"| raw env step | {us['raw']:.1f} |",
+        f"| wrapper bookkeeping (zero-cost action set) | {us['overhead: wrapper bookkeeping']:.1f} |",
+        f"| total overhead with the quantizer | {us['overhead: total']:.1f} |",
+    ]
+    for part, value in result["single_decode_profile_us"].items():
+        lines.append(f"| decode: {part} | {value:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result: dict[str, Any], markdown: str, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out_dir / "wrapper.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    with atomic_output(out_dir / "wrapper.md") as tmp:
+        tmp.write_text(markdown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few steps and repeats (smoke run)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=RESULTS_DIR, help=f"where to write (default {RESULTS_DIR})"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gymnasium's passive-checker notes on Hopper
+        result = run(args.quick)
+    markdown = to_markdown(result)
+    print(markdown)
+    write_results(result, markdown, args.out_dir)
+    print(f"wrote {args.out_dir / 'wrapper.json'} and {args.out_dir / 'wrapper.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
