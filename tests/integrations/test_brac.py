@@ -1,0 +1,267 @@
+"""DiscreteBRAC (SAQ-BRAC): exact KL / critic target / actor objective against explicit sums
+(SAQ eqs. 2-4), learning on a small MDP with a known optimal code, d3rlpy round trips, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import d3rlpy
+import numpy as np
+import pytest
+import torch
+
+from saq_wrappers.integrations.d3rlpy.brac import (
+    DiscreteBRAC,
+    DiscreteBRACConfig,
+    brac_critic_target,
+    brac_soft_value,
+    categorical_kl,
+)
+from saq_wrappers.integrations.d3rlpy.iql import DiscreteActionSpaceError
+
+K = 4
+EYE = np.eye(3, dtype=np.float32)
+P_START = [0.3, 0.35, 0.35]
+P_GOOD = [0.35, 0.3, 0.35]
+R_GOOD = np.array([0.2, 1.0, 0.2])
+
+
+def two_step_dataset(n_episodes: int = 1500, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
+    """s0 --code 0--> sG (code 1 pays 1, codes 0/2 pay 0.2); s0 --codes 1,2--> sB (pays 0).
+
+    The behavior policy mostly picks worse codes; code 3 never occurs. Optimal: 0 at s0, 1 at sG.
+    """
+    rng = np.random.default_rng(seed)
+    obs, act, rew, term = [], [], [], []
+    for _ in range(n_episodes):
+        first = int(rng.choice(3, p=P_START))
+        middle = 1 if first == 0 else 2
+        if middle == 1:
+            second = int(rng.choice(3, p=P_GOOD))
+            reward = float(R_GOOD[second])
+        else:
+            second, reward = int(rng.integers(3)), 0.0
+        obs += [EYE[0], EYE[middle]]
+        act += [first, second]
+        rew += [0.0, reward]
+        term += [0.0, 1.0]
+    return d3rlpy.dataset.MDPDataset(
+        np.asarray(obs),
+        np.asarray(act),
+        np.asarray(rew, dtype=np.float32),
+        np.asarray(term, dtype=np.float32),
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
+        action_size=K,
+    )
+
+
+def small_config(**overrides: object) -> DiscreteBRACConfig:
+    encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[64, 64])
+    settings: dict[str, object] = dict(
+        batch_size=128,
+        actor_learning_rate=1e-3,
+        critic_learning_rate=1e-3,
+        behavior_learning_rate=1e-3,
+        beta=0.1,
+        alpha=0.1,
+        tau=0.02,
+        behavior_pretrain_steps=300,
+        actor_encoder_factory=encoder,
+        critic_encoder_factory=encoder,
+        behavior_encoder_factory=encoder,
+    )
+    settings.update(overrides)
+    return DiscreteBRACConfig(**settings)  # type: ignore[arg-type]
+
+
+def quiet_fit(algo: DiscreteBRAC, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object) -> list:
+    return algo.fit(
+        dataset,
+        n_steps=n_steps,
+        n_steps_per_epoch=kwargs.pop("n_steps_per_epoch", n_steps),  # type: ignore[arg-type]
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def random_log_probs(rng: np.random.Generator, shape: tuple[int, int]) -> torch.Tensor:
+    logits = torch.tensor(rng.normal(scale=2.0, size=shape))
+    return torch.log_softmax(logits, dim=-1)
+
+
+@pytest.fixture(scope="module")
+def trained() -> DiscreteBRAC:
+    torch.manual_seed(0)
+    algo = small_config().create(device="cpu:0")
+    quiet_fit(algo, two_step_dataset(), n_steps=1500)
+    return algo
+
+
+# ---- the math against explicit loops ------------------------------------------------------
+
+
+def test_kl_soft_value_and_target_equal_explicit_sums() -> None:
+    rng = np.random.default_rng(0)
+    B, k = 5, 6
+    log_pi, log_beta = random_log_probs(rng, (B, k)), random_log_probs(rng, (B, k))
+    q = torch.tensor(rng.normal(size=(B, k)))
+    rewards, terminals = torch.tensor(rng.normal(size=(B, 1))), torch.tensor([[0.0], [1.0], [0.0], [0.0], [1.0]], dtype=torch.float64)
+    beta, alpha, gamma = 0.7, 0.3, 0.9
+    for b in range(B):
+        pi = [math.exp(float(log_pi[b, i])) for i in range(k)]
+        kl = sum(pi[i] * (float(log_pi[b, i]) - float(log_beta[b, i])) for i in range(k))
+        assert float(categorical_kl(log_pi, log_beta)[b]) == pytest.approx(kl, rel=1e-10)
+        soft = sum(pi[i] * (float(q[b, i]) + beta * float(log_beta[b, i]) - alpha * float(log_pi[b, i])) for i in range(k))
+        assert float(brac_soft_value(q, log_pi, log_beta, beta, alpha)[b]) == pytest.approx(soft, rel=1e-10)
+        # SAQ eq. 3 as printed: no -alpha log pi term in the target
+        eq3 = sum(pi[i] * (float(q[b, i]) + beta * float(log_beta[b, i])) for i in range(k))
+        y = float(rewards[b]) + gamma * (1 - float(terminals[b])) * eq3
+        target = brac_critic_target(rewards, terminals, gamma, q, log_pi, log_beta, beta)
+        assert float(target[b]) == pytest.approx(y, rel=1e-10)
+
+
+def test_sign_conventions_against_kl() -> None:
+    """sum pi [Q + beta log pi_beta - alpha log pi] = E_pi Q - beta KL + (alpha - beta) H(pi)."""
+    rng = np.random.default_rng(1)
+    log_pi, log_beta = random_log_probs(rng, (7, 5)), random_log_probs(rng, (7, 5))
+    q = torch.tensor(rng.normal(size=(7, 5)))
+    pi = log_pi.exp()
+    expected_q = (pi * q).sum(-1)
+    entropy = -(pi * log_pi).sum(-1)
+    kl = categorical_kl(log_pi, log_beta)
+    for beta, alpha in [(0.5, 0.5), (0.5, 0.0), (0.2, 1.0)]:
+        torch.testing.assert_close(
+            brac_soft_value(q, log_pi, log_beta, beta, alpha), expected_q - beta * kl + (alpha - beta) * entropy
+        )
+    # alpha == beta: exactly BRAC-v's KL-regularized objective
+    torch.testing.assert_close(brac_soft_value(q, log_pi, log_beta, 0.5, 0.5), expected_q - 0.5 * kl)
+
+
+def test_impl_target_and_actor_loss_use_the_networks_exactly() -> None:
+    torch.manual_seed(2)
+    algo = small_config(behavior_pretrain_steps=5).create(device="cpu:0")
+    dataset = two_step_dataset(100)
+    quiet_fit(algo, dataset, n_steps=30)
+    impl, modules, cfg = algo.impl, algo.impl.modules, algo.config
+    batch = dataset.sample_transition_batch(32)
+    tb = d3rlpy.torch_utility.TorchMiniBatch.from_batch(batch, gamma=cfg.gamma, compute_returns_to_go=False, device="cpu:0")
+    with torch.no_grad():
+        s, s2 = tb.observations, tb.next_observations
+        q_next = torch.minimum(*[q(s2).q_value for q in modules.targ_q_funcs])
+        pi_next = torch.softmax(modules.policy._fc(modules.policy._encoder(s2)), -1)
+        beta_next = torch.softmax(modules.behavior_policy._fc(modules.behavior_policy._encoder(s2)), -1)
+        q_now = torch.minimum(*[q(s).q_value for q in modules.q_funcs])
+        pi_now = torch.softmax(modules.policy._fc(modules.policy._encoder(s)), -1)
+        beta_now = torch.softmax(modules.behavior_policy._fc(modules.behavior_policy._encoder(s)), -1)
+        target = impl.compute_target(tb)
+        losses = impl.compute_actor_loss(s)
+    for b in range(32):
+        inner = sum(float(pi_next[b, k]) * (float(q_next[b, k]) + cfg.beta * math.log(float(beta_next[b, k]))) for k in range(K))
+        y = float(tb.rewards[b]) + cfg.gamma * (1 - float(tb.terminals[b])) * inner
+        assert float(target[b]) == pytest.approx(y, rel=1e-4, abs=1e-5)
+    objective = np.mean(
+        [
+            sum(
+                float(pi_now[b, k])
+                * (float(q_now[b, k]) + cfg.beta * math.log(float(beta_now[b, k])) - cfg.alpha * math.log(float(pi_now[b, k])))
+                for k in range(K)
+            )
+            for b in range(32)
+        ]
+    )
+    assert float(losses["actor_loss"]) == pytest.approx(-objective, rel=1e-4, abs=1e-5)
+    kl = np.mean([sum(float(pi_now[b, k]) * math.log(float(pi_now[b, k] / beta_now[b, k])) for k in range(K)) for b in range(32)])
+    assert float(losses["kl"]) == pytest.approx(kl, rel=1e-4, abs=1e-6)
+
+
+def test_behavior_pretraining_phase_only_trains_pi_beta() -> None:
+    algo = small_config(behavior_pretrain_steps=20).create(device="cpu:0")
+    dataset = two_step_dataset(100)
+    algo.build_with_dataset(dataset)
+    actor_before = [p.clone() for p in algo.impl.modules.policy.parameters()]
+    critic_before = [p.clone() for p in algo.impl.modules.q_funcs.parameters()]
+    beta_before = [p.clone() for p in algo.impl.modules.behavior_policy.parameters()]
+    for _ in range(20):
+        metrics = algo.update(dataset.sample_transition_batch(32))
+    assert set(metrics) == {"behavior_loss"}
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, algo.impl.modules.policy.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(critic_before, algo.impl.modules.q_funcs.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(beta_before, algo.impl.modules.behavior_policy.parameters()))
+    beta_frozen = [p.clone() for p in algo.impl.modules.behavior_policy.parameters()]
+    metrics = algo.update(dataset.sample_transition_batch(32))
+    assert {"critic_loss", "actor_loss", "kl"} <= set(metrics) and "behavior_loss" not in metrics
+    assert all(torch.equal(a, b) for a, b in zip(beta_frozen, algo.impl.modules.behavior_policy.parameters()))
+
+
+# ---- learning -------------------------------------------------------------------------------
+
+
+def test_learns_the_optimal_codes(trained: DiscreteBRAC) -> None:
+    assert list(trained.predict(EYE[:2])) == [0, 1]
+    probs = trained.predict_policy(EYE)
+    assert probs[0, 0] > 0.9 and probs[1, 1] > 0.9
+    # the KL keeps the never-seen code 3 out, also in the dead state where Q is flat
+    assert probs[:, 3].max() < 0.05
+    np.testing.assert_allclose(probs[2, :3], [1 / 3] * 3, atol=0.1)
+    q_good = trained.predict_value(np.repeat(EYE[1:2], 3, 0), np.arange(3))
+    np.testing.assert_allclose(q_good, R_GOOD, atol=0.08)
+    # Q(s0, 0) = gamma * sum_k pi(k|sG) [Q(sG,k) + beta log pi_beta(k|sG)] ~ 0.99 (1 + 0.1 log 0.3)
+    q_start = float(trained.predict_value(EYE[:1], np.array([0]))[0])
+    assert q_start == pytest.approx(0.99 * (1 + 0.1 * math.log(0.3)), abs=0.08)
+
+
+# ---- d3rlpy integration ---------------------------------------------------------------------
+
+
+def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteBRAC, tmp_path: Path) -> None:
+    x = np.random.default_rng(5).normal(size=(32, 3)).astype(np.float32)
+    codes = np.arange(32) % K
+    path = tmp_path / "brac.d3"
+    trained.save(str(path))
+    loaded = d3rlpy.load_learnable(str(path), device="cpu:0")
+    assert isinstance(loaded, DiscreteBRAC) and loaded.config.beta == 0.1
+    np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
+    np.testing.assert_array_equal(loaded.predict_value(x, codes), trained.predict_value(x, codes))
+    np.testing.assert_array_equal(loaded.predict_policy(x), trained.predict_policy(x))
+
+    weights = tmp_path / "brac.pt"
+    trained.save_model(str(weights))
+    fresh = small_config().create(device="cpu:0")
+    fresh.build_with_dataset(two_step_dataset(10))
+    fresh.load_model(str(weights))
+    np.testing.assert_array_equal(fresh.predict_policy(x), trained.predict_policy(x))
+    np.testing.assert_array_equal(fresh.predict_value(x, codes), trained.predict_value(x, codes))
+    counts = np.bincount(fresh.sample_action(np.repeat(EYE[2:3], 3000, 0)), minlength=K) / 3000
+    np.testing.assert_allclose(counts, trained.predict_policy(EYE[2:3])[0], atol=0.04)
+
+
+def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
+    algo = small_config(behavior_pretrain_steps=10).create(device="cpu:0")
+    results = quiet_fit(
+        algo,
+        two_step_dataset(100),
+        n_steps=40,
+        n_steps_per_epoch=20,
+        evaluators={"td_error": d3rlpy.metrics.TDErrorEvaluator()},
+    )
+    assert [epoch for epoch, _ in results] == [1, 2]
+    assert all(np.isfinite(metrics["td_error"]) for _, metrics in results)
+    assert {"critic_loss", "actor_loss", "kl"} <= set(results[-1][1])
+
+
+def test_continuous_dataset_is_rejected_with_a_clear_error() -> None:
+    rng = np.random.default_rng(0)
+    dataset = d3rlpy.dataset.MDPDataset(
+        rng.normal(size=(50, 3)).astype(np.float32),
+        rng.uniform(-1, 1, size=(50, 2)).astype(np.float32),
+        np.zeros(50, dtype=np.float32),
+        np.r_[np.zeros(49), 1.0].astype(np.float32),
+    )
+    algo = small_config().create(device="cpu:0")
+    with pytest.raises(DiscreteActionSpaceError, match="DiscreteBRAC is a discrete-action algorithm"):
+        quiet_fit(algo, dataset, n_steps=10)
+    with pytest.raises(AssertionError, match="CONTINUOUS"):
+        algo.build_with_dataset(dataset)
