@@ -397,6 +397,7 @@ class VQVAEQuantizer:
         )
         self.device = torch.device(device)
         self._obs_shape = tuple(self.observation_space.shape)
+        self._obs_is_flat = len(self._obs_shape) == 1
         self.obs_dim = int(np.prod(self._obs_shape, dtype=np.int64))
         self.act_dim = int(self.action_space.shape[0])
         self._low = np.asarray(self.action_space.low, dtype=np.float32).copy()
@@ -671,21 +672,41 @@ class VQVAEQuantizer:
         if not np.isfinite(o).all():
             check_finite(o, "obs")
         batch = len(o)
-        if (
-            batch == 1
-            and type(index) is np.ndarray
-            and index.shape == (1,)
-            and index.dtype.kind in "iu"
-        ):
-            idx = index
-            if not 0 <= int(index[0]) < self.config.n_codes:
-                check_indices(index, self.config.n_codes, 1)
-        else:
-            idx = check_indices(index, self.config.n_codes, batch)
+        if batch == 1 and self._obs_is_flat:
+            # the per-step call of a wrapper: validate the index with scalar ops only
+            if type(index) is np.ndarray and index.shape == (1,) and index.dtype.kind in "iu":
+                code = int(index[0])
+            else:
+                code = int(check_indices(index, self.config.n_codes, 1)[0])
+            if not 0 <= code < self.config.n_codes:
+                check_indices(np.asarray([code]), self.config.n_codes, 1)
+            return self._decode_one(o[0], code)
+        idx = check_indices(index, self.config.n_codes, batch)
         flat = o.reshape(batch, -1)
         if batch <= NUMPY_MAX_ROWS:
             return self._decode_numpy(flat, idx)
         return self._decode_torch(flat, idx)
+
+    def _decode_one(self, obs: np.ndarray, code: int) -> np.ndarray:
+        """:meth:`_decode_numpy` for one flat observation and one code, with 1-D products
+        (``gemv``) and no fancy indexing: the cheapest path for a wrapper's ``step``."""
+        fast = self._fast
+        assert fast is not None
+        if fast["w_state"] is not None:
+            h = np.dot(obs - fast["obs_mean"], fast["w_state"])
+            h += fast["table"][code]
+        else:
+            h = fast["table"][code].copy()
+        for weight, bias in fast["hidden"]:
+            np.maximum(h, 0.0, out=h)
+            h = np.dot(h, weight)
+            h += bias
+        np.maximum(h, 0.0, out=h)
+        out = np.dot(h, fast["w_out"])
+        out += fast["b_out"]
+        np.maximum(out, self._low, out=out)
+        np.minimum(out, self._high, out=out)
+        return out.reshape(1, -1)
 
     def _decode_flat(self, obs: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if len(obs) <= NUMPY_MAX_ROWS:
@@ -694,12 +715,13 @@ class VQVAEQuantizer:
 
     def _decode_numpy(self, obs: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Decoder forward in numpy: layer 1 of ``concat(s, e_k)`` is ``W_s s + (W_e e_k + b)``
-        with the bracket precomputed for all codes; output scaling folded into the last layer."""
+        with the bracket precomputed for all codes, ``1 / obs_std`` folded into ``W_s`` and the
+        action unnormalization folded into the last layer."""
         fast = self._fast
         assert fast is not None
         h = fast["table"][codes]
         if fast["w_state"] is not None:
-            h += ((obs - fast["obs_mean"]) / fast["obs_std"]) @ fast["w_state"]
+            h += (obs - fast["obs_mean"]) @ fast["w_state"]
         for weight, bias in fast["hidden"]:
             np.maximum(h, 0.0, out=h)
             h = h @ weight
@@ -707,7 +729,9 @@ class VQVAEQuantizer:
         np.maximum(h, 0.0, out=h)
         out = h @ fast["w_out"]
         out += fast["b_out"]
-        return np.clip(out, self._low, self._high, out=out)
+        np.maximum(out, self._low, out=out)
+        np.minimum(out, self._high, out=out)
+        return out
 
     @torch.no_grad()
     def _decode_torch(self, obs: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -879,6 +903,8 @@ class VQVAEQuantizer:
         weight = first.weight.detach().cpu().double()
         codebook = self.model.codebook.detach().cpu().double()
         table = codebook @ weight[:, self.obs_dim :].t() + first.bias.detach().cpu().double()
+        obs_std = torch.from_numpy(norm.obs_std).double()
+        w_state = weight[:, : self.obs_dim].t() / obs_std[:, None]
         last = linears[-1]
         act_std = torch.from_numpy(norm.act_std).double()
         act_mean = torch.from_numpy(norm.act_mean).double()
@@ -890,11 +916,8 @@ class VQVAEQuantizer:
 
         self._fast = {
             "table": f32(table),
-            "w_state": (
-                f32(weight[:, : self.obs_dim].t()) if self.config.state_conditioned else None
-            ),
+            "w_state": f32(w_state) if self.config.state_conditioned else None,
             "obs_mean": norm.obs_mean.copy(),
-            "obs_std": norm.obs_std.copy(),
             "hidden": [
                 (f32(m.weight.detach().cpu().t()), f32(m.bias.detach().cpu()))
                 for m in linears[1:-1]
