@@ -12,8 +12,11 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _isolated_minari_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point Minari at a per-session temp folder so tests never see (or write) user datasets."""
+    """Point Minari and the saq cache at per-session temp folders: tests never touch user data."""
     root = tmp_path_factory.getbasetemp() / "minari"
     root.mkdir(exist_ok=True)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    cache = tmp_path_factory.getbasetemp() / "saq_cache"
+    cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("SAQ_CACHE_DIR", str(cache))
     os.environ.setdefault("MUJOCO_GL", "egl")

@@ -6,4 +6,12 @@ Each submodule adds its public names here with one import line.
 
 from __future__ import annotations
 
+from saq_wrappers.integrations.d3rlpy.datasets import (
+    from_d3rlpy,
+    is_discrete,
+    to_continuous_dataset,
+    to_discrete_dataset,
+)
+from saq_wrappers.integrations.d3rlpy.evaluation import evaluate_algo, saq_environment_evaluator
 from saq_wrappers.integrations.d3rlpy.presets import saq_bc_config, saq_cql_config
+from saq_wrappers.integrations.d3rlpy.training import TrainingRecord, train_with_budget
