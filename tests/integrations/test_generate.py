@@ -1,0 +1,100 @@
+"""Dataset generation from SB3 agents into Minari datasets (tiny Pendulum agents made here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import minari
+import numpy as np
+import pytest
+
+from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.minari import load_minari, minari_info
+
+sb3 = pytest.importorskip("stable_baselines3")
+
+from saq_wrappers.integrations.generate import (  # noqa: E402
+    detect_algorithm,
+    generate_dataset,
+    main,
+    rollout,
+)
+
+
+@pytest.fixture(scope="module")
+def sac_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly initialised (untrained) SAC agent for Pendulum-v1, saved like any SB3 model."""
+    env = gym.make("Pendulum-v1")
+    model = sb3.SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
+    path = tmp_path_factory.mktemp("agents") / "sac_pendulum.zip"
+    model.save(path)
+    env.close()
+    return path
+
+
+def test_expert_episodes_are_complete_and_seeded(sac_file: Path) -> None:
+    path = generate_dataset(sac_file, "Pendulum-v1", "gen/pendulum-expert-v0", "expert",
+                            n_episodes=2, seed=5, ref_episodes=1, progress=False)
+    data = load_minari("gen/pendulum-expert-v0")
+    assert data.n_episodes == 2 and len(data) == 400  # Pendulum-v1 truncates at 200 steps
+    assert data.timeouts.sum() == 2 and not data.terminals.any()
+    dataset = minari.load_dataset("gen/pendulum-expert-v0")
+    assert dataset.env_spec is not None and dataset.env_spec.id == "Pendulum-v1"
+    seeds = [m["seed"] for m in dataset.storage.get_episode_metadata([0, 1])]
+    assert seeds == [5, 6]
+    env = gym.make("Pendulum-v1")
+    for episode, seed in zip(data.episode_slices(), seeds):
+        np.testing.assert_allclose(data.observations[episode.start], env.reset(seed=seed)[0], rtol=1e-6)
+    info = minari_info(path)
+    assert info.ref_min_score is not None and info.ref_max_score is not None
+    assert info.metadata["saq_generation"]["model"]["algorithm"] == "SAC"
+    assert np.all(np.abs(data.actions) <= 2.0)
+
+
+def test_step_budget_mixture_and_cut_episode(sac_file: Path) -> None:
+    generate_dataset(sac_file, "Pendulum-v1", "gen/pendulum-me-v0", "medium-expert",
+                     n_steps=300, ref_min_score=-1200.0, ref_max_score=-150.0, progress=False)
+    data = load_minari("gen/pendulum-me-v0")
+    # 150 noisy-expert steps then 150 expert steps, each part cut by the budget (a timeout).
+    assert len(data) == 300
+    assert [s.stop - s.start for s in data.episode_slices()] == [150, 150]
+    assert data.timeouts.all() == False and data.timeouts.sum() == 2  # noqa: E712
+    info = minari_info("gen/pendulum-me-v0")
+    assert (info.ref_min_score, info.ref_max_score) == (-1200.0, -150.0)
+    assert info.metadata["saq_generation"]["noise_std"] == 0.5
+
+
+def test_random_recipe_needs_no_model_and_cli(sac_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate_dataset(None, "Pendulum-v1", "gen/pendulum-random-v0", "random", n_steps=250,
+                     ref_min_score=-1200.0, ref_max_score=-150.0, progress=False)
+    data = load_minari("gen/pendulum-random-v0")
+    assert len(data) == 250 and data.n_episodes == 2
+    status = main(["--model", str(sac_file), "--env", "Pendulum-v1", "--dataset-id", "gen/pendulum-cli-v0",
+                   "--recipe", "medium", "--episodes", "1", "--ref-episodes", "1", "--quiet"])
+    assert status == 0
+    assert "gen/pendulum-cli-v0" in capsys.readouterr().out
+    assert load_minari("gen/pendulum-cli-v0").n_episodes == 1
+    assert main(["--env", "Pendulum-v1", "--dataset-id", "gen/x-v0", "--episodes", "1", "--quiet"]) == 2
+
+
+def test_algorithm_detection_and_bad_models(sac_file: Path, tmp_path: Path) -> None:
+    assert detect_algorithm(sac_file) == "SAC"
+    ppo = sb3.PPO("MlpPolicy", gym.make("Pendulum-v1"), n_steps=64, policy_kwargs={"net_arch": [8]}, device="cpu")
+    ppo.save(tmp_path / "ppo.zip")
+    assert detect_algorithm(tmp_path / "ppo.zip") == "PPO"
+    episodes = rollout(gym.make("Pendulum-v1"), lambda o: np.zeros(1), n_steps=5, progress=False)
+    assert len(episodes) == 1 and episodes[0]["observations"].shape == (6, 3)
+    with pytest.raises(DataError, match=r"observation_space has shape \(3,\).*env's is \(2,\)"):
+        generate_dataset(sac_file, "MountainCarContinuous-v0", "gen/bad-v0", n_episodes=1, progress=False)
+    not_zip = tmp_path / "model.zip"
+    not_zip.write_text("hello")
+    with pytest.raises(DataError, match="not a Stable-Baselines3 model file"):
+        generate_dataset(not_zip, "Pendulum-v1", "gen/bad-v0", n_episodes=1, progress=False)
+    with pytest.raises(DataError, match="unknown recipe"):
+        generate_dataset(sac_file, "Pendulum-v1", "gen/bad-v0", "replay", n_episodes=1, progress=False)
+    with pytest.raises(DataError, match="exactly one"):
+        generate_dataset(sac_file, "Pendulum-v1", "gen/bad-v0", n_steps=5, n_episodes=1, progress=False)
+    root = Path(os.environ["MINARI_DATASETS_PATH"])
+    assert not (root / "gen" / "bad-v0").exists()
