@@ -136,11 +136,17 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     Raises:
         SpaceMismatchError: the env's spaces do not fit the action set.
+        TypeError: ``env`` is a vector env (use :class:`SAQVectorActionWrapper`).
     """
 
     def __init__(self, env: gym.Env[Any, Any], action_set: ActionSet) -> None:
         # The action set is recorded by reference: deep-copying a fitted model on every wrap
         # would double its memory, and the spec must describe the model actually used.
+        if isinstance(env, VectorEnv):
+            raise TypeError(
+                "SAQActionWrapper wraps a single gymnasium.Env, got a vector env "
+                f"({type(env).__name__}): use SAQVectorActionWrapper for vector envs"
+            )
         gym.utils.RecordConstructorArgs.__init__(
             self, action_set=action_set, _disable_deepcopy=True
         )
@@ -299,9 +305,15 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
 
     Raises:
         SpaceMismatchError: the sub-envs' spaces do not fit the action set.
+        TypeError: ``env`` is not a vector env (use :class:`SAQActionWrapper`).
     """
 
     def __init__(self, env: VectorEnv, action_set: ActionSet) -> None:
+        if not isinstance(env, VectorEnv):
+            raise TypeError(
+                "SAQVectorActionWrapper wraps a gymnasium.vector.VectorEnv, got "
+                f"{type(env).__name__}: use SAQActionWrapper for a single env"
+            )
         gym.utils.RecordConstructorArgs.__init__(
             self, action_set=action_set, _disable_deepcopy=True
         )

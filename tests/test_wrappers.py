@@ -487,3 +487,10 @@ def test_multidimensional_observations_get_a_batch_axis() -> None:
     _, _, _, _, info = wrapped.step(1)
     np.testing.assert_array_equal(info["continuous_action"], [0.5])
     np.testing.assert_array_equal(wrapped.action_masks(), [True, True])
+
+
+def test_single_and_vector_wrappers_point_to_each_other() -> None:
+    with pytest.raises(TypeError, match="use SAQVectorActionWrapper"):
+        SAQActionWrapper(_sync((3, 3)), AffineActionSet())
+    with pytest.raises(TypeError, match="use SAQActionWrapper"):
+        SAQVectorActionWrapper(RecorderEnv(), AffineActionSet())
