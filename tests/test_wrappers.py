@@ -494,3 +494,29 @@ def test_single_and_vector_wrappers_point_to_each_other() -> None:
         SAQActionWrapper(_sync((3, 3)), AffineActionSet())
     with pytest.raises(TypeError, match="use SAQActionWrapper"):
         SAQVectorActionWrapper(RecorderEnv(), AffineActionSet())
+
+
+def test_works_with_the_vqvae_quantizer() -> None:
+    from saq_wrappers.vqvae import VQVAEQuantizer
+
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1.0, 1.0, (256, 3)).astype(np.float32)
+    actions = rng.uniform(-2.0, 2.0, (256, 1)).astype(np.float32)
+    quantizer = VQVAEQuantizer(
+        env.observation_space, env.action_space, n_codes=8, hidden_sizes=(16, 16),
+        embedding_dim=8, batch_size=64,
+    )
+    quantizer.fit(obs, actions, n_steps=5, progress=False)
+    wrapped = SAQActionWrapper(env, quantizer)
+    assert wrapped.action_space == Discrete(8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(wrapped, skip_render_check=True)
+    assert _bug_warnings(caught) == []
+    current, _ = wrapped.reset(seed=0)
+    for k in (0, 5, 7):
+        want = quantizer.decode(current[None], np.array([k]))[0]
+        current, _, _, _, info = wrapped.step(k)
+        np.testing.assert_allclose(info["continuous_action"], want, rtol=0, atol=1e-6)
+    assert wrapped.action_masks().all()
