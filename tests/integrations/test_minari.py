@@ -234,3 +234,25 @@ def test_failed_write_leaves_no_partial_dataset(tmp_path: Path) -> None:
         )
     assert not (root / "bad-episode-v0").exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+def test_dict_observations_are_flattened_in_space_order() -> None:
+    space = gym.spaces.Dict(
+        {"observation": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
+         "desired_goal": gym.spaces.Box(-np.inf, np.inf, (1,), np.float64)}
+    )
+    keys = list(space.spaces)
+    steps = 4
+    observations = {
+        "observation": np.array([[t, 10.0 + t] for t in range(steps + 1)]),
+        "desired_goal": np.full((steps + 1, 1), 7.0),
+    }
+    buffer = EpisodeBuffer(id=0, observations=observations, actions=np.zeros((steps, 1), np.float32) + 0.5,
+                           rewards=[0.0] * steps, terminations=[False] * steps, truncations=[False] * (steps - 1) + [True])
+    with pytest.warns(UserWarning):
+        minari.create_dataset_from_buffers("saqtest/dict-v0", [buffer], observation_space=space, action_space=ACT_SPACE)
+    data = load_minari("saqtest/dict-v0")
+    assert data.observation_shape == (3,)
+    expected = np.concatenate([observations[k].reshape(steps + 1, -1) for k in keys], axis=1)
+    np.testing.assert_array_equal(data.observations, expected[:-1])
+    np.testing.assert_array_equal(data.next_observations, expected[1:])
