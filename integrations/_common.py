@@ -9,13 +9,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import numpy as np
 
 from saq_wrappers.errors import DataError
-
-T = TypeVar("T")
 
 
 def derive_next_observations(
@@ -130,14 +128,3 @@ def encode_in_batches(
             f"the quantizer returned codes outside [0, {k}): expected integers below its n={k}"
         )
     return codes
-
-
-def wrap_errors(file: str, action: str, function: Callable[[], T]) -> T:
-    """Run ``function``; turn low-level read errors (OSError, KeyError) into a DataError naming
-    ``file``."""
-    try:
-        return function()
-    except DataError:
-        raise
-    except (OSError, KeyError) as error:
-        raise DataError(f"{file}: cannot {action} ({error})") from error

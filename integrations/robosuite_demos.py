@@ -25,7 +25,6 @@ import argparse
 import copy
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
