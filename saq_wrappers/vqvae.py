@@ -182,7 +182,7 @@ class StateConditionedVQVAE(nn.Module):
         codebook_weight: float = 1.0,
         commitment_weight: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """SAQ eq. 7: ``||a - a_hat||^2 + cb * ||sg[e(s,a)] - e_k||^2 + cm * ||e(s,a) - sg[e_k]||^2``.
+        """SAQ eq. 7: ``|a - a_hat|^2 + cb * |sg[e(s,a)] - e_k|^2 + cm * |e(s,a) - sg[e_k]|^2``.
 
         The reconstruction term (a unit-variance Gaussian ``-log p_theta(a | z)`` up to constants)
         is the squared error summed over action dimensions, averaged over the batch, as in the
@@ -550,7 +550,7 @@ class VQVAEQuantizer:
         self.model = model
         self._normalizer = normalizer
         self._refresh_fast_path()
-        final = self._final_health(obs, acts, np_gen)
+        final = self._final_health(obs, acts)
         summary = {
             "n_steps": int(steps),
             "n_rows": int(n_rows),
@@ -564,7 +564,9 @@ class VQVAEQuantizer:
         self.fit_summary = summary
         return {**summary, "loss_history": history, "restarts": restarts}
 
-    def _fit_arrays(self, observations: Any, actions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_arrays(
+        self, observations: Any, actions: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if actions is None:
             if not (hasattr(observations, "observations") and hasattr(observations, "actions")):
                 raise DataError(
@@ -588,8 +590,8 @@ class VQVAEQuantizer:
                 "expected equal lengths"
             )
         check_finite(acts, "actions")
-        # copies, in flattened float32 form: the caller's arrays are never touched
-        return np.array(obs.reshape(len(obs), -1), copy=True), np.array(acts, copy=True)
+        # only read from here on (normalization makes new arrays): the caller's data are untouched
+        return obs.reshape(len(obs), -1), acts
 
     @torch.no_grad()
     def _restart_codes(
@@ -611,9 +613,8 @@ class VQVAEQuantizer:
                 if key in state:
                     state[key][dead] = 0.0
 
-    def _final_health(
-        self, obs: np.ndarray, acts: np.ndarray, np_gen: np.random.Generator
-    ) -> dict[str, Any]:
+    def _final_health(self, obs: np.ndarray, acts: np.ndarray) -> dict[str, Any]:
+        """Codebook health (SAQ has none; we report it) and reconstruction on all fitted rows."""
         codes = self._encode_normalized_flat(obs, acts)
         decoded = self._decode_flat(obs, codes)
         usage = code_usage_stats(codes, self.n)
@@ -621,7 +622,7 @@ class VQVAEQuantizer:
 
     # ------------------------------------------------------------------ encode / decode
     def encode(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Code of each ``(s, a)`` row: ``argmin_k ||e(s, a) - e_k||^2`` (SAQ eq. 5), int64 ``(B,)``.
+        """Code of each ``(s, a)`` row, ``argmin_k ||e(s, a) - e_k||^2`` (SAQ eq. 5): int64 (B,).
 
         Runs in torch, in chunks of :data:`CHUNK_ROWS`, so millions of rows can be relabeled.
         """
@@ -831,7 +832,9 @@ class VQVAEQuantizer:
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise CheckpointError(f"{where!r} has malformed vqvae_quantizer metadata ({error})") from error
+            raise CheckpointError(
+                f"{where!r} has malformed vqvae_quantizer metadata ({error})"
+            ) from error
         quantizer._normalizer = _Normalizer.from_json(
             metadata.get("normalization"), quantizer.obs_dim, quantizer.act_dim
         )

@@ -187,7 +187,8 @@ def test_seeded_fit_is_bit_identical_and_seeds_differ(data, fitted) -> None:
 def test_fit_on_transitions_equals_fit_on_arrays(data) -> None:
     obs, actions = data
     n = 512
-    t = Transitions(obs[:n], actions[:n], np.zeros(n), obs[:n], np.zeros(n, bool), np.zeros(n, bool))
+    flags = np.zeros(n, bool)
+    t = Transitions(obs[:n], actions[:n], np.zeros(n), obs[:n], flags, flags)
     a = VQVAEQuantizer(OBS_SPACE, ACT_SPACE, n_codes=4, **SMALL)
     b = VQVAEQuantizer(OBS_SPACE, ACT_SPACE, n_codes=4, **SMALL)
     a.fit(t, n_steps=30, progress=False)
