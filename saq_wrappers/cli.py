@@ -78,7 +78,32 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: ``saq data`` subcommands: name -> module with ``build_parser(parser)`` and ``run(args)``.
+_DATA_COMMANDS = {
+    "generate": ("saq_wrappers.integrations.generate",
+                 "roll out an SB3 agent into a Minari dataset (expert/medium/medium-expert/random)"),
+    "lift-demos": ("saq_wrappers.integrations.robosuite_demos",
+                   "scripted robosuite Lift demonstrations in robomimic hdf5 format"),
+}
+
+
+def _add_data(subparsers: argparse._SubParsersAction, load: bool) -> None:  # type: ignore[type-arg]
+    """``saq data ...``; its modules (SB3, robosuite) are imported only when ``load`` is true."""
+    import importlib
+
+    parser = subparsers.add_parser("data", help="generate datasets without downloads",
+                                   description="Generate offline datasets without downloads.")
+    data_commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    for name, (module_name, summary) in _DATA_COMMANDS.items():
+        sub = data_commands.add_parser(name, help=summary, description=summary,
+                                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        if load:
+            module = importlib.import_module(module_name)
+            module.build_parser(sub)
+            sub.set_defaults(data_run=module.run)
+
+
+def build_parser(load_data_commands: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saq",
         description="SAQ action quantization and ARQ support sampling for Gymnasium and d3rlpy.",
@@ -86,18 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"saq-wrappers {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_quickstart(subparsers)
+    _add_data(subparsers, load_data_commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``saq`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(load_data_commands=bool(arguments) and arguments[0] == "data")
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
     _quiet_d3rlpy()
-    handlers = {"quickstart": _run_quickstart}
+    handlers = {"quickstart": _run_quickstart, "data": lambda a: int(a.data_run(a))}
     try:
         return handlers[args.command](args)
     except (SAQError, OSError) as error:

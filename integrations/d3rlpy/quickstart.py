@@ -67,7 +67,9 @@ class LoadedDataset:
 
 
 def load_dataset(spec: str, progress: bool = True) -> LoadedDataset:
-    """``builtin:pendulum-expert`` or a Minari dataset id / path."""
+    """``builtin:pendulum-expert``, or a local Minari dataset id / path (never downloaded here:
+    ``minari download ID`` first). Minari's ``ref_min_score``/``ref_max_score`` give the
+    normalized score."""
     if spec == BUILTIN_DATASET:
         transitions, meta = quickstart_dataset(progress=progress)
         return LoadedDataset(
@@ -77,11 +79,16 @@ def load_dataset(spec: str, progress: bool = True) -> LoadedDataset:
             random_return=meta["random_return"],
             expert_return=meta["expert_return"],
         )
-    try:
-        from saq_wrappers.integrations import minari as minari_integration
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise DataError(f"dataset {spec!r}: Minari support is not available ({error})") from error
-    return minari_integration.quickstart_dataset(spec)
+    from saq_wrappers.integrations.minari import load_minari, minari_info
+
+    info = minari_info(spec)
+    return LoadedDataset(
+        name=info.dataset_id,
+        transitions=load_minari(spec),
+        make_env=info.make_env,
+        random_return=info.ref_min_score,
+        expert_return=info.ref_max_score,
+    )
 
 
 def saq_config(algo: str) -> Any:
@@ -212,7 +219,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     with atomic_output(folder / "results.md") as tmp:
         tmp.write_text(table + "\n")
     plot_learning_curves(runs, folder / "learning_curves.png", data)
-    say("\n" + table)
+    print("\n" + table)
     say(f"\nartifacts in {folder}/ (quantizer.safetensors, models, results.json, learning_curves.png)")
     return results
 

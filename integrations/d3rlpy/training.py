@@ -19,6 +19,14 @@ from tqdm.auto import tqdm
 from saq_wrappers.errors import DataError
 
 
+def _epoch_length(preferred: int, n_steps: int | None) -> int:
+    """d3rlpy runs ``n_steps // n_steps_per_epoch`` whole epochs, so a step budget needs an
+    epoch length that divides it: the largest divisor of ``n_steps`` not above ``preferred``."""
+    if n_steps is None:
+        return preferred
+    return next(d for d in range(min(preferred, n_steps), 0, -1) if n_steps % d == 0)
+
+
 @dataclasses.dataclass
 class TrainingRecord:
     """What a budgeted run did: steps, training seconds, the curve and the last losses."""
@@ -65,7 +73,7 @@ def train_with_budget(
     if n_steps is not None and n_steps < 1:
         raise DataError(f"n_steps must be >= 1, got {n_steps}")
     max_steps = n_steps if n_steps is not None else 10**9
-    per_epoch = min(steps_per_epoch, max_steps)
+    per_epoch = _epoch_length(steps_per_epoch, n_steps)
 
     def spent(steps: int, seconds: float) -> float:
         """Fraction of the budget used so far."""
