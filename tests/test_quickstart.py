@@ -68,7 +68,7 @@ def test_help_documents_the_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_data_subcommands_are_wired(capsys: pytest.CaptureFixture[str]) -> None:
-    for name, option in (("generate", "--recipe"), ("lift-demos", "--n-demos")):
+    for name, option in (("generate", "--recipe"), ("lift-demos", "--demos")):
         with pytest.raises(SystemExit) as exit_info:
             main(["data", name, "--help"])
         assert exit_info.value.code == 0
