@@ -152,6 +152,8 @@ def run(quick: bool) -> dict[str, Any]:
         "n_rows": n_rows,
         "default_n_steps": DEFAULT_N_STEPS,
         "torch_threads": torch.get_num_threads(),
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "fit": fit,
@@ -180,7 +182,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"# Quantizer fit / encode / decode ({'quick' if result['quick'] else 'full'} run)",
         "",
         f"Hopper-sized synthetic data: {result['n_rows']} rows, obs {OBS_DIM}, act {ACT_DIM}; "
-        f"default model (512-512, D=128, batch 256); torch threads: {result['torch_threads']}.",
+        f"default model (512-512, D=128, batch 256); torch threads: {result['torch_threads']}; "
+        f"{result['cpu_count']} CPUs, 1-min load average at the end "
+        f"{result['load_average_1min_at_end']:.1f} (shared machine: compare ratios).",
         "",
         "| K | updates/s | samples/s | fixed overhead per fit (s) | s for default n_steps |",
         "|---|---:|---:|---:|---:|",

@@ -483,7 +483,7 @@ class VQVAEQuantizer:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
         restart_window = torch.zeros(cfg.n_codes, dtype=torch.int64, device=self.device)
         log_window = torch.zeros(cfg.n_codes, dtype=torch.int64, device=self.device)
-        sums = torch.zeros(4, dtype=torch.float64)
+        sums = torch.zeros(4, device=self.device)  # on device: no host sync per update
         history: list[dict[str, float]] = []
         restarts: list[dict[str, int]] = []
         last_restart_step = int(cfg.restart_until * steps)
@@ -505,11 +505,11 @@ class VQVAEQuantizer:
                 log_window += counts
                 sums += torch.stack(
                     [parts[k] for k in ("loss", "reconstruction", "codebook", "commitment")]
-                ).double().cpu()
+                )
 
                 if step % cfg.log_every == 0 or step == steps:
                     count = step - (history[-1]["step"] if history else 0)
-                    means = (sums / count).tolist()
+                    means = (sums.double() / count).tolist()
                     sums.zero_()
                     usage = _usage_from_counts(log_window.cpu().numpy())
                     log_window.zero_()

@@ -142,11 +142,15 @@ def test_candidates_equal_decode_of_each_code(data, fitted) -> None:
         np.testing.assert_allclose(acts[:, k], q.decode(obs[:50], np.full(50, k)), atol=1e-6)
 
 
-@pytest.mark.parametrize("state_conditioned", [True, False])
-def test_numpy_path_equals_torch_path(data, state_conditioned: bool) -> None:
+@pytest.mark.parametrize(
+    "state_conditioned, hidden", [(True, (64, 64)), (False, (64, 64)), (True, (32,)),
+                                  (True, (32, 16, 32))]
+)
+def test_numpy_path_equals_torch_path(data, state_conditioned: bool, hidden: tuple) -> None:
     obs, actions = data
     space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)  # wide bounds: compare before clipping
-    q = VQVAEQuantizer(OBS_SPACE, space, n_codes=8, state_conditioned=state_conditioned, **SMALL)
+    q = VQVAEQuantizer(OBS_SPACE, space, n_codes=8, state_conditioned=state_conditioned,
+                       hidden_sizes=hidden, embedding_dim=16, learning_rate=1e-3)
     q.fit(obs * 5.0 + 2.0, actions * 3.0, n_steps=50, progress=False)
     rng = np.random.default_rng(0)
     o = (rng.standard_normal((300, 2)) * 5 + 2).astype(np.float32)
@@ -403,3 +407,11 @@ def test_inputs_not_modified(data) -> None:
     np.testing.assert_array_equal(obs_in, obs_ref)
     np.testing.assert_array_equal(act_in, act_ref)
     np.testing.assert_array_equal(codes, codes_ref)
+
+
+def test_progress_bar_reports_losses_and_perplexity(data, capsys) -> None:
+    obs, actions = data
+    q = VQVAEQuantizer(OBS_SPACE, ACT_SPACE, n_codes=4, log_every=5, **SMALL)
+    q.fit(obs[:300], actions[:300], n_steps=10, progress=True)
+    err = capsys.readouterr().err
+    assert "fit VQ-VAE" in err and "ppl=" in err and "recon=" in err
