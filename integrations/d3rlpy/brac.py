@@ -22,6 +22,7 @@ adds ``-alpha log pi_phi(k|s')`` inside the critic's sum too, which makes the ta
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -51,6 +52,7 @@ from d3rlpy.types import Observation, Shape, TorchObservation
 from saq_wrappers.integrations.d3rlpy.iql import (
     DiscreteCodeAlgoMixin,
     _policy_probs,
+    check_discrete_dataset,
     pick_codes,
     stack_q_values,
 )
@@ -408,6 +410,19 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
 
     def get_action_type(self) -> ActionSpace:
         return ActionSpace.DISCRETE
+
+    def fitter(self, dataset: Any, n_steps: int, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        check_discrete_dataset(type(self).__name__, dataset.dataset_info)  # before any warning
+        remaining = self._config.behavior_pretrain_steps - self.grad_step
+        if n_steps <= remaining:
+            warnings.warn(
+                f"DiscreteBRAC: fit(n_steps={n_steps}) ends inside the pi_beta first phase "
+                f"({remaining} more steps of behavior_pretrain_steps="
+                f"{self._config.behavior_pretrain_steps}), so the critics and the actor will not "
+                "be trained; lower behavior_pretrain_steps (e.g. 10-20% of n_steps)",
+                stacklevel=3,
+            )
+        return super().fitter(dataset, n_steps, *args, **kwargs)
 
     def predict_policy(self, x: Observation) -> np.ndarray:
         """Probabilities (B, K) of the actor ``pi_phi`` at ``x`` (observation scaler applied)."""

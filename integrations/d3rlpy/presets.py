@@ -111,6 +111,8 @@ def saq_brac_config(beta: float = 1.0, alpha: float | None = None, **overrides: 
     batch 256, gamma 0.99, tau 0.005, weight decay 1e-3) and a 10k-step ``pi_beta`` first phase.
     ``alpha`` defaults to ``beta``, which makes the actor objective exactly
     ``E_pi[Q] - beta KL(pi || pi_beta)``; sweep ``beta`` over {0.1, 0.3, 1, 3, 10} as BRAC did.
+    For short runs pass ``behavior_pretrain_steps`` of about 10-20% of ``n_steps`` (``fit``
+    warns when the whole run would fall inside the ``pi_beta`` phase).
     """
     encoder = saq_encoder(SAQ_IQL_HIDDEN_UNITS)
     settings: dict[str, Any] = dict(

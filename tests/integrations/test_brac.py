@@ -252,6 +252,12 @@ def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
     assert {"critic_loss", "actor_loss", "kl"} <= set(results[-1][1])
 
 
+def test_fit_warns_when_the_run_ends_inside_the_behavior_phase() -> None:
+    algo = small_config(behavior_pretrain_steps=50).create(device="cpu:0")
+    with pytest.warns(UserWarning, match="pi_beta first phase"):
+        quiet_fit(algo, two_step_dataset(50), n_steps=20)
+
+
 def test_continuous_dataset_is_rejected_with_a_clear_error() -> None:
     rng = np.random.default_rng(0)
     dataset = d3rlpy.dataset.MDPDataset(
