@@ -128,6 +128,22 @@ class TimedActionSet:
         return out
 
 
+class StepTimer(gym.Wrapper[Any, Any, Any, Any]):
+    """Accumulates the wall time of the wrapped env's ``step`` (the physics, when innermost)."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        super().__init__(env)
+        self.seconds = 0.0
+        self.calls = 0
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        start = time.perf_counter()
+        result = self.env.step(action)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return result
+
+
 def make_quantizer(env: gym.Env[Any, Any], seed: int = 0) -> VQVAEQuantizer:
     """Default-config quantizer, fitted briefly on random rows so normalization is set."""
     rng = np.random.default_rng(seed)
@@ -264,14 +280,18 @@ def run(quick: bool) -> dict[str, Any]:
         ConstantActionSet(raw.observation_space, raw.action_space, quantizer.n),
     )
     timed = TimedActionSet(quantizer)
-    timed_env = SAQActionWrapper(gym.make(ENV_ID, **ENV_KWARGS), timed)
+    step_timer = StepTimer(gym.make(ENV_ID, **ENV_KWARGS))
+    timed_env = SAQActionWrapper(step_timer, timed)
+    inner_step_us: list[float] = []
     raw.action_space.seed(0)
     raw_actions = [raw.action_space.sample() for _ in range(single_steps)]
     indices = [int(k) for k in rng.integers(quantizer.n, size=single_steps)]
 
     def in_loop_decode_us() -> float:
         timed.seconds, timed.calls = 0.0, 0
+        step_timer.seconds, step_timer.calls = 0.0, 0
         steps_per_second(timed_env, indices)
+        inner_step_us.append(1e6 * step_timer.seconds / step_timer.calls)
         return 1e6 * timed.seconds / timed.calls
 
     single = median_interleaved(
@@ -327,6 +347,10 @@ def run(quick: bool) -> dict[str, Any]:
     raw_vec.close()
     wrapped_vec.close()
 
+    single["us per base env.step inside the wrapped loop"] = {
+        "median": statistics.median(inner_step_us),
+        "samples": inner_step_us,
+    }
     profile = {
         "decode inside the env loop (cold caches)": single["us per decode inside the env loop"][
             "median"
@@ -429,6 +453,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "| wrapper bookkeeping (no-physics env, zero-cost action set)"
         f" | {us['overhead: wrapper bookkeeping, no-physics env']:.1f} |",
         f"| total overhead with the quantizer | {us['overhead: total']:.1f} |",
+        "| base env.step measured inside the wrapped loop (vs raw step above)"
+        f" | {single['us per base env.step inside the wrapped loop']['median']:.1f} |",
     ]
     for part, value in result["single_decode_profile_us"].items():
         lines.append(f"| decode: {part} | {value:.1f} |")
