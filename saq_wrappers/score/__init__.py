@@ -15,8 +15,10 @@ from saq_wrappers.score.network import EnsembleScore, ScoreFunction, ScoreNet
 from saq_wrappers.score.sampler import DEFAULT_LOG_EPS, NotFittedError, ScoreSupportSampler
 from saq_wrappers.score.sampling import ode_sample, pc_sample
 from saq_wrappers.score.sde import VPSDE
+from saq_wrappers.score.table import CandidateTable, precompute_candidate_table
 
 __all__ = [
+    "CandidateTable",
     "DEFAULT_LOG_EPS",
     "EnsembleScore",
     "GaussianMixtureScore",
@@ -28,4 +30,5 @@ __all__ = [
     "ode_log_likelihood",
     "ode_sample",
     "pc_sample",
+    "precompute_candidate_table",
 ]
