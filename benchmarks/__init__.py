@@ -1,0 +1,1 @@
+"""Reproducible measurements; each script prints a table and writes benchmarks/results/."""

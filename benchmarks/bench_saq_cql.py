@@ -1,0 +1,126 @@
+"""Updates/s of SAQ-CQL and SAQ-BC (d3rlpy DiscreteCQL / DiscreteBC on codes) vs continuous
+d3rlpy CQL and BC, on the same Hopper-sized data and batch size (256), side by side in one run.
+
+The continuous algorithms run twice: with d3rlpy's default networks (what a d3rlpy user gets)
+and with the same 512-512 torso as the SAQ presets (equal network sizes). Each rate is the
+median of ``--repeats`` timed windows of ``--updates`` updates, after a warm-up, interleaved
+across algorithms so machine noise hits all of them alike. Timing covers batch sampling and the
+update, exactly what ``fit`` does per step.
+
+Usage::
+
+    python -m benchmarks.bench_saq_cql            # full run (a few minutes on 2 cores)
+    python -m benchmarks.bench_saq_cql --quick    # smoke run
+
+Writes ``benchmarks/results/saq_cql.json`` and ``saq_cql.md`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import d3rlpy
+import numpy as np
+import structlog
+from d3rlpy.algos.utility import build_scalers_with_transition_picker
+import torch
+
+from saq_wrappers.integrations.d3rlpy import saq_bc_config, saq_cql_config
+from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
+from saq_wrappers.io import atomic_output
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+OBS_DIM, ACT_DIM, N_CODES, BATCH = 11, 3, 64, 256
+
+
+def datasets(n_rows: int, seed: int = 0) -> tuple[Any, Any]:
+    """The same random Hopper-sized transitions, once with codes and once with actions."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n_rows, OBS_DIM)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(n_rows, ACT_DIM)).astype(np.float32)
+    codes = rng.integers(0, N_CODES, size=(n_rows, 1))
+    rewards = rng.normal(size=(n_rows, 1)).astype(np.float32)
+    terminals = np.zeros(n_rows, np.float32)
+    timeouts = np.zeros(n_rows, np.float32)
+    timeouts[999::1000] = 1.0
+    timeouts[-1] = 1.0
+    discrete = d3rlpy.dataset.MDPDataset(obs, codes, rewards, terminals, timeouts,
+                                         action_space=d3rlpy.ActionSpace.DISCRETE, action_size=N_CODES)
+    continuous = d3rlpy.dataset.MDPDataset(obs, actions, rewards, terminals, timeouts,
+                                           action_space=d3rlpy.ActionSpace.CONTINUOUS)
+    return discrete, continuous
+
+
+def algorithms() -> dict[str, tuple[Callable[[], Any], bool]]:
+    """name -> (config factory, uses the discrete dataset)."""
+    wide = saq_encoder()
+    return {
+        "SAQ-CQL (DiscreteCQL, 512-512)": (lambda: saq_cql_config(), True),
+        "SAQ-BC (DiscreteBC, 512-512)": (lambda: saq_bc_config(), True),
+        "CQL (d3rlpy default, 256-256)": (lambda: d3rlpy.algos.CQLConfig(batch_size=BATCH), False),
+        "CQL (512-512)": (lambda: d3rlpy.algos.CQLConfig(batch_size=BATCH, actor_encoder_factory=wide,
+                                                         critic_encoder_factory=wide), False),
+        "BC (d3rlpy default)": (lambda: d3rlpy.algos.BCConfig(batch_size=BATCH), False),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few updates, one repeat")
+    parser.add_argument("--updates", type=int, default=None, help="updates per timed window")
+    parser.add_argument("--repeats", type=int, default=None, help="timed windows per algorithm")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
+    args = parser.parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    updates = args.updates or (5 if args.quick else 40)
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    discrete, continuous = datasets(20_000)
+    built: dict[str, tuple[Any, Any]] = {}
+    for name, (factory, is_discrete) in algorithms().items():
+        d3rlpy.seed(0)
+        algo = factory().create(device="cpu")
+        data = discrete if is_discrete else continuous
+        build_scalers_with_transition_picker(algo, data)  # what fit() does before building
+        algo.build_with_dataset(data)
+        for _ in range(3):  # warm-up
+            algo.update(data.sample_transition_batch(BATCH))
+        built[name] = (algo, data)
+
+    rates: dict[str, list[float]] = {name: [] for name in built}
+    for _ in range(repeats):
+        for name, (algo, data) in built.items():
+            started = time.perf_counter()
+            for _ in range(updates):
+                algo.update(data.sample_transition_batch(BATCH))
+            rates[name].append(updates / (time.perf_counter() - started))
+
+    reference = statistics.median(rates["CQL (d3rlpy default, 256-256)"])
+    rows = [{"algorithm": name, "updates_per_second": statistics.median(values),
+             "vs_continuous_cql": statistics.median(values) / reference, "windows": values}
+            for name, values in rates.items()]
+    table = ["| algorithm | updates/s | x continuous CQL (default nets) |", "|---|---|---|"]
+    table += [f"| {r['algorithm']} | {r['updates_per_second']:.1f} | {r['vs_continuous_cql']:.2f}x |" for r in rows]
+    markdown = "\n".join(table)
+    result = {"benchmark": "saq_cql_updates", "batch_size": BATCH, "obs_dim": OBS_DIM, "act_dim": ACT_DIM,
+              "n_codes": N_CODES, "updates_per_window": updates, "repeats": repeats,
+              "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
+              "cpu_count": __import__("os").cpu_count(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    print(markdown)
+    suffix = "_quick" if args.quick else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(args.out / f"saq_cql{suffix}.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_output(args.out / f"saq_cql{suffix}.md") as tmp:
+        tmp.write_text(markdown + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
