@@ -282,7 +282,9 @@ class VQVAEQuantizer:
 
     ``fit`` z-scores observations and actions (std floored at :data:`STD_FLOOR`), trains
     :class:`StateConditionedVQVAE` with SAQ eq. 7 (Adam, straight-through estimator) and reports
-    codebook health. Beyond the authors' recipe (which has neither), the codebook is initialised
+    codebook health. The reconstruction term is measured in the z-scored action space (the
+    paper's D4RL actions are already of unit scale), so every action dimension counts alike.
+    Each ``fit`` starts again from the seeded initialisation. Beyond the authors' recipe (which has neither), the codebook is initialised
     by k-means++ on encoder embeddings of the data and, by default, codes unused over the last
     ``restart_every`` updates are restarted at embeddings of random data points (no restarts in
     the last ``1 - restart_until`` of training, so the final codebook settles).
