@@ -26,3 +26,4 @@ from saq_wrappers.integrations.d3rlpy.iql import DiscreteActionSpaceError, Discr
 from saq_wrappers.integrations.d3rlpy.presets import saq_bc_config, saq_cql_config
 from saq_wrappers.integrations.d3rlpy.presets import saq_brac_config, saq_iql_config
 from saq_wrappers.integrations.d3rlpy.training import TrainingRecord, train_with_budget
+from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states

@@ -1,0 +1,380 @@
+"""ARQ: action-restricted Q-learning as a d3rlpy algorithm (ARQ section 4.3, eq. 5-6, Algorithm 1).
+
+Q-learning bootstraps only over actions the behavior model deems in support (eq. 5)::
+
+    y = r + gamma * max( Kth_{a' in {a'_data} U C(s')} Q_targ(s', a'),  Q_targ(s', a'_data) )
+
+where ``C(s')`` are the *valid* precomputed candidates of ``s'`` (log-likelihood above ``log_eps``
+under a :class:`~saq_wrappers.score.ScoreSupportSampler`), ``Q_targ`` is the min of two target
+critics (polyak 0.995), and ``Kth`` is the K-th largest value (K = 9; 3 for AntMaze). The dataset
+action ``a'_data`` is never dropped, so a state whose candidates are all rejected by ``eps`` still
+bootstraps from ``Q_targ(s', a'_data)`` alone (plain SARSA at that state); if fewer than K actions
+are available, the smallest of them is used.
+
+Policies
+    * implicit (default, eq. 6): ``N`` fresh candidates from the sampler at the current state,
+      logits ``alpha * (Q - mean of valid Q)`` with dropped candidates at ``-inf``;
+      ``predict`` takes the argmax, ``sample_action`` samples the softmax. If every candidate of a
+      state is dropped (no dataset action exists at test time) all candidates are used.
+    * AWR (``use_awr_policy=True``, Algorithm 1 lines 7-8): a Gaussian policy with a
+      state-independent std trained by weighted regression with ``w = min(exp(beta * A), 100)``,
+      ``A = Q(s, a_data) - mean of Q over the valid candidates of s``; then ``predict`` is its mean.
+
+How the candidate table gets in
+    Build it with :func:`~saq_wrappers.score.precompute_candidate_table` over the states the
+    updates need -- :func:`arq_table_states` gives the unique rows of ``next_observations`` (the
+    target) and ``observations`` (the AWR advantage) -- then either pass the folder as
+    ``ARQConfig(candidate_table=...)`` or call :meth:`ARQ.attach_candidates` before ``fit``.
+    Rows are looked up by the raw (unscaled) observation bytes. The sampler used by the implicit
+    policy is ``ARQConfig(sampler_path=...)`` (a saved ``ScoreSupportSampler``) or
+    :meth:`ARQ.attach_sampler`. Candidates are stored in the original action space, so no
+    ``action_scaler`` is supported (ARQ's networks act on raw actions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
+from d3rlpy.constants import ActionSpace
+from d3rlpy.dataset import TransitionMiniBatch
+from d3rlpy.models.builders import create_continuous_q_function, create_normal_policy
+from d3rlpy.models.encoders import EncoderFactory, VectorEncoderFactory, make_encoder_field
+from d3rlpy.models.q_functions import MeanQFunctionFactory
+from d3rlpy.models.torch import ContinuousEnsembleQFunctionForwarder, NormalPolicy, build_gaussian_distribution
+from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper, make_optimizer_field
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase, QLearningAlgoImplBase
+from d3rlpy.torch_utility import Modules, TorchMiniBatch, soft_sync
+from d3rlpy.types import Shape, TorchObservation
+
+from saq_wrappers.errors import DataError
+from saq_wrappers.score import CandidateTable, ScoreSupportSampler
+from saq_wrappers.transitions import Transitions
+
+__all__ = ["ARQConfig", "ARQ", "ARQImpl", "arq_table_states", "kth_largest_target"]
+
+
+def _mlp_256() -> EncoderFactory:
+    return VectorEncoderFactory(hidden_units=[256, 256], activation="relu")
+
+
+def _mlp_256_field() -> Any:
+    """d3rlpy's serializable encoder field with the authors' ReLU MLP 2x256 as default."""
+    field = make_encoder_field()
+    field.default_factory = _mlp_256  # type: ignore[attr-defined]
+    return field
+
+
+def arq_table_states(transitions: Transitions) -> np.ndarray:
+    """Unique rows of ``next_observations`` and ``observations``: the states ARQ's updates query."""
+    both = np.concatenate([transitions.next_observations, transitions.observations])
+    flat = both.reshape(len(both), -1)
+    _, first = np.unique(flat, axis=0, return_index=True)
+    return both[np.sort(first)]
+
+
+def kth_largest_target(
+    q_candidates: torch.Tensor, valid: torch.Tensor, q_data: torch.Tensor, k: int
+) -> torch.Tensor:
+    """ARQ eq. 5's bootstrap value from ``Q(s', .)`` on candidates and the dataset action.
+
+    Args:
+        q_candidates: ``(B, N)`` target Q of the candidates of ``s'``.
+        valid: ``(B, N)`` bool, candidates above ``eps``.
+        q_data: ``(B,)`` target Q of the dataset's next action ``a'_data`` (never dropped).
+        k: K of the K-th largest; with fewer than K actions available the smallest is taken.
+
+    Returns:
+        ``(B,)``: ``max(Kth{Q(a'_data)} U {Q(c) : c valid}, Q(a'_data))``.
+    """
+    values = torch.cat([q_data[:, None], q_candidates.masked_fill(~valid, float("-inf"))], dim=1)
+    count = 1 + valid.sum(dim=1)
+    ordered = values.sort(dim=1, descending=True).values
+    index = (torch.clamp(count, max=k) - 1).long()
+    kth = ordered.gather(1, index[:, None])[:, 0]
+    return torch.maximum(kth, q_data)
+
+
+@dataclasses.dataclass()
+class ARQConfig(LearnableConfig):
+    r"""Action-Restricted Q-learning (ARQ eq. 5-6; defaults from the authors' code).
+
+    Args:
+        learning_rate: critic Adam learning rate (3e-4; 1e-4 for Kitchen/Adroit/robomimic).
+        actor_learning_rate: AWR policy learning rate (3e-4).
+        batch_size: 512.
+        gamma: 0.99.
+        tau: polyak rate of the target critics (0.005, i.e. coefficient 0.995).
+        n_critics: 2 (min of targets).
+        kth: K of the K-th largest target (9; 3 for AntMaze).
+        alpha: implicit-policy temperature (1; 10 Adroit/AntMaze, 0.1 robomimic).
+        n_candidates: fresh candidates per state for the implicit policy (30).
+        use_awr_policy: train the AWR policy and act with it.
+        awr_beta: inverse temperature of the AWR weights; max_weight: their clip (100).
+        candidate_table: folder of a precomputed table (or use :meth:`ARQ.attach_candidates`).
+        sampler_path: saved ``ScoreSupportSampler`` for the implicit policy
+            (or :meth:`ARQ.attach_sampler`).
+        critic_encoder_factory, actor_encoder_factory: ReLU MLP 2x256.
+    """
+
+    learning_rate: float = 3e-4
+    actor_learning_rate: float = 3e-4
+    critic_optim_factory: OptimizerFactory = make_optimizer_field()
+    actor_optim_factory: OptimizerFactory = make_optimizer_field()
+    critic_encoder_factory: EncoderFactory = _mlp_256_field()
+    actor_encoder_factory: EncoderFactory = _mlp_256_field()
+    batch_size: int = 512
+    gamma: float = 0.99
+    tau: float = 0.005
+    n_critics: int = 2
+    kth: int = 9
+    alpha: float = 1.0
+    n_candidates: int = 30
+    use_awr_policy: bool = False
+    awr_beta: float = 1.0
+    max_weight: float = 100.0
+    candidate_table: Optional[str] = None
+    sampler_path: Optional[str] = None
+
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "ARQ":
+        return ARQ(self, device, enable_ddp)
+
+    @staticmethod
+    def get_type() -> str:
+        return "arq"
+
+
+@dataclasses.dataclass(frozen=True)
+class ARQModules(Modules):
+    q_funcs: torch.nn.ModuleList
+    targ_q_funcs: torch.nn.ModuleList
+    policy: NormalPolicy
+    critic_optim: OptimizerWrapper
+    actor_optim: OptimizerWrapper
+
+
+class ARQImpl(QLearningAlgoImplBase):
+    """Torch side of ARQ: the eq. 5 critic update, the AWR update and Q of candidate sets."""
+
+    _modules: ARQModules
+
+    def __init__(
+        self,
+        observation_shape: Shape,
+        action_size: int,
+        modules: ARQModules,
+        q_func_forwarder: ContinuousEnsembleQFunctionForwarder,
+        targ_q_func_forwarder: ContinuousEnsembleQFunctionForwarder,
+        config: ARQConfig,
+        device: str,
+    ) -> None:
+        super().__init__(observation_shape=observation_shape, action_size=action_size, modules=modules, device=device)
+        self._q = q_func_forwarder
+        self._targ_q = targ_q_func_forwarder
+        self._config = config
+        self.candidates: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+        hard = soft_sync  # start the targets equal to the online critics
+        hard(self._modules.targ_q_funcs, self._modules.q_funcs, 1.0)
+
+    def q_of_sets(self, forwarder: ContinuousEnsembleQFunctionForwarder, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Min-over-critics Q of ``actions (B, N, d)`` at ``obs (B, ...)``: ``(B, N)``."""
+        B, N, d = actions.shape
+        rep = obs.repeat_interleave(N, dim=0)
+        return forwarder.compute_expected_q(rep, actions.reshape(B * N, d), "min").reshape(B, N)
+
+    def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
+        assert self.candidates is not None, "ARQ.update must attach the candidates of the batch"
+        next_cand, next_valid, awr = self.candidates
+        cfg = self._config
+        with torch.no_grad():
+            q_next = self.q_of_sets(self._targ_q, batch.next_observations, next_cand)
+            q_data = self._targ_q.compute_expected_q(batch.next_observations, batch.next_actions, "min")[:, 0]
+            target = kth_largest_target(q_next, next_valid, q_data, cfg.kth)[:, None]
+        self._modules.critic_optim.zero_grad()
+        loss = self._q.compute_error(
+            observations=batch.observations, actions=batch.actions, rewards=batch.rewards,
+            target=target, terminals=batch.terminals, gamma=cfg.gamma**batch.intervals,
+        )
+        loss.backward()
+        self._modules.critic_optim.step()
+        soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, cfg.tau)
+        metrics = {"critic_loss": float(loss.detach()), "target_mean": float(target.mean()),
+                   "valid_fraction": float(next_valid.float().mean())}
+        if cfg.use_awr_policy:
+            cand, valid = awr
+            with torch.no_grad():
+                q_a = self._q.compute_expected_q(batch.observations, batch.actions, "min")[:, 0]
+                q_c = self.q_of_sets(self._q, batch.observations, cand)
+                mean_valid = (q_c * valid).sum(1) / valid.sum(1).clamp_min(1)
+                # A state with no valid candidate has baseline Q(s, a_data): advantage 0.
+                baseline = torch.where(valid.any(1), mean_valid, q_a)
+                weight = torch.exp(cfg.awr_beta * (q_a - baseline)).clamp(max=cfg.max_weight)
+            self._modules.actor_optim.zero_grad()
+            dist = build_gaussian_distribution(self._modules.policy(batch.observations))
+            actor_loss = -(weight[:, None] * dist.log_prob(batch.actions)).mean()
+            actor_loss.backward()
+            self._modules.actor_optim.step()
+            metrics["actor_loss"] = float(actor_loss.detach())
+        return metrics
+
+    def inner_predict_best_action(self, x: TorchObservation) -> torch.Tensor:
+        return self._modules.policy(x).squashed_mu
+
+    def inner_sample_action(self, x: TorchObservation) -> torch.Tensor:
+        return build_gaussian_distribution(self._modules.policy(x)).sample()
+
+    def inner_predict_value(self, x: TorchObservation, action: torch.Tensor) -> torch.Tensor:
+        return self._q.compute_expected_q(x, action, "min").reshape(-1)
+
+    @property
+    def q_function(self) -> torch.nn.ModuleList:
+        return self._modules.q_funcs
+
+
+class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
+    """Action-Restricted Q-learning; see the module docstring for eq. 5-6 and the table input."""
+
+    def __init__(self, config: ARQConfig, device: DeviceArg = False, enable_ddp: bool = False) -> None:
+        super().__init__(config, device, enable_ddp)
+        self._table: Optional[CandidateTable] = None
+        self._rows: dict[bytes, int] = {}
+        self._sampler: Optional[ScoreSupportSampler] = None
+        self._rng = torch.Generator().manual_seed(0)
+
+    # ------------------------------------------------------------------ inputs
+    def attach_candidates(self, table: CandidateTable) -> None:
+        """Use ``table`` (see :func:`arq_table_states`) for the eq. 5 targets and AWR advantages."""
+        if self._config.action_scaler is not None:
+            raise DataError("ARQ does not support an action_scaler: candidates are raw actions")
+        self._table = table
+        flat = np.ascontiguousarray(table.observations, dtype=np.float32).reshape(len(table), -1)
+        self._rows = {row.tobytes(): i for i, row in enumerate(flat)}
+        self._valid = torch.as_tensor(table.valid)
+        self._actions = torch.from_numpy(np.array(table.actions))
+
+    def attach_sampler(self, sampler: ScoreSupportSampler) -> None:
+        """The behavior model the implicit policy draws fresh candidates from (eq. 6)."""
+        self._sampler = sampler
+
+    def _ensure_inputs(self) -> None:
+        if self._table is None and self._config.candidate_table:
+            self.attach_candidates(CandidateTable.load(self._config.candidate_table))
+        if self._sampler is None and self._config.sampler_path:
+            self._sampler = ScoreSupportSampler.load(self._config.sampler_path)
+
+    def _lookup(
+        self, obs: np.ndarray, what: str, skip: Optional[np.ndarray] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table rows of ``obs``; rows flagged in ``skip`` (terminal ``s'``) get no valid candidate."""
+        flat = np.ascontiguousarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        rows = np.zeros(len(flat), dtype=np.int64)
+        for i, r in enumerate(flat):
+            if skip is not None and skip[i]:
+                continue  # d3rlpy zero-fills terminal next observations; the target is masked anyway
+            row = self._rows.get(r.tobytes())
+            if row is None:
+                raise DataError(
+                    f"a batch {what} is not in the candidate table: build the table over "
+                    "arq_table_states(transitions) of the dataset being fitted"
+                )
+            rows[i] = row
+        idx = torch.as_tensor(rows)
+        valid = self._valid[idx]
+        if skip is not None:
+            valid = valid & ~torch.as_tensor(skip)[:, None]
+        return self._actions[idx], valid
+
+    # ------------------------------------------------------------------ d3rlpy hooks
+    def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
+        cfg = self._config
+        if cfg.kth < 1 or cfg.n_candidates < 1:
+            raise DataError(f"kth and n_candidates must be >= 1, got {cfg.kth}, {cfg.n_candidates}")
+        q_funcs, q_fwd = create_continuous_q_function(
+            observation_shape, action_size, cfg.critic_encoder_factory, MeanQFunctionFactory(),
+            n_ensembles=cfg.n_critics, device=self._device, enable_ddp=self._enable_ddp,
+        )
+        targ_q_funcs, targ_fwd = create_continuous_q_function(
+            observation_shape, action_size, cfg.critic_encoder_factory, MeanQFunctionFactory(),
+            n_ensembles=cfg.n_critics, device=self._device, enable_ddp=self._enable_ddp,
+        )
+        policy = create_normal_policy(
+            observation_shape, action_size, cfg.actor_encoder_factory, min_logstd=-5.0, max_logstd=2.0,
+            use_std_parameter=True, device=self._device, enable_ddp=self._enable_ddp,
+        )
+        critic_optim = cfg.critic_optim_factory.create(q_funcs.named_modules(), lr=cfg.learning_rate, compiled=False)
+        actor_optim = cfg.actor_optim_factory.create(policy.named_modules(), lr=cfg.actor_learning_rate, compiled=False)
+        modules = ARQModules(q_funcs=q_funcs, targ_q_funcs=targ_q_funcs, policy=policy,
+                             critic_optim=critic_optim, actor_optim=actor_optim)
+        self._impl = ARQImpl(observation_shape, action_size, modules, q_fwd, targ_fwd, cfg, self._device)
+
+    def update(self, batch: TransitionMiniBatch) -> dict[str, float]:
+        """Look up the candidates of ``s'`` (and of ``s`` for AWR) by raw observation, then update."""
+        self._ensure_inputs()
+        if self._table is None:
+            raise DataError(
+                "ARQ needs a candidate table before fit: ARQConfig(candidate_table=folder) or "
+                "algo.attach_candidates(precompute_candidate_table(...))"
+            )
+        assert self._impl is not None
+        if not np.isfinite(batch.rewards).all() or not np.isfinite(batch.actions).all():
+            raise DataError("the minibatch holds NaN or inf rewards/actions")
+        terminal = np.asarray(batch.terminals).reshape(-1) > 0
+        next_cand, next_valid = self._lookup(batch.next_observations, "next observation", skip=terminal)
+        awr = self._lookup(batch.observations, "observation") if self._config.use_awr_policy else (None, None)
+        device = self._device if isinstance(self._device, str) else "cpu"
+        self._impl.candidates = (next_cand.to(device), next_valid.to(device),
+                                 tuple(t.to(device) for t in awr) if awr[0] is not None else awr)
+        try:
+            return super().update(batch)
+        finally:
+            self._impl.candidates = None
+
+    def get_action_type(self) -> ActionSpace:
+        return ActionSpace.CONTINUOUS
+
+    # ------------------------------------------------------------------ policies
+    def implicit_policy_logits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ARQ eq. 6 on fresh candidates: ``(candidates (B, N, d), logits (B, N))``.
+
+        Logits are ``alpha * (Q - mean of valid Q)`` and ``-inf`` for dropped candidates; a state
+        with no valid candidate keeps all of them.
+        """
+        self._ensure_inputs()
+        if self._sampler is None:
+            raise DataError("the implicit policy needs a sampler: ARQConfig(sampler_path=...) or attach_sampler()")
+        assert self._impl is not None
+        obs = np.array(x, dtype=np.float32)
+        actions, log_lik = self._sampler.sample(obs, self._config.n_candidates, generator=self._rng)
+        valid = log_lik > self._sampler.log_eps
+        valid[~valid.any(1)] = True
+        with torch.no_grad():
+            torch_x = torch.as_tensor(obs, device=self._device if isinstance(self._device, str) else "cpu")
+            if self._config.observation_scaler:
+                torch_x = self._config.observation_scaler.transform(torch_x)
+            q = self._impl.q_of_sets(self._impl._q, torch_x, torch.as_tensor(actions).to(torch_x.device)).cpu()
+        v = torch.as_tensor(valid)
+        mean_valid = (q * v).sum(1, keepdim=True) / v.sum(1, keepdim=True)
+        logits = (self._config.alpha * (q - mean_valid)).masked_fill(~v, float("-inf"))
+        return actions, logits.numpy()
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Greedy action: argmax of eq. 6 (or the AWR policy's mean if ``use_awr_policy``)."""
+        if self._config.use_awr_policy:
+            return super().predict(x)
+        actions, logits = self.implicit_policy_logits(x)
+        return actions[np.arange(len(actions)), logits.argmax(1)]
+
+    def sample_action(self, x: Any) -> np.ndarray:
+        """A draw from eq. 6's softmax over fresh candidates (or from the AWR policy)."""
+        if self._config.use_awr_policy:
+            return super().sample_action(x)
+        actions, logits = self.implicit_policy_logits(x)
+        probs = torch.softmax(torch.as_tensor(logits), dim=1)
+        pick = torch.multinomial(probs, 1, generator=self._rng)[:, 0].numpy()
+        return actions[np.arange(len(actions)), pick]
+
+
+register_learnable(ARQConfig)
