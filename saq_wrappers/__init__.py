@@ -27,6 +27,7 @@ _EXPORTS = {
     "SpaceMismatchError": "saq_wrappers.errors",
     "CheckpointError": "saq_wrappers.errors",
     "OutputPathError": "saq_wrappers.errors",
+    "NotFittedError": "saq_wrappers.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -62,9 +62,11 @@ def box_to_dict(space: gym.spaces.Box) -> dict[str, Any]:
 def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
     """Inverse of :func:`box_to_dict`."""
     shape = tuple(int(v) for v in data["shape"])
-    low = np.array([float(v) for v in data["low"]], dtype=np.float64).reshape(shape)
-    high = np.array([float(v) for v in data["high"]], dtype=np.float64).reshape(shape)
-    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.dtype(data["dtype"]))
+    dtype = np.dtype(data["dtype"])
+    # bounds are stored as float64 text of values of ``dtype``: casting back is exact
+    low = np.array([float(v) for v in data["low"]], dtype=np.float64).reshape(shape).astype(dtype)
+    high = np.array([float(v) for v in data["high"]], dtype=np.float64).reshape(shape).astype(dtype)
+    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
 
 
 def check_spaces_match(

@@ -26,3 +26,7 @@ class CheckpointError(SAQError, ValueError):
 
 class OutputPathError(SAQError, OSError):
     """An output path cannot be written: its folder is missing or read-only."""
+
+
+class NotFittedError(SAQError, RuntimeError):
+    """A model (quantizer, score sampler) was used before ``fit`` or ``load``."""

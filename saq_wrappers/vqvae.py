@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -37,11 +36,11 @@ from saq_wrappers.action_set import (
     check_spaces_match,
     require_box,
 )
-from saq_wrappers.errors import CheckpointError, DataError, SAQError
+from saq_wrappers.errors import CheckpointError, DataError, NotFittedError
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.metrics import code_usage_stats, reconstruction_stats
 
-__all__ = ["StateConditionedVQVAE", "VQVAEQuantizer", "NotFittedError", "DEFAULT_N_STEPS"]
+__all__ = ["StateConditionedVQVAE", "VQVAEQuantizer", "DEFAULT_N_STEPS"]
 
 #: Checkpoint ``kind`` written by :meth:`VQVAEQuantizer.save`.
 CHECKPOINT_KIND = "vqvae_quantizer"
@@ -61,10 +60,6 @@ STD_FLOOR = 1e-3
 NUMPY_MAX_ROWS = 512
 #: Rows per chunk when encoding or decoding large datasets with torch.
 CHUNK_ROWS = 65_536
-
-
-class NotFittedError(SAQError, RuntimeError):
-    """The quantizer was used (encode/decode/save) before :meth:`VQVAEQuantizer.fit` or ``load``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,11 +812,8 @@ class VQVAEQuantizer:
         tensors, metadata = load_checkpoint(path, CHECKPOINT_KIND)
         where = str(path)
         try:
-            with warnings.catch_warnings():
-                # bounds are stored as float64 text; casting back to the Box dtype is exact
-                warnings.filterwarnings("ignore", message=".*precision lowered.*")
-                obs_space = box_from_dict(metadata["observation_space"])
-                act_space = box_from_dict(metadata["action_space"])
+            obs_space = box_from_dict(metadata["observation_space"])
+            act_space = box_from_dict(metadata["action_space"])
             config = dict(metadata["config"])
             fields = set(_Config.__dataclass_fields__)
             if set(config) != fields:

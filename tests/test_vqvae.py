@@ -21,7 +21,8 @@ from saq_wrappers.errors import CheckpointError, DataError, OutputPathError, Spa
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.metrics import code_usage_stats
 from saq_wrappers.transitions import Transitions
-from saq_wrappers.vqvae import NotFittedError, StateConditionedVQVAE, VQVAEQuantizer
+from saq_wrappers.errors import NotFittedError
+from saq_wrappers.vqvae import StateConditionedVQVAE, VQVAEQuantizer
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
