@@ -201,9 +201,14 @@ def test_learns_the_optimal_codes_and_the_expectile_value(trained: DiscreteIQL) 
 # ---- d3rlpy integration ----------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # Categorical arg checks
 def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteIQL, tmp_path: Path) -> None:
     x = np.random.default_rng(5).normal(size=(32, 3)).astype(np.float32)
     codes = np.arange(32) % K
+    # d3rlpy's TorchScript export of the greedy policy (our own file, written just now)
+    trained.save_policy(str(tmp_path / "policy.pt"))
+    scripted = torch.jit.load(str(tmp_path / "policy.pt"))
+    np.testing.assert_array_equal(scripted(torch.from_numpy(x)).numpy(), trained.predict(x))
     path = tmp_path / "iql.d3"
     trained.save(str(path))
     loaded = d3rlpy.load_learnable(str(path), device="cpu:0")
