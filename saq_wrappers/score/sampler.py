@@ -50,7 +50,7 @@ from saq_wrappers.action_set import (
     check_indices,
     require_box,
 )
-from saq_wrappers.errors import DataError, SAQError
+from saq_wrappers.errors import DataError, NotFittedError
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
@@ -62,10 +62,6 @@ CHECKPOINT_KIND = "score_support_sampler"
 
 #: ARQ's threshold: drop candidates with log-likelihood <= -5 (eps = e^-5).
 DEFAULT_LOG_EPS = -5.0
-
-
-class NotFittedError(SAQError, RuntimeError):
-    """The sampler was used before ``fit`` (or ``load``)."""
 
 
 def observation_seeds(obs: np.ndarray, seed: int) -> np.ndarray:
