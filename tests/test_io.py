@@ -21,6 +21,16 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
 
 
+def test_output_gets_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
 def test_failure_inside_atomic_output_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")

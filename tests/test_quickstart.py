@@ -73,3 +73,19 @@ def test_data_subcommands_are_wired(capsys: pytest.CaptureFixture[str]) -> None:
             main(["data", name, "--help"])
         assert exit_info.value.code == 0
         assert option in capsys.readouterr().out
+
+
+def test_every_algorithm_maps_to_its_saq_preset_and_continuous_counterpart() -> None:
+    import gymnasium as gym
+
+    from saq_wrappers.integrations.d3rlpy import DiscreteBRACConfig, DiscreteIQLConfig
+    from saq_wrappers.integrations.d3rlpy.quickstart import continuous_baseline, saq_config
+
+    expected = {"cql": (d3rlpy.algos.DiscreteCQLConfig, "CQL"), "bc": (d3rlpy.algos.DiscreteBCConfig, "BC"),
+                "iql": (DiscreteIQLConfig, "IQL"), "brac": (DiscreteBRACConfig, "TD3+BC")}
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    for algo, (config_type, baseline_name) in expected.items():
+        config = saq_config(algo, n_steps=500)
+        assert isinstance(config, config_type) and config.batch_size == 256
+        assert continuous_baseline(algo, space)[0] == baseline_name
+    assert saq_config("brac", n_steps=500).behavior_pretrain_steps == 50

@@ -91,17 +91,19 @@ def load_dataset(spec: str, progress: bool = True) -> LoadedDataset:
     )
 
 
-def saq_config(algo: str) -> Any:
-    """The SAQ preset of ``algo`` (a d3rlpy discrete config)."""
-    factories: dict[str, str] = {
-        "cql": "saq_cql_config",
-        "bc": "saq_bc_config",
-        "iql": "saq_iql_config",
-        "brac": "saq_brac_config",
-    }
-    if algo not in factories:
+def saq_config(algo: str, n_steps: int | None = None) -> Any:
+    """The SAQ preset of ``algo`` (a d3rlpy discrete config).
+
+    SAQ-BRAC learns pi_beta in a first phase; a short run gives that phase a tenth of its steps
+    (1,000 updates under a time budget, where the step count is not known in advance).
+    """
+    if algo not in ALGORITHMS:
         raise DataError(f"unknown algorithm {algo!r}: expected one of {', '.join(ALGORITHMS)}")
-    return getattr(presets, factories[algo])()
+    if algo == "brac":
+        pretrain = max(1, n_steps // 10) if n_steps is not None else 1000
+        return presets.saq_brac_config(behavior_pretrain_steps=pretrain)
+    factories = {"cql": presets.saq_cql_config, "bc": presets.saq_bc_config, "iql": presets.saq_iql_config}
+    return factories[algo]()
 
 
 def continuous_baseline(algo: str, action_space: gym.spaces.Box) -> tuple[str, Any]:
@@ -177,7 +179,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     saq_name = f"SAQ-{config.algo.upper()}"
     d3rlpy.seed(config.seed)
-    saq_algo = saq_config(config.algo).create(device="cpu")
+    saq_algo = saq_config(config.algo, config.steps).create(device="cpu")
     record = train_with_budget(
         saq_algo, discrete, time_budget=config.time_budget, n_steps=config.steps,
         evaluate=lambda a: score_of(a, quantizer, 3), n_evaluations=config.curve_points,
