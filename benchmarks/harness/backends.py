@@ -1,0 +1,185 @@
+"""Running a grid of runs: a local spawn process pool (default), in-process, or Ray tasks.
+
+The grid runs in two phases: first the shared artifacts its unfinished runs need (one task per
+quantizer / ARQ table, so two SAQ runs on the same data never fit the same quantizer twice),
+then the runs. Finished runs (a result file with the same fingerprint) are skipped; a run whose
+task fails is reported and retried on the next invocation.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from saq_wrappers.errors import DataError
+
+from .runner import RUNS, ARTIFACTS, artifact_key, execute_task, init_worker, load_result
+from .spec import RunSpec
+
+BACKENDS = ("local", "serial", "ray")
+
+Task = tuple[str, dict[str, Any], str]
+
+
+@dataclasses.dataclass
+class GridSummary:
+    """What :func:`run_grid` did: run ids executed, skipped (already finished) and failed."""
+
+    executed: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _clean_stray(out: Path) -> int:
+    """Remove temporary files an interrupted write left (never read, never renamed)."""
+    removed = 0
+    for folder in (out / RUNS, out / ARTIFACTS / "quantizers"):
+        if folder.is_dir():
+            for stray in folder.glob(".*.tmp"):
+                stray.unlink()
+                removed += 1
+    return removed
+
+
+class Executor:
+    """Runs tasks and yields their replies as they complete; a context manager."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """In this process, one task after the other (debugging, tests)."""
+
+    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+        init_worker()
+        for task in tasks:
+            yield execute_task(*task)
+
+
+class LocalExecutor(Executor):
+    """``concurrent.futures`` process pool with the spawn start method (fork is unsafe with
+    torch's threads), one torch thread per worker; the pool lives for the whole grid."""
+
+    def __enter__(self) -> "LocalExecutor":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the spawned workers
+        context = multiprocessing.get_context("spawn")
+        self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=init_worker)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+        futures = [self.pool.submit(execute_task, *task) for task in tasks]
+        for future in cf.as_completed(futures):
+            yield future.result()
+
+
+class RayExecutor(Executor):
+    """Ray tasks, one CPU each. Starts a local Ray (``num_cpus=workers``) unless one is already
+    initialized (call ``ray.init(address=...)`` first for a cluster, whose workers must be able
+    to import ``benchmarks`` and ``saq_wrappers``: same checkout and environment)."""
+
+    def __enter__(self) -> "RayExecutor":
+        try:
+            import ray
+        except ImportError as error:
+            raise DataError("--backend ray needs Ray: pip install 'ray>=2.9' -c constraints.txt") from error
+        self.ray = ray
+        if not ray.is_initialized():
+            root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(execute_task)
+        return self
+
+    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+        pending = [self.remote.remote(*task) for task in tasks]
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            for ref in done:
+                yield self.ray.get(ref)
+
+
+EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "local": LocalExecutor, "ray": RayExecutor}
+
+
+def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], list[RunSpec]]:
+    """(finished, to run, artifact tasks: one representative run per missing shared artifact)."""
+    ids = [r.run_id for r in runs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise DataError(f"the grid names a run twice: {duplicates}")
+    finished = [r for r in runs if load_result(out, r) is not None]
+    todo = [r for r in runs if r not in finished]
+    artifacts: dict[str, RunSpec] = {}
+    for run in todo:
+        key = artifact_key(run)
+        if key is not None and key not in artifacts:
+            artifacts[key] = run
+    return finished, todo, list(artifacts.values())
+
+
+def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path,
+             summary: GridSummary, started: float, log: Callable[[str], None]) -> None:
+    if artifact_runs:
+        for reply in executor.run([("artifact", r.to_dict(), str(out)) for r in artifact_runs]):
+            if reply["ok"]:
+                log(f"  artifact ready: {reply['key']}")
+            else:
+                log(f"  artifact FAILED ({reply['run_id']}): {reply['error']}")
+    for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out)) for r in todo]), start=1):
+        elapsed = time.perf_counter() - started
+        if reply["ok"]:
+            summary.executed.append(reply["run_id"])
+            log(f"  [{done}/{len(todo)}] {reply['run_id']}: score {reply['score']:.1f} "
+                f"({reply['seconds']:.0f} s; {elapsed / 60:.1f} min elapsed)")
+        else:
+            summary.failed[reply["run_id"]] = reply["error"]
+            log(f"  [{done}/{len(todo)}] {reply['run_id']}: FAILED {reply['error']}")
+            print(reply.get("traceback", ""), file=sys.stderr)
+
+
+def run_grid(
+    runs: list[RunSpec],
+    out: Path,
+    backend: str = "local",
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> GridSummary:
+    """Run every unfinished run of ``runs`` into ``out`` on ``backend``; see the module docstring."""
+    if backend not in BACKENDS:
+        raise DataError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise DataError(f"workers must be >= 1, got {workers}")
+    out = Path(out).resolve()
+    (out / RUNS).mkdir(parents=True, exist_ok=True)
+    _clean_stray(out)
+    started = time.perf_counter()
+    finished, todo, artifact_runs = plan(runs, out)
+    summary = GridSummary(skipped=[r.run_id for r in finished])
+    log(f"{len(runs)} runs: {len(finished)} finished, {len(todo)} to run "
+        f"({len(artifact_runs)} shared artifacts first) on backend {backend!r} with {workers} worker(s)")
+    if todo:
+        with EXECUTORS[backend](workers) as executor:
+            _execute(executor, todo, artifact_runs, out, summary, started, log)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,167 @@
+"""The benchmark harness (``python -m benchmarks.run``) on tiny grids: outputs, resumption, backends.
+
+Every grid here trains a few hundred updates of small networks on the built-in Pendulum expert
+data (10 episodes), so the file runs in about a minute single-threaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder of the checkout, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness.backends import plan, run_grid  # noqa: E402
+from benchmarks.harness.paper import paper_number  # noqa: E402
+from benchmarks.harness.report import write_report  # noqa: E402
+from benchmarks.harness.runner import result_path  # noqa: E402
+from benchmarks.harness.spec import DatasetSpec, RunSpec, build_suite  # noqa: E402
+from benchmarks.run import main  # noqa: E402
+from saq_wrappers.errors import DataError  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in dataset cached once in the main process (workers inherit SAQ_CACHE_DIR)."""
+    from saq_wrappers.experts import quickstart_dataset
+
+    folder = tmp_path_factory.mktemp("saq-cache")
+    old = os.environ.get("SAQ_CACHE_DIR")
+    os.environ["SAQ_CACHE_DIR"] = str(folder)
+    quickstart_dataset(n_episodes=10, progress=False)
+    yield folder
+    if old is None:
+        os.environ.pop("SAQ_CACHE_DIR", None)
+    else:
+        os.environ["SAQ_CACHE_DIR"] = old
+
+
+def tiny_grid(algos: list[str], steps: int = 200) -> list[RunSpec]:
+    return build_suite("tiny", Path("."), algos=algos, steps=steps)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_tiny_grid_writes_json_table_plot_and_resumes(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    runs = tiny_grid(["BC", "SAQ-BC"])
+    first = run_grid(runs, out, backend="local", workers=2, log=quiet)
+    assert sorted(first.executed) == sorted(r.run_id for r in runs) and not first.failed
+    report = write_report(runs, out, "tiny", "test")
+
+    document = json.loads((out / "results.json").read_text())
+    assert {r["run_id"] for r in document["runs"]} == {r.run_id for r in runs}
+    for run in document["runs"]:
+        assert run["training"]["steps"] == 200
+        assert len(run["evaluation"]["returns"]) == 2  # the tiny suite's eval episodes
+        assert run["training"]["curve"], "a learning curve point per evaluation"
+        assert run["metric"] == "normalized" and isinstance(run["score"], float)
+    saq = next(r for r in document["runs"] if r["algo"] == "SAQ-BC")
+    assert saq["quantizer"]["n_codes"] == 8 and saq["quantizer"]["codes_used"] >= 1
+    table = (out / "results.md").read_text()
+    assert "| pendulum-expert |" in table and "BC" in table and "SAQ-BC (K=8)" in table
+    assert "± 0.0" in table  # one seed: std 0
+    assert (out / "learning_curves.png").read_bytes()[:8] == PNG_MAGIC
+    assert report["plots"] == ["learning_curves.png"]
+
+    # resume: nothing is recomputed, no result file is touched
+    mtimes = {r.run_id: result_path(out, r).stat().st_mtime_ns for r in runs}
+    second = run_grid(runs, out, backend="local", workers=2, log=quiet)
+    assert second.executed == [] and sorted(second.skipped) == sorted(mtimes)
+    assert {r.run_id: result_path(out, r).stat().st_mtime_ns for r in runs} == mtimes
+
+    # an interrupted run: its result never appeared, a temporary file was left behind;
+    # only that run is repeated, the stray file is cleaned up
+    lost, kept = runs
+    result_path(out, lost).unlink()
+    stray = out / "runs" / f".{lost.run_id}.json.abc123.tmp"
+    stray.write_text('{"partial": ')
+    third = run_grid(runs, out, backend="serial", workers=1, log=quiet)
+    assert third.executed == [lost.run_id] and third.skipped == [kept.run_id]
+    assert result_path(out, kept).stat().st_mtime_ns == mtimes[kept.run_id]
+    assert not stray.exists()
+
+    # the same run ids with other settings are refused, not mixed into the table
+    changed = [dataclasses.replace(r, steps=300) for r in runs]
+    with pytest.raises(DataError, match="other settings"):
+        plan(changed, out)
+
+
+def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> None:
+    """ARQ (sampler + candidate table artifacts) and the CQL penalty ablation through the CLI."""
+    out = tmp_path / "bench"
+    code = main(["--suite", "tiny", "--algos", "ARQ", "--steps", "100", "--backend", "serial",
+                 "--out", str(out)])
+    assert code == 0
+    arq = json.loads(next((out / "runs").glob("*ARQ*.json")).read_text())
+    assert arq["training"]["steps"] == 100
+    assert 0.0 < arq["arq"]["valid_fraction"] <= 1.0
+    assert arq["arq"]["table_states"] >= arq["data"]["transitions"]  # s and s' rows
+    assert (out / "artifacts" / "arq").is_dir()
+
+    penalty_runs = [dataclasses.replace(r, track_penalty=True, curve_points=2)
+                    for r in tiny_grid(["CQL", "SAQ-CQL"], steps=100)]
+    summary = run_grid(penalty_runs, out, backend="serial", log=quiet)
+    assert not summary.failed
+    report = write_report(penalty_runs, out, "tiny", "test")
+    assert "penalty_gap.png" in report["plots"]
+    results = {json.loads(result_path(out, r).read_text())["algo"]: json.loads(result_path(out, r).read_text())
+               for r in penalty_runs}
+    assert {"sampled_penalty", "reference_penalty"} <= set(results["CQL"]["penalty"][0])
+    assert "exact_penalty" in results["SAQ-CQL"]["penalty"][0]
+    assert (out / "penalty_gap.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_ray_backend_on_a_tiny_grid(cache: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                                       "SAQ_CACHE_DIR": str(cache)}})
+    try:
+        runs = tiny_grid(["BC", "SAQ-BC"], steps=100)
+        summary = run_grid(runs, tmp_path / "ray", backend="ray", workers=2, log=quiet)
+        assert sorted(summary.executed) == sorted(r.run_id for r in runs) and not summary.failed
+        again = run_grid(runs, tmp_path / "ray", backend="ray", workers=2, log=quiet)
+        assert again.executed == [] and len(again.skipped) == 2
+    finally:
+        ray.shutdown()
+
+
+def test_specs_parse_round_trip_and_paper_numbers() -> None:
+    spec = DatasetSpec.parse("hop=d4rl:/data/hopper_expert.hdf5@Hopper-v5")
+    assert (spec.name, spec.kind, spec.source, spec.env_id) == ("hop", "d4rl", "/data/hopper_expert.hdf5", "Hopper-v5")
+    assert DatasetSpec.parse("robomimic:/x/lift_ph.hdf5").metric == "success"
+    assert DatasetSpec.parse("minari:mujoco/hopper/expert-v0").name == "mujoco-hopper-expert-v0"
+    with pytest.raises(DataError, match="env_id"):
+        DatasetSpec.parse("d4rl:/data/hopper.hdf5")
+    with pytest.raises(DataError, match="KIND"):
+        DatasetSpec.parse("hopper.hdf5")
+    with pytest.raises(DataError, match="unknown algorithm"):
+        tiny_grid(["SAQ-XYZ"])
+
+    runs = build_suite("ablation-k", Path("/data"))
+    assert len({r.run_id for r in runs}) == len(runs) == 12  # 3 algorithms x K in {16, 32, 64, 128}
+    assert all(RunSpec.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in runs)
+    state = build_suite("ablation-state", Path("/data"))
+    assert {(r.quantizer.n_codes, r.quantizer.state_conditioned) for r in state} == {(16, True), (16, False)}
+    small = build_suite("small", Path("/data"))
+    assert {r.dataset.name for r in small} == {"hopper-expert", "hopper-medium-expert", "lift-ph"}
+    assert all(r.hidden == (256, 256) and r.steps == small[0].steps for r in small)  # same budget and sizes
+
+    assert paper_number("hopper-expert-v2", "SAQ-CQL") == (109.9, "SAQ Tab. 5")
+    assert paper_number("hopper-expert-v2", "SAQ-IQL", n_codes=16) == (106.9, "SAQ Tab. 4")
+    assert paper_number("robomimic-lift-ph", "BC") == (59.47, "SAQ Tab. 2")
+    assert paper_number("robomimic-lift-ph", "ARQ") == (98.0, "ARQ Tab. A.4")
+    assert paper_number("hopper-expert-v2", "TD3+BC") is None
+    assert paper_number(None, "CQL") is None
