@@ -33,10 +33,8 @@ from torch.optim import Optimizer
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase, QLearningAlgoImplBase
 from d3rlpy.algos.qlearning.torch.utility import DiscreteQFunctionMixin
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
-from d3rlpy.constants import ActionSpace
-from d3rlpy.models.builders import create_categorical_policy, create_discrete_q_function
+from d3rlpy.models.builders import create_categorical_policy
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
-from d3rlpy.models.q_functions import MeanQFunctionFactory
 from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder
 from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper, make_optimizer_field
 from d3rlpy.torch_utility import (
@@ -49,11 +47,11 @@ from d3rlpy.torch_utility import (
 )
 from d3rlpy.types import Observation, Shape, TorchObservation
 
-from saq_wrappers.integrations.d3rlpy.iql import (
+from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteCodeAlgoMixin,
-    _policy_probs,
     check_discrete_dataset,
     pick_codes,
+    policy_probabilities,
     stack_q_values,
 )
 
@@ -350,23 +348,8 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config
-        q_funcs, q_func_forwarder = create_discrete_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            MeanQFunctionFactory(),
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
-        )
-        targ_q_funcs, _ = create_discrete_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            MeanQFunctionFactory(),
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
+        q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
+            observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
         policy = create_categorical_policy(
             observation_shape, action_size, config.actor_encoder_factory, device=self._device, enable_ddp=self._enable_ddp
@@ -408,9 +391,6 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
             device=self._device,
         )
 
-    def get_action_type(self) -> ActionSpace:
-        return ActionSpace.DISCRETE
-
     def fitter(self, dataset: Any, n_steps: int, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         check_discrete_dataset(type(self).__name__, dataset.dataset_info)  # before any warning
         remaining = self._config.behavior_pretrain_steps - self.grad_step
@@ -426,7 +406,7 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
 
     def predict_policy(self, x: Observation) -> np.ndarray:
         """Probabilities (B, K) of the actor ``pi_phi`` at ``x`` (observation scaler applied)."""
-        return _policy_probs(self, x)
+        return policy_probabilities(self, x)
 
 
 register_learnable(DiscreteBRACConfig)

@@ -27,40 +27,40 @@ The module also holds the action-space check shared with :mod:`.brac`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase, QLearningAlgoImplBase
 from d3rlpy.algos.qlearning.torch.utility import DiscreteQFunctionMixin
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
-from d3rlpy.constants import IMPL_NOT_INITIALIZED_ERROR, ActionSpace
-from d3rlpy.dataset import DatasetInfo, ReplayBufferBase
 from d3rlpy.models.builders import (
     create_categorical_policy,
-    create_discrete_q_function,
     create_value_function,
 )
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
-from d3rlpy.models.q_functions import MeanQFunctionFactory
 from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder, ValueFunction
 from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper, make_optimizer_field
 from d3rlpy.torch_utility import (
     CudaGraphWrapper,
     Modules,
     TorchMiniBatch,
-    convert_to_torch_recursively,
     eval_api,
     hard_sync,
     soft_sync,
 )
-from d3rlpy.types import GymEnv, Observation, Shape, TorchObservation
+from d3rlpy.types import Observation, Shape, TorchObservation
 
-from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy.discrete import (
+    DiscreteActionSpaceError,
+    DiscreteCodeAlgoMixin,
+    pick_codes,
+    policy_probabilities,
+    stack_q_values,
+)
 
 __all__ = [
     "DiscreteActionSpaceError",
@@ -76,61 +76,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Input checks shared by DiscreteIQL and DiscreteBRAC
 # --------------------------------------------------------------------------------------------
-
-
-class DiscreteActionSpaceError(DataError, AssertionError):
-    """A continuous-action dataset or env was given to a discrete-code algorithm.
-
-    It is an ``AssertionError`` like d3rlpy's own action-space check (so code that catches
-    d3rlpy's errors keeps working) and a ``ValueError`` like every saq-wrappers data error.
-    """
-
-
-def _mismatch_message(algo_name: str, what: str, action_space: Any, action_size: Any) -> str:
-    return (
-        f"{algo_name} is a discrete-action algorithm: it needs a dataset whose actions are "
-        f"integer SAQ codes 0..K-1 (d3rlpy ActionSpace.DISCRETE, action_size=K), but the given "
-        f"{what} has action space {action_space} with action_size={action_size}. Quantize the "
-        "continuous actions first (e.g. saq_wrappers.integrations.d3rlpy.to_discrete_dataset("
-        "transitions, quantizer)), or train a continuous algorithm such as "
-        "d3rlpy.algos.IQLConfig / d3rlpy.algos.CQLConfig on this data."
-    )
-
-
-def check_discrete_dataset(algo_name: str, dataset_info: DatasetInfo) -> None:
-    """Raise :class:`DiscreteActionSpaceError` unless the dataset holds discrete actions.
-
-    d3rlpy's own check (``assert_action_space_with_dataset``) only says "Please use
-    continuous action-space algorithms"; this one says what was wrong and how to fix it.
-    """
-    if dataset_info.action_space != ActionSpace.DISCRETE:
-        raise DiscreteActionSpaceError(
-            _mismatch_message(algo_name, "dataset", dataset_info.action_space, dataset_info.action_size)
-        )
-
-
-class DiscreteCodeAlgoMixin:
-    """Front-loads a clear action-space check into ``fit``/``fitter``/``build_with_*``."""
-
-    def fitter(self, dataset: ReplayBufferBase, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        # A plain function (not a generator) so the check runs when fitter/fit is called.
-        check_discrete_dataset(type(self).__name__, dataset.dataset_info)
-        return super().fitter(dataset, *args, **kwargs)  # type: ignore[misc]
-
-    def build_with_dataset(self, dataset: ReplayBufferBase) -> None:
-        check_discrete_dataset(type(self).__name__, dataset.dataset_info)
-        super().build_with_dataset(dataset)  # type: ignore[misc]
-
-    def build_with_env(self, env: GymEnv) -> None:
-        import gymnasium
-
-        if not isinstance(env.action_space, gymnasium.spaces.Discrete):
-            shape = getattr(env.action_space, "shape", None)
-            raise DiscreteActionSpaceError(
-                _mismatch_message(type(self).__name__, "env", type(env.action_space).__name__, shape)
-                + " For an env, wrap it first: SAQActionWrapper(env, quantizer)."
-            )
-        super().build_with_env(env)  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,18 +110,6 @@ def iql_policy_logits(
         values = values.unsqueeze(1)
     advantages = q_values - values
     return advantages / temperature + behavior_log_probs.clamp(min=log_behavior_min)
-
-
-def stack_q_values(q_funcs: nn.ModuleList, x: TorchObservation) -> torch.Tensor:
-    """All K Q-values of every critic: (n_critics, B, K)."""
-    return torch.stack([q_func(x).q_value for q_func in q_funcs], dim=0)
-
-
-def pick_codes(values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """``values[..., b, codes[b]]`` for (..., B, K) values and (B,) or (B, 1) codes -> (..., B)."""
-    index = codes.long().view(-1)
-    expanded = index.view(*([1] * (values.dim() - 2)), -1, 1).expand(*values.shape[:-1], 1)
-    return values.gather(-1, expanded).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,39 +314,13 @@ class DiscreteIQLImpl(DiscreteQFunctionMixin, QLearningAlgoImplBase):
         return self._modules.critic_optim.optim
 
 
-def _policy_probs(algo: QLearningAlgoBase[Any, Any], x: Observation) -> np.ndarray:
-    """(B, K) action probabilities of a discrete algorithm whose impl has ``policy_log_probs``."""
-    assert algo.impl is not None, IMPL_NOT_INITIALIZED_ERROR
-    torch_x = convert_to_torch_recursively(x, algo._device)  # noqa: SLF001 - d3rlpy's own pattern
-    with torch.no_grad():
-        if algo.config.observation_scaler:
-            torch_x = algo.config.observation_scaler.transform(torch_x)
-        log_probs = algo.impl.policy_log_probs(torch_x)
-    return log_probs.exp().cpu().numpy()
-
-
 class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, DiscreteIQLConfig]):
     """Discrete IQL with the closed-form policy of SAQ eq. 10; see :class:`DiscreteIQLConfig`."""
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config
-        q_funcs, q_func_forwarder = create_discrete_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            MeanQFunctionFactory(),
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
-        )
-        targ_q_funcs, _ = create_discrete_q_function(
-            observation_shape,
-            action_size,
-            config.critic_encoder_factory,
-            MeanQFunctionFactory(),
-            n_ensembles=config.n_critics,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
+        q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
+            observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
         value_func = create_value_function(
             observation_shape, config.value_encoder_factory, device=self._device, enable_ddp=self._enable_ddp
@@ -455,12 +362,9 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             device=self._device,
         )
 
-    def get_action_type(self) -> ActionSpace:
-        return ActionSpace.DISCRETE
-
     def predict_policy(self, x: Observation) -> np.ndarray:
         """Probabilities (B, K) of SAQ eq. 10 at observations ``x`` (observation scaler applied)."""
-        return _policy_probs(self, x)
+        return policy_probabilities(self, x)
 
 
 register_learnable(DiscreteIQLConfig)

@@ -18,42 +18,9 @@ from saq_wrappers.integrations.d3rlpy.brac import (
     brac_soft_value,
     categorical_kl,
 )
-from saq_wrappers.integrations.d3rlpy.iql import DiscreteActionSpaceError
+from saq_wrappers.integrations.d3rlpy.discrete import DiscreteActionSpaceError
 
-K = 4
-EYE = np.eye(3, dtype=np.float32)
-P_START = [0.3, 0.35, 0.35]
-P_GOOD = [0.35, 0.3, 0.35]
-R_GOOD = np.array([0.2, 1.0, 0.2])
-
-
-def two_step_dataset(n_episodes: int = 1500, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
-    """s0 --code 0--> sG (code 1 pays 1, codes 0/2 pay 0.2); s0 --codes 1,2--> sB (pays 0).
-
-    The behavior policy mostly picks worse codes; code 3 never occurs. Optimal: 0 at s0, 1 at sG.
-    """
-    rng = np.random.default_rng(seed)
-    obs, act, rew, term = [], [], [], []
-    for _ in range(n_episodes):
-        first = int(rng.choice(3, p=P_START))
-        middle = 1 if first == 0 else 2
-        if middle == 1:
-            second = int(rng.choice(3, p=P_GOOD))
-            reward = float(R_GOOD[second])
-        else:
-            second, reward = int(rng.integers(3)), 0.0
-        obs += [EYE[0], EYE[middle]]
-        act += [first, second]
-        rew += [0.0, reward]
-        term += [0.0, 1.0]
-    return d3rlpy.dataset.MDPDataset(
-        np.asarray(obs),
-        np.asarray(act),
-        np.asarray(rew, dtype=np.float32),
-        np.asarray(term, dtype=np.float32),
-        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
-        action_size=K,
-    )
+from two_step_mdp import EYE, K, R_GOOD, two_step_dataset
 
 
 def small_config(**overrides: object) -> DiscreteBRACConfig:
