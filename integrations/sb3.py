@@ -81,6 +81,7 @@ __all__ = [
     "FinetuneConfig",
     "SAQDQN",
     "StandardizeObservations",
+    "add_offline_transitions",
     "build_parser",
     "d3rlpy_q_network",
     "dqn_policy_kwargs",
@@ -505,6 +506,53 @@ def warm_started_dqn(
     return warm_start_dqn(dqn, algo, critic)  # type: ignore[return-value]
 
 
+def add_offline_transitions(model: Any, transitions: Any, codes: np.ndarray) -> int:
+    """Put relabeled offline transitions into an off-policy SB3 model's replay buffer.
+
+    Keeping the offline data next to the online data ("mixed" replay) is a common remedy for
+    the collapse at the start of offline-to-online fine-tuning: the first online batches are
+    then not made only of the few, highly correlated transitions collected so far. Terminals
+    and timeouts stay apart (SB3 bootstraps through ``TimeLimit.truncated``). The buffer is
+    FIFO: make ``buffer_size`` at least ``len(transitions)`` plus the online steps to keep them
+    all. With ``n_envs > 1`` the rows are spread over the env columns and the last
+    ``len(transitions) % n_envs`` are left out. Returns the number of transitions added.
+
+    Args:
+        model: an SB3 off-policy model (``DQN``, :class:`SAQDQN`, ``QRDQN``) built on the env.
+        transitions: a :class:`~saq_wrappers.transitions.Transitions`.
+        codes: ``(N,)`` int codes of its actions (``relabel(transitions, quantizer).codes``).
+    """
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is None:
+        raise DataError(f"{type(model).__name__} has no replay buffer: expected an off-policy model (DQN, QRDQN)")
+    codes = np.asarray(codes)
+    if codes.shape != (len(transitions),) or not np.issubdtype(codes.dtype, np.integer):
+        raise DataError(f"codes must be ({len(transitions)},) integers, got {codes.shape} {codes.dtype}")
+    n_actions = int(model.action_space.n)
+    if codes.size and (codes.min() < 0 or codes.max() >= n_actions):
+        raise SpaceMismatchError(f"codes lie in [{codes.min()}, {codes.max()}], the model has {n_actions} actions")
+    if tuple(transitions.observation_shape) != tuple(model.observation_space.shape):
+        raise SpaceMismatchError(
+            f"dataset observations have shape {transitions.observation_shape}, the model's "
+            f"{model.observation_space.shape}"
+        )
+    n_envs = buffer.n_envs
+    usable = len(transitions) - len(transitions) % n_envs
+    dones = np.logical_or(transitions.terminals, transitions.timeouts)
+    for start in range(0, usable, n_envs):
+        rows = slice(start, start + n_envs)
+        buffer.add(
+            transitions.observations[rows],
+            transitions.next_observations[rows],
+            codes[rows].reshape(n_envs, 1),
+            transitions.rewards[rows],
+            dones[rows],
+            [{"TimeLimit.truncated": bool(t) and not bool(d)}
+             for t, d in zip(transitions.timeouts[rows], transitions.terminals[rows])],
+        )
+    return usable
+
+
 #: Agent names accepted by :func:`make_agent`.
 AGENTS: dict[str, type[BaseAlgorithm]] = {"dqn": SAQDQN, "qrdqn": QRDQN, "maskable_ppo": MaskablePPO}
 
@@ -606,10 +654,11 @@ class EvaluationCurveCallback(BaseCallback):
 
 # ------------------------------------------------------------------- offline-to-online recipe
 #: The arms :func:`run_finetune` can compare (the offline policy alone is always measured).
-ARMS = ("finetune", "finetune-plain", "scratch")
+ARMS = ("finetune", "finetune-plain", "finetune-mixed", "scratch")
 _ARM_LABELS = {
     "finetune": "DQN from SAQ-CQL (+ decaying conservative term)",
     "finetune-plain": "DQN from SAQ-CQL (plain DQN loss)",
+    "finetune-mixed": "DQN from SAQ-CQL (+ conservative term, offline data in replay)",
     "scratch": "DQN from scratch (same wrapper, same net)",
 }
 
@@ -628,16 +677,16 @@ class FinetuneConfig:
     noise_std: float = 0.5
     n_codes: int = 16
     quantizer_steps: int = 3000
-    offline_steps: int = 5000
+    offline_steps: int = 3000
     cql_alpha: float = 10.0
-    online_steps: int = 15_000
-    eval_every: int = 1500
-    eval_episodes: int = 5
+    online_steps: int = 8000
+    eval_every: int = 1000
+    eval_episodes: int = 10
     conservative_alpha: float = 1.0
     conservative_steps: int = 5000
     learning_starts: int = 1000
     scratch_exploration_fraction: float = 0.2
-    arms: tuple[str, ...] = ("finetune", "scratch")
+    arms: tuple[str, ...] = ("finetune", "finetune-plain", "finetune-mixed", "scratch")
     seed: int = 0
     output_dir: str | None = None
     name: str = "finetune"
@@ -703,6 +752,8 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     - ``finetune``: :func:`warm_started_dqn` from the SAQ-CQL model with the decaying
       conservative term (``conservative_alpha`` -> 0 over ``conservative_steps``);
     - ``finetune-plain``: the same warm start with SB3's plain DQN loss;
+    - ``finetune-mixed``: ``finetune`` with the offline transitions (relabeled to codes) put in
+      the replay buffer first (:func:`add_offline_transitions`);
     - ``scratch``: the same :class:`SAQDQN` (same net, observation normalization and
       hyperparameters) from random weights with SB3's usual epsilon schedule
       (1 -> 0.05 over ``scratch_exploration_fraction`` of the run).
@@ -757,7 +808,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         phase = time.perf_counter()
         venv = make_saq_vec_env(env_maker, quantizer, n_envs=1, seed=config.seed)
         common: dict[str, Any] = dict(seed=config.seed, learning_starts=config.learning_starts,
-                                      buffer_size=max(config.online_steps, 1000))
+                                      buffer_size=config.online_steps + len(data.transitions))
         if arm == "scratch":
             agent = SAQDQN("MlpPolicy", venv, double_q=True, learning_rate=3e-4, batch_size=256, gamma=0.99,
                            train_freq=1, gradient_steps=1, target_update_interval=200,
@@ -769,6 +820,8 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
             alpha = config.conservative_alpha if arm == "finetune" else 0.0
             agent = warm_started_dqn(venv, cql, conservative_alpha=alpha,
                                      conservative_steps=config.conservative_steps, **common)
+            if arm == "finetune-mixed":
+                add_offline_transitions(agent, data.transitions, relabeled.codes)
         eval_env = SAQActionWrapper(env_maker(), quantizer)
         callback = EvaluationCurveCallback(eval_env, config.eval_every, config.eval_episodes, seed=eval_seed,
                                            verbose=int(config.progress))
@@ -931,6 +984,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     """Run ``saq finetune`` from parsed arguments."""
+    import logging
+
+    import structlog
+
+    # d3rlpy logs every epoch at INFO through structlog; keep warnings only.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     defaults = FinetuneConfig.quick() if args.quick else FinetuneConfig()
     explicit = {
         "dataset": args.dataset, "zoo_model": args.zoo_model, "env_id": args.env_id,

@@ -25,6 +25,7 @@ from saq_wrappers.integrations.sb3 import (
     SAQDQN,
     EvaluationCurveCallback,
     FinetuneConfig,
+    add_offline_transitions,
     dqn_policy_kwargs,
     make_agent,
     make_saq_vec_env,
@@ -214,6 +215,24 @@ def test_warm_start_refuses_mismatched_networks() -> None:
                   device="cpu")
     with pytest.raises(SpaceMismatchError, match="K=4"):
         warm_start_dqn(wrong_k, cql)
+
+
+def test_offline_transitions_enter_the_replay_buffer_with_exact_episode_ends() -> None:
+    env, grid = _pendulum_grid(4)
+    transitions = collect_transitions(env, None, n_episodes=2, seed=0, progress=False)
+    codes = np.arange(len(transitions)) % 4
+    agent = SAQDQN("MlpPolicy", make_saq_vec_env("Pendulum-v1", grid), buffer_size=1000, device="cpu")
+    assert add_offline_transitions(agent, transitions, codes) == len(transitions) == 400
+    buffer = agent.replay_buffer
+    assert buffer.size() == 400
+    np.testing.assert_array_equal(buffer.actions[:400, 0, 0], codes)
+    np.testing.assert_array_equal(buffer.next_observations[:400, 0], transitions.next_observations)
+    # Pendulum episodes end by timeout only: done for SB3, but bootstrapped through (timeouts)
+    np.testing.assert_array_equal(buffer.dones[:400, 0], transitions.timeouts)
+    np.testing.assert_array_equal(buffer.timeouts[:400, 0], transitions.timeouts)
+    assert transitions.timeouts.sum() == 2 and not transitions.terminals.any()
+    with pytest.raises(SpaceMismatchError):
+        add_offline_transitions(agent, transitions, codes + 1)
 
 
 def test_conservative_term_makes_the_replayed_action_greedy() -> None:
