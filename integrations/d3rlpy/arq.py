@@ -221,7 +221,9 @@ class ARQImpl(QLearningAlgoImplBase):
         return metrics
 
     def inner_predict_best_action(self, x: TorchObservation) -> torch.Tensor:
-        return self._modules.policy(x).squashed_mu
+        # The AWR policy is an unsquashed Gaussian fitted to raw dataset actions (any bounds),
+        # so it acts with its mean; ARQ.predict clips to the action space when it knows it.
+        return self._modules.policy(x).mu
 
     def inner_sample_action(self, x: TorchObservation) -> torch.Tensor:
         return build_gaussian_distribution(self._modules.policy(x)).sample()
@@ -363,18 +365,27 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
     def predict(self, x: Any) -> np.ndarray:
         """Greedy action: argmax of eq. 6 (or the AWR policy's mean if ``use_awr_policy``)."""
         if self._config.use_awr_policy:
-            return super().predict(x)
+            return self._clip_to_bounds(super().predict(x))
         actions, logits = self.implicit_policy_logits(x)
         return actions[np.arange(len(actions)), logits.argmax(1)]
 
     def sample_action(self, x: Any) -> np.ndarray:
         """A draw from eq. 6's softmax over fresh candidates (or from the AWR policy)."""
         if self._config.use_awr_policy:
-            return super().sample_action(x)
+            return self._clip_to_bounds(super().sample_action(x))
         actions, logits = self.implicit_policy_logits(x)
         probs = torch.softmax(torch.as_tensor(logits), dim=1)
         pick = torch.multinomial(probs, 1, generator=self._rng)[:, 0].numpy()
         return actions[np.arange(len(actions)), pick]
+
+
+    def _clip_to_bounds(self, actions: np.ndarray) -> np.ndarray:
+        """AWR actions clipped to the attached sampler's action space (unchanged without one)."""
+        self._ensure_inputs()
+        if self._sampler is None:
+            return actions
+        space = self._sampler.action_space
+        return np.clip(actions, space.low, space.high).astype(np.float32)
 
 
 register_learnable(ARQConfig)

@@ -95,6 +95,24 @@ def test_awr_policy_moves_toward_the_good_mode(setup) -> None:
     assert algo.predict(data.observations[:50])[:, 0].mean() > 0.3  # behavior mean is -0.32
 
 
+def test_awr_policy_acts_beyond_unit_bounds(tmp_path: Path) -> None:
+    """Actions in [-3, 3]: the AWR policy must reach the good mode at +2.4 (not tanh's [-1, 1])."""
+    base = _bandit()
+    data = Transitions(observations=base.observations, actions=3.0 * base.actions, rewards=base.rewards,
+                       next_observations=base.next_observations, terminals=base.terminals, timeouts=base.timeouts)
+    wide = gym.spaces.Box(-3.0, 3.0, (1,), np.float32)
+    sampler = ScoreSupportSampler(OBS_SPACE, wide, n_samples=8, hidden=32, n_blocks=1, steps=4, seed=0)
+    sampler.fit(data.observations, data.actions, n_steps=300, batch_size=256, learning_rate=3e-3, progress=False)
+    precompute_candidate_table(sampler, arq_table_states(data), tmp_path / "table", chunk_size=512, progress=False)
+    sampler.save(tmp_path / "sampler.safetensors")
+    algo = ARQConfig(batch_size=64, learning_rate=1e-3, actor_learning_rate=3e-3, use_awr_policy=True, awr_beta=5.0,
+                     candidate_table=str(tmp_path / "table"), sampler_path=str(tmp_path / "sampler.safetensors")).create()
+    algo.fit(_mdp(data), n_steps=300, n_steps_per_epoch=300, show_progress=False, save_interval=10**9,
+             logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    actions = algo.predict(data.observations[:50])
+    assert actions[:, 0].mean() > 1.2 and np.all(np.abs(actions) <= 3.0)
+
+
 def test_bad_inputs_and_eps_rejecting_everything(setup) -> None:
     data, sampler, folder = setup
     algo = ARQConfig(batch_size=32).create()
