@@ -42,13 +42,12 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-import torch  # noqa: E402
-
-from saq_wrappers.integrations import sb3  # noqa: E402
+import torch
+from saq_wrappers.integrations import sb3
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

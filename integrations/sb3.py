@@ -52,8 +52,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -77,9 +78,9 @@ from saq_wrappers.wrappers import SAQActionWrapper
 
 __all__ = [
     "AGENTS",
+    "SAQDQN",
     "EvaluationCurveCallback",
     "FinetuneConfig",
-    "SAQDQN",
     "StandardizeObservations",
     "add_offline_transitions",
     "build_parser",
@@ -569,9 +570,8 @@ def make_agent(name: str, env: VecEnv | gym.Env[Any, Any], **kwargs: Any) -> Bas
     key = name.lower().replace("-", "_")
     if key not in AGENTS:
         raise DataError(f"unknown agent {name!r}: expected one of {', '.join(AGENTS)}")
-    if key == "maskable_ppo":
-        if not is_masking_supported(env):
-            raise DataError("MaskablePPO needs an env with action_masks(): wrap it with SAQActionWrapper")
+    if key == "maskable_ppo" and not is_masking_supported(env):
+        raise DataError("MaskablePPO needs an env with action_masks(): wrap it with SAQActionWrapper")
     kwargs.setdefault("device", "cpu")
     return AGENTS[key]("MlpPolicy", env, **kwargs)
 
@@ -693,7 +693,7 @@ class FinetuneConfig:
     progress: bool = True
 
     @classmethod
-    def quick(cls, **overrides: Any) -> "FinetuneConfig":
+    def quick(cls, **overrides: Any) -> FinetuneConfig:
         """A smoke-test sized run (about a minute)."""
         settings: dict[str, Any] = dict(
             quantizer_steps=500, offline_steps=500, online_steps=1200, eval_every=400,
@@ -712,10 +712,16 @@ def _load_offline_data(config: FinetuneConfig) -> Any:
         return load_dataset(config.dataset, progress=config.progress)
     if config.env_id is None:
         raise DataError("--zoo-model needs --env (the Gymnasium id the model acts in, e.g. Hopper-v5)")
-    from saq_wrappers.experts import default_cache_dir
-    from saq_wrappers.integrations.generate import _sha256, generate_dataset
+    import hashlib
 
-    digest = _sha256(Path(config.zoo_model))[:10]
+    from saq_wrappers.integrations.generate import generate_dataset
+
+    from saq_wrappers.experts import default_cache_dir
+
+    model_file = Path(config.zoo_model)
+    if not model_file.is_file():
+        raise DataError(f"{model_file}: no such SB3 model file")
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:10]
     env_name = config.env_id.split("-")[0].lower()
     dataset_id = f"saq-finetune/{env_name}-medium-{digest}-s{config.dataset_steps}-n{config.noise_std}-v0"
     root = default_cache_dir() / "minari"
@@ -764,9 +770,13 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     folder (atomically) and returns the results.
     """
     import d3rlpy
-
-    from saq_wrappers.integrations.d3rlpy import evaluate_algo, saq_cql_config, to_discrete_dataset
+    from saq_wrappers.integrations.d3rlpy import (
+        evaluate_algo,
+        saq_cql_config,
+        to_discrete_dataset,
+    )
     from saq_wrappers.integrations.d3rlpy.training import train_with_budget
+
     from saq_wrappers.io import atomic_output
     from saq_wrappers.transitions import relabel
     from saq_wrappers.vqvae import VQVAEQuantizer
@@ -875,13 +885,13 @@ def finetune_table(results: dict[str, Any]) -> str:
     """Markdown: the offline policy, then each arm's return at the start, worst, final."""
     offline = results["offline"]["evaluation"]
     lines = [
-        f"Dataset {results['dataset']['name']} ({results['dataset']['transitions']} transitions, mean return "
+        (f"Dataset {results['dataset']['name']} ({results['dataset']['transitions']} transitions, mean return "
         f"{results['dataset']['mean_return']:.1f}); K={results['quantizer']['n_codes']} codes "
         f"({results['quantizer']['used_codes']} used); SAQ-CQL {results['offline']['steps']} updates; "
         f"{results['config']['online_steps']} online env steps; evaluation "
         f"{results['config']['eval_episodes']} seeded episodes per point; load average "
         f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f} "
-        f"on {results['cpu_count']} CPUs; total {results['total_seconds']:.0f} s.",
+        f"on {results['cpu_count']} CPUs; total {results['total_seconds']:.0f} s."),
         "",
         "| method | return at step 0 | worst point | final return | best point | online time (s) |",
         "|---|---|---|---|---|---|",

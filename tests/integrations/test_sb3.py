@@ -11,15 +11,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import DQN
-from stable_baselines3.common.env_checker import check_env
-from stable_baselines3.common.logger import configure
-
-from saq_wrappers.action_set import FixedActionSet, as_observation_batch
-from saq_wrappers.errors import DataError, SpaceMismatchError
-from saq_wrappers.evaluation import evaluate
-from saq_wrappers.experts import collect_transitions
-from saq_wrappers.integrations.d3rlpy import saq_cql_config, saq_iql_config, to_discrete_dataset
+from saq_wrappers.integrations.d3rlpy import (
+    saq_cql_config,
+    saq_iql_config,
+    to_discrete_dataset,
+)
 from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
 from saq_wrappers.integrations.sb3 import (
     SAQDQN,
@@ -34,6 +30,14 @@ from saq_wrappers.integrations.sb3 import (
     warm_start_dqn,
     warm_started_dqn,
 )
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.logger import configure
+
+from saq_wrappers.action_set import FixedActionSet, as_observation_batch
+from saq_wrappers.errors import DataError, SpaceMismatchError
+from saq_wrappers.evaluation import evaluate
+from saq_wrappers.experts import collect_transitions
 from saq_wrappers.wrappers import SAQActionWrapper
 
 
