@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    given = list(argv) if argv is not None else sys.argv[1:]
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in given)
     data_dir = args.data_dir or default_data_dir()
     try:
         if args.prepare or args.prepare_only:

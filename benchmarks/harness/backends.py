@@ -26,6 +26,11 @@ BACKENDS = ("local", "serial", "ray")
 
 Task = tuple[str, dict[str, Any], str]
 
+#: Rough seconds per update relative to BC on one CPU thread (REFERENCE.md, measured here): the
+#: order runs are started in.
+COST = {"CQL": 25.0, "TD3+BC": 4.0, "ARQ": 6.0, "IQL": 4.0, "SAQ-IQL": 4.0, "SAQ-BRAC": 4.0,
+        "SAQ-CQL": 2.5, "BC": 1.0, "SAQ-BC": 1.0}
+
 
 @dataclasses.dataclass
 class GridSummary:
@@ -129,9 +134,10 @@ def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], 
     if duplicates:
         raise DataError(f"the grid names a run twice: {duplicates}")
     finished = [r for r in runs if load_result(out, r) is not None]
-    todo = [r for r in runs if r not in finished]
+    # longest first, so a pool never ends waiting on one slow run started last
+    todo = sorted((r for r in runs if r not in finished), key=lambda r: -r.steps * COST.get(r.algo, 1.0))
     artifacts: dict[str, RunSpec] = {}
-    for run in todo:
+    for run in sorted(todo, key=lambda r: r.algo != "ARQ"):  # ARQ tables are the slow artifacts
         key = artifact_key(run)
         if key is not None and key not in artifacts:
             artifacts[key] = run

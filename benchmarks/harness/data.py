@@ -32,7 +32,9 @@ def load_data(spec: DatasetSpec) -> LoadedDataset:
     """
     if spec.kind == "builtin":
         if spec.source != "pendulum-expert":
-            raise DataError(f"dataset {spec.name!r}: the only built-in dataset is 'pendulum-expert', got {spec.source!r}")
+            raise DataError(
+                f"dataset {spec.name!r}: the only built-in dataset is 'pendulum-expert', got {spec.source!r}"
+            )
         from saq_wrappers.experts import quickstart_dataset
 
         transitions, meta = quickstart_dataset(n_episodes=spec.episodes, progress=False)

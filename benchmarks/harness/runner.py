@@ -98,7 +98,9 @@ def _spaces(data: Any) -> tuple[Any, Any]:
         env.close()
 
 
-def ensure_quantizer(spec: RunSpec, out: Path, data: Any, spaces: Optional[tuple[Any, Any]] = None) -> tuple[Any, dict[str, Any]]:
+def ensure_quantizer(
+    spec: RunSpec, out: Path, data: Any, spaces: Optional[tuple[Any, Any]] = None
+) -> tuple[Any, dict[str, Any]]:
     """The run's fitted quantizer, loaded from the artifacts or fitted and saved there."""
     from saq_wrappers.vqvae import VQVAEQuantizer
 
@@ -122,7 +124,9 @@ def ensure_quantizer(spec: RunSpec, out: Path, data: Any, spaces: Optional[tuple
     return quantizer, meta
 
 
-def ensure_arq(spec: RunSpec, out: Path, data: Any, spaces: Optional[tuple[Any, Any]] = None) -> tuple[Path, Path, dict[str, Any]]:
+def ensure_arq(
+    spec: RunSpec, out: Path, data: Any, spaces: Optional[tuple[Any, Any]] = None
+) -> tuple[Path, Path, dict[str, Any]]:
     """ARQ's sampler checkpoint and candidate table (fitted / precomputed when missing)."""
     from saq_wrappers.integrations.d3rlpy.arq import arq_table_states
     from saq_wrappers.score import ScoreSupportSampler, precompute_candidate_table

@@ -289,10 +289,10 @@ def build_suite(
     else:
         # small and the ablations: 256-256 networks everywhere (the IQL size of the authors),
         # one short budget, a quick quantizer and a small ARQ sampler.
-        base = dict(steps=3000, hidden=(256, 256), eval_episodes=5, curve_points=4, curve_episodes=2,
-                    quantizer=QuantizerSettings(n_codes=64, hidden=(256, 256), steps=2000),
-                    arq=ARQSettings(n_samples=10, hidden=64, n_blocks=1, ode_steps=4, fit_steps=2000,
-                                    fit_batch=512, fit_lr=1e-3, kth=3))
+        base = dict(steps=4000, hidden=(256, 256), eval_episodes=5, curve_points=4, curve_episodes=2,
+                    quantizer=QuantizerSettings(n_codes=64, hidden=(256, 256), steps=3000),
+                    arq=ARQSettings(n_samples=16, hidden=128, n_blocks=2, ode_steps=6, fit_steps=5000,
+                                    fit_batch=512, fit_lr=1e-3, kth=5))
         default_algos, default_seeds = list(MAIN_ALGOS), [0]
     if steps is not None:
         base["steps"] = steps
