@@ -24,7 +24,7 @@ from .spec import RunSpec
 
 BACKENDS = ("local", "serial", "ray")
 
-Task = tuple[str, dict[str, Any], str]
+Task = tuple[str, dict[str, Any], str, str]
 
 #: Rough seconds per update relative to BC on one CPU thread (REFERENCE.md, measured here): the
 #: order runs are started in.
@@ -144,15 +144,15 @@ def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], 
     return finished, todo, list(artifacts.values())
 
 
-def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path,
+def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str,
              summary: GridSummary, started: float, log: Callable[[str], None]) -> None:
     if artifact_runs:
-        for reply in executor.run([("artifact", r.to_dict(), str(out)) for r in artifact_runs]):
+        for reply in executor.run([("artifact", r.to_dict(), str(out), device) for r in artifact_runs]):
             if reply["ok"]:
                 log(f"  artifact ready: {reply['key']}")
             else:
                 log(f"  artifact FAILED ({reply['run_id']}): {reply['error']}")
-    for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out)) for r in todo]), start=1):
+    for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out), device) for r in todo]), start=1):
         elapsed = time.perf_counter() - started
         if reply["ok"]:
             summary.executed.append(reply["run_id"])
@@ -170,8 +170,13 @@ def run_grid(
     backend: str = "local",
     workers: int = 2,
     log: Callable[[str], None] = print,
+    device: str = "cpu:0",
 ) -> GridSummary:
-    """Run every unfinished run of ``runs`` into ``out`` on ``backend``; see the module docstring."""
+    """Run every unfinished run of ``runs`` into ``out`` on ``backend``; see the module docstring.
+
+    ``device`` is the torch device of the d3rlpy algorithms (``cuda:0`` on a GPU machine); it is
+    not part of a run's identity.
+    """
     if backend not in BACKENDS:
         raise DataError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if workers < 1:
@@ -186,6 +191,6 @@ def run_grid(
         f"({len(artifact_runs)} shared artifacts first) on backend {backend!r} with {workers} worker(s)")
     if todo:
         with EXECUTORS[backend](workers) as executor:
-            _execute(executor, todo, artifact_runs, out, summary, started, log)
+            _execute(executor, todo, artifact_runs, out, device, summary, started, log)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -109,7 +109,7 @@ def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True)
     lines: list[str] = []
     root = data_dir / "minari"
     for item in plan["minari"]:
-        dataset_id = f"saqbench/{item['name']}-v0"
+        dataset_id = item["dataset_id"]
         folder = root / dataset_id
         if (folder / "data" / "metadata.json").is_file():
             lines.append(f"kept {item['name']}: {folder}")

@@ -186,7 +186,8 @@ def _hidden_for(spec: RunSpec) -> tuple[int, ...]:
     return (512, 512) if spec.algo.replace("SAQ-", "") in ("BC", "CQL") else (256, 256)
 
 
-def build_algo(spec: RunSpec, action_space: Any, arq_paths: Optional[tuple[Path, Path]] = None) -> Any:
+def build_algo(spec: RunSpec, action_space: Any, arq_paths: Optional[tuple[Path, Path]] = None,
+               device: str = "cpu:0") -> Any:
     """The d3rlpy algorithm of ``spec`` (not yet built: ``fit`` builds it from the dataset)."""
     import d3rlpy
 
@@ -202,20 +203,20 @@ def build_algo(spec: RunSpec, action_space: Any, arq_paths: Optional[tuple[Path,
         for name in ("encoder_factory", "actor_encoder_factory", "critic_encoder_factory", "value_encoder_factory"):
             if name in fields:
                 updates[name] = enc
-        return dataclasses.replace(config, **updates).create(device="cpu:0")
+        return dataclasses.replace(config, **updates).create(device=device)
     if spec.algo == "SAQ-BC":
-        return presets.saq_bc_config(encoder_factory=enc, batch_size=spec.batch_size).create(device="cpu:0")
+        return presets.saq_bc_config(encoder_factory=enc, batch_size=spec.batch_size).create(device=device)
     if spec.algo == "SAQ-CQL":
-        return presets.saq_cql_config(encoder_factory=enc, batch_size=spec.batch_size).create(device="cpu:0")
+        return presets.saq_cql_config(encoder_factory=enc, batch_size=spec.batch_size).create(device=device)
     if spec.algo == "SAQ-IQL":
         return presets.saq_iql_config(critic_encoder_factory=enc, value_encoder_factory=enc,
-                                      behavior_encoder_factory=enc, batch_size=spec.batch_size).create(device="cpu:0")
+                                      behavior_encoder_factory=enc, batch_size=spec.batch_size).create(device=device)
     if spec.algo == "SAQ-BRAC":
         # a pi_beta phase of 20% of a short run (the preset's 10k steps for long ones)
         return presets.saq_brac_config(actor_encoder_factory=enc, critic_encoder_factory=enc,
                                        behavior_encoder_factory=enc, batch_size=spec.batch_size,
                                        behavior_pretrain_steps=min(10_000, max(1, spec.steps // 5))
-                                       ).create(device="cpu:0")
+                                       ).create(device=device)
     if spec.algo == "ARQ":
         from saq_wrappers.integrations.d3rlpy.arq import ARQConfig
 
@@ -226,7 +227,7 @@ def build_algo(spec: RunSpec, action_space: Any, arq_paths: Optional[tuple[Path,
             n_candidates=a.n_samples, critic_encoder_factory=enc, actor_encoder_factory=enc,
             candidate_table=str(arq_paths[1]), sampler_path=str(arq_paths[0]),
             observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-        ).create(device="cpu:0")
+        ).create(device=device)
     raise DataError(f"unknown algorithm {spec.algo!r}")
 
 
@@ -242,7 +243,7 @@ def _score(spec: RunSpec, data: Any, result: Any) -> float:
     return result.mean_return
 
 
-def execute_run(spec: RunSpec, out: Path) -> dict[str, Any]:
+def execute_run(spec: RunSpec, out: Path, device: str = "cpu:0") -> dict[str, Any]:
     """Train and evaluate ``spec``; write ``runs/<run_id>.json`` atomically and return it."""
     import d3rlpy
     import torch
@@ -280,7 +281,7 @@ def execute_run(spec: RunSpec, out: Path) -> dict[str, Any]:
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
     d3rlpy.seed(spec.seed)
-    algo = build_algo(spec, env.action_space, arq_paths)
+    algo = build_algo(spec, env.action_space, arq_paths, device)
 
     monitor = None
     if spec.track_penalty:
@@ -372,7 +373,7 @@ def init_worker() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-def execute_task(kind: str, spec_data: dict[str, Any], out: str) -> dict[str, Any]:
+def execute_task(kind: str, spec_data: dict[str, Any], out: str, device: str = "cpu:0") -> dict[str, Any]:
     """A pool / Ray task: ``kind`` is ``artifact`` or ``run``. Never raises: an error is
     returned (and, for a run, written to ``runs/<run_id>.failed.json``) so the grid goes on."""
     init_worker()
@@ -381,7 +382,7 @@ def execute_task(kind: str, spec_data: dict[str, Any], out: str) -> dict[str, An
     try:
         if kind == "artifact":
             return {"kind": kind, "ok": True, "key": prepare_artifact(spec, folder), "run_id": spec.run_id}
-        result = execute_run(spec, folder)
+        result = execute_run(spec, folder, device)
         return {"kind": kind, "ok": True, "run_id": spec.run_id, "score": result["score"],
                 "seconds": result["wall_seconds"]}
     except Exception as error:  # noqa: BLE001 - reported per run, the grid continues

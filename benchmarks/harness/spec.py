@@ -212,10 +212,12 @@ MAIN_ALGOS = ("BC", "CQL", "IQL", "SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC", "A
 def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     """The datasets of a suite, as ``prepare`` writes them under ``data_dir``."""
     minari = data_dir / "minari"
+    # the paper suite's datasets are 10x larger: another Minari namespace, never mixed up
+    namespace = "saqbench-full" if suite == "paper" else "saqbench"
 
     def loco(env: str, recipe: str) -> DatasetSpec:
         name = f"{env}-{recipe}"
-        return DatasetSpec(name=name, kind="minari", source=str(minari / "saqbench" / f"{name}-v0"),
+        return DatasetSpec(name=name, kind="minari", source=str(minari / namespace / f"{name}-v0"),
                            paper_key=f"{env}-{recipe}-v2")
 
     if suite == "tiny":
@@ -254,6 +256,7 @@ def prepare_plan(suite: str) -> dict[str, Any]:
         title = envs[env]
         plan.append(dict(
             name=ds.name, env_id=f"{title}-v5", recipe=recipe,
+            dataset_id="/".join(Path(ds.source).parts[-2:]),
             n_steps=2 * steps if recipe == "medium-expert" else steps,
             model=f"tqc/{title}-v3/model.zip", medium_model=f"sac/{title}-v3/model.zip",
         ))
