@@ -16,6 +16,7 @@ Two objects live here:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -393,6 +394,10 @@ class VQVAEQuantizer:
             log_every=int(log_every),
         )
         self.device = torch.device(device)
+        #: JSON-serialisable facts about the training data, saved with the checkpoint: e.g. the
+        #: robomimic observation layout (``robomimic_layout(...).to_json()``), so evaluation
+        #: builds observations in the order the quantizer was fitted on.
+        self.metadata: dict[str, Any] = {}
         self._obs_shape = tuple(self.observation_space.shape)
         self._obs_is_flat = len(self._obs_shape) == 1
         self.obs_dim = int(np.prod(self._obs_shape, dtype=np.int64))
@@ -788,7 +793,15 @@ class VQVAEQuantizer:
             "config": config,
             "normalization": norm.to_json(),
             "fit_summary": self.fit_summary,
+            "user_metadata": self.metadata,
         }
+        try:
+            json.dumps(self.metadata)
+        except (TypeError, ValueError) as error:
+            raise DataError(
+                f"quantizer.metadata must be JSON-serialisable (str keys; str, number, bool, "
+                f"None, list or dict values): {error}"
+            ) from error
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         save_checkpoint(path, tensors, metadata)
 
@@ -855,6 +868,10 @@ class VQVAEQuantizer:
         quantizer.model.eval()
         summary = metadata.get("fit_summary")
         quantizer.fit_summary = summary if isinstance(summary, dict) else None
+        user_metadata = metadata.get("user_metadata", {})
+        if not isinstance(user_metadata, dict):
+            raise CheckpointError(f"{where!r} user_metadata must be a JSON object, got {type(user_metadata).__name__}")
+        quantizer.metadata = user_metadata
         quantizer._refresh_fast_path()
         if env is not None:
             observation_space = env.observation_space

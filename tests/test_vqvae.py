@@ -17,11 +17,16 @@ import torch
 from safetensors.torch import save_file
 
 from saq_wrappers import __version__
-from saq_wrappers.errors import CheckpointError, DataError, OutputPathError, SpaceMismatchError
+from saq_wrappers.errors import (
+    CheckpointError,
+    DataError,
+    NotFittedError,
+    OutputPathError,
+    SpaceMismatchError,
+)
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.metrics import code_usage_stats
 from saq_wrappers.transitions import Transitions
-from saq_wrappers.errors import NotFittedError
 from saq_wrappers.vqvae import StateConditionedVQVAE, VQVAEQuantizer
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -257,6 +262,21 @@ def test_save_load_bit_exact(tmp_path: Path, data, fitted) -> None:
     _, meta = load_checkpoint(path, "vqvae_quantizer")
     assert meta["library_version"] == __version__
     assert meta["observation_space"]["shape"] == [2]
+
+
+def test_metadata_round_trips_and_must_be_json(tmp_path: Path, fitted) -> None:
+    q, _ = fitted
+    layout = {"obs_keys": ["robot0_eef_pos", "object"], "obs_slices": [[0, 3], [3, 13]]}
+    q.metadata["observation_layout"] = layout
+    try:
+        q.save(tmp_path / "q.safetensors")
+        assert VQVAEQuantizer.load(tmp_path / "q.safetensors").metadata == {"observation_layout": layout}
+        q.metadata["bad"] = object()
+        with pytest.raises(DataError, match="JSON-serialisable"):
+            q.save(tmp_path / "bad.safetensors")
+        assert not (tmp_path / "bad.safetensors").exists()
+    finally:
+        q.metadata.clear()
 
 
 def test_load_checks_spaces(tmp_path: Path, fitted) -> None:

@@ -299,3 +299,27 @@ def test_v14_controller_config_converted_to_composite() -> None:
     assert again["env_kwargs"]["controller_configs"] == config
     with pytest.raises(DataError, match="controller_configs type 'MAGIC'"):
         convert_env_args({"env_name": "Lift", "env_kwargs": {"controller_configs": {"type": "MAGIC"}}})
+
+
+def test_observation_layout_is_recorded_with_the_quantizer(tmp_path: Path) -> None:
+    """The key order a quantizer was fitted on travels in its checkpoint and rebuilds the same
+    observation vectors."""
+    import gymnasium as gym
+
+    from saq_wrappers import VQVAEQuantizer
+    from saq_wrappers.integrations.robomimic import robomimic_layout
+
+    src = _make_file(tmp_path / "lift.hdf5")
+    keys = ("object", "robot0_eef_pos")  # not the default order
+    layout = robomimic_layout(src, obs_keys=keys)
+    data = load_robomimic(src, obs_keys=keys)
+    quantizer = VQVAEQuantizer(gym.spaces.Box(-np.inf, np.inf, (layout.obs_dim,), np.float32),
+                               gym.spaces.Box(-1, 1, (data.action_dim,), np.float32), n_codes=4,
+                               hidden_sizes=(8,), embedding_dim=4, n_steps=5)
+    quantizer.fit(data, progress=False)
+    quantizer.metadata["observation_layout"] = layout.to_json()
+    quantizer.save(tmp_path / "q.safetensors")
+    recorded = VQVAEQuantizer.load(tmp_path / "q.safetensors").metadata["observation_layout"]
+    assert recorded["obs_keys"] == list(keys)
+    again = load_robomimic(src, obs_keys=recorded["obs_keys"])
+    np.testing.assert_array_equal(again.observations, data.observations)
