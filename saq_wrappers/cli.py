@@ -16,9 +16,20 @@ from saq_wrappers.errors import SAQError
 
 
 def _quiet_d3rlpy() -> None:
-    """d3rlpy logs every dataset signature at INFO through structlog; keep warnings only."""
+    """Keep d3rlpy's chatter out of the command's output.
+
+    d3rlpy imports the legacy ``gym`` package, which prints an "unmaintained" banner to stderr on
+    import (d3rlpy itself uses Gymnasium), and logs every dataset signature at INFO through
+    structlog. The banner is swallowed (import errors still propagate) and the log level raised
+    to warnings.
+    """
+    import contextlib
+    import io
+
     import structlog
 
+    with contextlib.redirect_stderr(io.StringIO()):
+        import d3rlpy  # noqa: F401
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
@@ -118,12 +129,12 @@ def build_parser(load_data_commands: bool = False) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``saq`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    _quiet_d3rlpy()
     parser = build_parser(load_data_commands=bool(arguments) and arguments[0] == "data")
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
-    _quiet_d3rlpy()
     handlers = {"quickstart": _run_quickstart, "data": lambda a: int(a.data_run(a))}
     try:
         return handlers[args.command](args)
