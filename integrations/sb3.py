@@ -827,7 +827,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                            policy_kwargs={**dqn_policy_kwargs(cql), "optimizer_kwargs": {"weight_decay": 1e-3}},
                            **common)
         else:
-            alpha = config.conservative_alpha if arm == "finetune" else 0.0
+            alpha = 0.0 if arm == "finetune-plain" else config.conservative_alpha
             agent = warm_started_dqn(venv, cql, conservative_alpha=alpha,
                                      conservative_steps=config.conservative_steps, **common)
             if arm == "finetune-mixed":
@@ -849,6 +849,9 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
             "max_return": max(p["mean_return"] for p in curve),
             "seconds": time.perf_counter() - phase,
             "updates": int(agent._n_updates),
+            "conservative_alpha": float(getattr(agent, "conservative_alpha", 0.0)),
+            "conservative_steps": int(getattr(agent, "conservative_steps", 0)),
+            "offline_transitions_in_replay": len(data.transitions) if arm == "finetune-mixed" else 0,
         })
         venv.close()
         eval_env.close()

@@ -305,9 +305,14 @@ def test_evaluation_curve_starts_at_the_offline_policy(tmp_path: Path) -> None:
 def test_finetune_recipe_writes_results(tmp_path: Path) -> None:
     config = FinetuneConfig.quick(quantizer_steps=50, offline_steps=20, online_steps=100, eval_every=100,
                                   eval_episodes=1, learning_starts=50, conservative_steps=50,
-                                  arms=("finetune", "scratch"), output_dir=str(tmp_path), progress=False)
+                                  conservative_alpha=2.0, arms=("finetune", "finetune-mixed", "scratch"),
+                                  output_dir=str(tmp_path), progress=False)
     results = run_finetune(config)
-    assert {run["arm"] for run in results["runs"]} == {"finetune", "scratch"}
+    runs = {run["arm"]: run for run in results["runs"]}
+    assert set(runs) == {"finetune", "finetune-mixed", "scratch"}
+    assert runs["finetune"]["conservative_alpha"] == runs["finetune-mixed"]["conservative_alpha"] == 2.0
+    assert runs["scratch"]["conservative_alpha"] == 0.0
+    assert runs["finetune-mixed"]["offline_transitions_in_replay"] == results["dataset"]["transitions"]
     finetune = next(run for run in results["runs"] if run["arm"] == "finetune")
     assert finetune["curve"][0]["mean_return"] == pytest.approx(
         results["offline"]["evaluation"]["mean_return"], abs=1e-6)
