@@ -1,6 +1,8 @@
 """The ``saq`` command.
 
-``saq quickstart`` trains SAQ-X next to continuous X on a built-in dataset (no network).
+``saq quickstart`` trains SAQ-X next to continuous X on a built-in dataset (no network);
+``saq data generate|lift-demos`` makes datasets without downloads; ``saq finetune`` runs the
+offline SAQ-CQL -> online DQN recipe.
 Subcommands import their heavy dependencies (d3rlpy, Minari) only when they run.
 """
 
@@ -114,7 +116,21 @@ def _add_data(subparsers: argparse._SubParsersAction, load: bool) -> None:  # ty
             sub.set_defaults(data_run=module.run)
 
 
-def build_parser(load_data_commands: bool = False) -> argparse.ArgumentParser:
+def _add_finetune(subparsers: argparse._SubParsersAction, load: bool) -> None:  # type: ignore[type-arg]
+    """``saq finetune``; SB3 is imported only when ``load`` is true."""
+    summary = "offline SAQ-CQL -> online SB3 DQN through the SAQ wrapper; return vs env steps"
+    parser = subparsers.add_parser("finetune", help=summary, description=summary,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    if load:
+        from saq_wrappers.integrations import sb3
+
+        sb3.build_parser(parser)
+        parser.set_defaults(finetune_run=sb3.run)
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    """The ``saq`` parser; ``load`` names the command whose heavy modules are imported to build
+    its options (``saq --help`` stays fast and works without the optional extras)."""
     parser = argparse.ArgumentParser(
         prog="saq",
         description="SAQ action quantization and ARQ support sampling for Gymnasium and d3rlpy.",
@@ -122,7 +138,8 @@ def build_parser(load_data_commands: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"saq-wrappers {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_quickstart(subparsers)
-    _add_data(subparsers, load_data_commands)
+    _add_data(subparsers, load == "data")
+    _add_finetune(subparsers, load == "finetune")
     return parser
 
 
@@ -130,12 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``saq`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     _quiet_d3rlpy()
-    parser = build_parser(load_data_commands=bool(arguments) and arguments[0] == "data")
+    parser = build_parser(load=arguments[0] if arguments else None)
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"quickstart": _run_quickstart, "data": lambda a: int(a.data_run(a))}
+    handlers = {
+        "quickstart": _run_quickstart,
+        "data": lambda a: int(a.data_run(a)),
+        "finetune": lambda a: int(a.finetune_run(a)),
+    }
     try:
         return handlers[args.command](args)
     except (SAQError, OSError) as error:

@@ -68,9 +68,10 @@ def test_help_documents_the_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_data_subcommands_are_wired(capsys: pytest.CaptureFixture[str]) -> None:
-    for name, option in (("generate", "--recipe"), ("lift-demos", "--demos")):
+    for command, option in ((["data", "generate"], "--recipe"), (["data", "lift-demos"], "--demos"),
+                            (["finetune"], "--online-steps")):
         with pytest.raises(SystemExit) as exit_info:
-            main(["data", name, "--help"])
+            main([*command, "--help"])
         assert exit_info.value.code == 0
         assert option in capsys.readouterr().out
 
