@@ -114,6 +114,45 @@ class ScoreNet(nn.Module):
         std = self.sde.marginal_std(t)[:, None]
         return out / std
 
+    def score_and_divergence(
+        self, x: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, tangent_dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`score` and its exact divergence ``tr(d score / d x)`` in one forward-mode pass.
+
+        The ``d`` columns of the Jacobian are pushed through the network alongside the primal
+        pass as one ``(M * d, hidden)`` tangent batch (forward-mode differentiation written out
+        for this architecture: ``d silu(u) = silu'(u) du``, ``d (W h) = W dh``), so every layer
+        costs one GEMM for the primal and one for all ``d`` tangents, with no autograd graph.
+        The score equals :meth:`score` (same ops); the divergence equals the autograd trace up to
+        float rounding. ``tangent_dtype=torch.bfloat16`` runs the tangent GEMMs in bfloat16
+        (fp32 accumulation; about 3x faster on CPUs with AVX512-BF16) while the primal, hence the
+        score and the sample trajectory, stays float32; its effect on log-likelihoods is
+        measured in ``benchmarks/bench_arq_sampler.py``.
+
+        Returns ``(score (M, d), div (M,))``.
+        """
+        silu_grad = torch.ops.aten.silu_backward  # silu_grad(g, u) = g * silu'(u), one fused kernel
+        M, d = x.shape
+        emb = self.time_embed(t)
+        pre = self.action_in(x) + cond + self.time_in(emb)
+        hidden = pre.shape[-1]
+        h = nn.functional.silu(pre)
+        w_in = self.action_in.weight.T.to(tangent_dtype)  # (d, hidden): row i = d pre / d x_i
+        dh = silu_grad(w_in[None].expand(M, d, hidden), pre.to(tangent_dtype)[:, None, :]).reshape(M * d, hidden)
+        for block in self.blocks:
+            pre1 = block.dense1(h + block.time1(emb))
+            z = nn.functional.silu(pre1)
+            dpre1 = torch.mm(dh, block.dense1.weight.T.to(tangent_dtype)).view(M, d, hidden)
+            dz = silu_grad(dpre1, pre1.to(tangent_dtype)[:, None, :]).view(M * d, hidden)
+            u = h + block.dense2(z + block.time2(emb))
+            du = torch.addmm(dh, dz, block.dense2.weight.T.to(tangent_dtype)).view(M, d, hidden)
+            h = nn.functional.silu(u)
+            dh = silu_grad(du, u.to(tangent_dtype)[:, None, :]).view(M * d, hidden)
+        out = self.out(h + self.time_out(emb))
+        dout = torch.mm(dh, self.out.weight.T.to(tangent_dtype)).to(out.dtype).view(M, d, d)  # [m, i, j] = d out_j / d x_i
+        std = self.sde.marginal_std(t)
+        return out / std[:, None], torch.diagonal(dout, dim1=1, dim2=2).sum(-1) / std
+
     def forward(self, x: torch.Tensor, obs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.score(x, self.condition(obs), t)
 
@@ -138,3 +177,15 @@ class EnsembleScore(nn.Module):
         for k, member in enumerate(self.members[1:], start=1):
             total = total + member.score(x, cond[:, k], t)
         return total / len(self.members)
+
+    def score_and_divergence(
+        self, x: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, tangent_dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean score and its exact divergence (the divergence is linear), see :meth:`ScoreNet.score_and_divergence`."""
+        score, div = self.members[0].score_and_divergence(x, cond[:, 0], t, tangent_dtype)
+        for k, member in enumerate(self.members[1:], start=1):
+            s_k, div_k = member.score_and_divergence(x, cond[:, k], t, tangent_dtype)
+            score, div = score + s_k, div + div_k
+        if len(self.members) > 1:
+            score, div = score / len(self.members), div / len(self.members)
+        return score, div

@@ -16,8 +16,10 @@ step is one batched call over all ``B * n`` rows.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import numpy as np
 import torch
 
 from saq_wrappers.score.network import ScoreFunction
@@ -101,6 +103,135 @@ def augmented_ode_rhs(
     return f
 
 
+def model_score_and_divergence(
+    model: ScoreFunction,
+    x: torch.Tensor,
+    cond: torch.Tensor,
+    t: torch.Tensor,
+    tangent_dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact score and divergence, by the model's own forward-mode pass when it has one.
+
+    :class:`~saq_wrappers.score.network.ScoreNet` and ``EnsembleScore`` push the ``d`` Jacobian
+    columns through the network with the primal (no autograd graph, one GEMM per layer for all
+    tangents); any other :class:`ScoreFunction` falls back to :func:`score_and_divergence`.
+    """
+    own = getattr(model, "score_and_divergence", None)
+    if own is not None:
+        return own(x, cond, t, tangent_dtype)
+    return score_and_divergence(model, x, cond, t)
+
+
+def log_snr(sde: VPSDE, t: float) -> float:
+    """``lambda(t) = log(m(t) / s(t))``, the half log signal-to-noise ratio of the VP-SDE."""
+    lmc = float(sde.log_mean_coeff(torch.tensor(t, dtype=torch.float64)))
+    return lmc - 0.5 * math.log(-math.expm1(2.0 * lmc))
+
+
+def exponential_adams_weights(nodes: list[float], lam0: float, lam1: float) -> list[float]:
+    """``w_j = int_{lam0}^{lam1} e^{-lam} L_j(lam) dlam`` for the Lagrange basis ``L_j`` on ``nodes``.
+
+    The exact PF-ODE solution in ``lambda`` (Lu et al. 2022, DPM-Solver eq. 3.4) is
+    ``x_1 = (m_1 / m_0) x_0 - m_1 int_{lam0}^{lam1} e^{-lam} eps(x_lam, lam) dlam`` with the noise
+    prediction ``eps = -s(t) score``: the linear part ``-1/2 beta x`` is integrated exactly and only
+    ``eps`` is interpolated (a polynomial in ``lambda`` through ``nodes``), the exponential-Adams /
+    DEIS construction. The integral is evaluated by 8-point Gauss-Legendre in float64, exact for
+    these smooth integrands to rounding.
+    """
+    gx, gw = np.polynomial.legendre.leggauss(8)
+    pts = 0.5 * (lam1 - lam0) * gx + 0.5 * (lam0 + lam1)
+    base = 0.5 * (lam1 - lam0) * gw * np.exp(-pts)
+    weights = []
+    for j, node in enumerate(nodes):
+        basis = np.ones_like(pts)
+        for k, other in enumerate(nodes):
+            if k != j:
+                basis *= (pts - other) / (node - other)
+        weights.append(float((base * basis).sum()))
+    return weights
+
+
+def exponential_multistep_solve(
+    model: ScoreFunction,
+    sde: VPSDE,
+    cond: torch.Tensor,
+    x_T: torch.Tensor,
+    times: list[float],
+    *,
+    order: int = 2,
+    corrector: bool = True,
+    divergence: Literal["exact", "hutchinson"] = "exact",
+    n_probes: int = 1,
+    tangent_dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """PF-ODE from ``times[0]`` to ``times[-1]`` with ONE score evaluation per node, divergence included.
+
+    Trajectory: exponential Adams-Bashforth of order ``order`` in ``lambda`` (see
+    :func:`exponential_adams_weights`; the order ramps up over the first steps), and with
+    ``corrector`` an exponential Adams-Moulton corrector of order ``order + 1`` that reuses the
+    evaluation at the predicted node (as UniPC does), so it costs no extra evaluation.
+
+    Log-likelihood: the instantaneous change of variables ``d log p_t(x(t)) / dt = -div f =
+    1/2 beta(t) (d + div score)`` (Song et al. 2021, eq. 39) is integrated by the trapezoid rule
+    in ``t`` over the same nodes, with the divergence of each node's evaluation (the one that
+    also drives the trajectory); the last node ``t_end`` gets one evaluation for its divergence.
+
+    Returns ``(x at times[-1], int_{times[-1]}^{times[0]} 1/2 beta (d + div score) dt, evaluations)``.
+    """
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    d = x_T.shape[-1]
+    lams = [log_snr(sde, t) for t in times]
+    tt = torch.tensor(times, dtype=torch.float64)
+    lmc = sde.log_mean_coeff(tt)
+    mean = torch.exp(lmc).tolist()
+    std = torch.sqrt(-torch.expm1(2.0 * lmc)).tolist()
+    half_beta = (0.5 * sde.beta(tt)).tolist()
+    x = x_T
+    eps_hist: list[torch.Tensor] = []
+    integrand: list[torch.Tensor] = []
+    x_prev: torch.Tensor | None = None
+    nfe = 0
+    for i, t in enumerate(times):
+        t_tensor = torch.full((1,), t, dtype=x.dtype)
+        if divergence == "exact":
+            score, div = model_score_and_divergence(model, x, cond, t_tensor, tangent_dtype)
+        else:
+            probes = rademacher((n_probes, *x.shape), generator, x.dtype)
+            score, div = score_and_divergence(model, x, cond, t_tensor, probes)
+        nfe += 1
+        eps = -std[i] * score
+        integrand.append(half_beta[i] * (d + div))
+        if corrector and x_prev is not None:
+            # Adams-Moulton: re-solve the last step with eps at the new node included.
+            k = min(order + 1, len(eps_hist) + 1)
+            nodes = [lams[i]] + [lams[i - 1 - j] for j in range(k - 1)]
+            w = exponential_adams_weights(nodes, lams[i - 1], lams[i])
+            drift = w[0] * eps
+            for j in range(1, k):
+                drift = drift + w[j] * eps_hist[-j]
+            x = (mean[i] / mean[i - 1]) * x_prev - mean[i] * drift
+        eps_hist.append(eps)
+        if len(eps_hist) > order:
+            eps_hist.pop(0)
+        if i == len(times) - 1:
+            break
+        # Adams-Bashforth predictor through the last k nodes.
+        k = min(order, len(eps_hist))
+        nodes = [lams[i - j] for j in range(k)]
+        w = exponential_adams_weights(nodes, lams[i], lams[i + 1])
+        drift = w[0] * eps_hist[-1]
+        for j in range(1, k):
+            drift = drift + w[j] * eps_hist[-1 - j]
+        x_prev = x
+        x = (mean[i + 1] / mean[i]) * x - mean[i + 1] * drift
+    total = torch.zeros_like(integrand[0])
+    for i in range(len(times) - 1):
+        total = total + (0.5 * (times[i] - times[i + 1])) * (integrand[i] + integrand[i + 1])
+    return x, total, nfe
+
+
 def time_grid(steps: int, t_end: float, T: float = 1.0, rho: float = 2.0) -> list[float]:
     """``steps + 1`` times from ``T`` down to ``t_end``, denser near ``t_end`` (power ``rho``)."""
     if steps < 1:
@@ -124,6 +255,9 @@ def ode_sample(
     n_probes: int = 1,
     rtol: float = 1e-3,
     atol: float = 1e-3,
+    order: int = 2,
+    corrector: bool = True,
+    tangent_dtype: torch.dtype = torch.float32,
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +273,17 @@ def ode_sample(
     Args:
         model: the score model; ``cond`` is ``model.condition(normalized_obs)`` ``(B, ...)``.
         steps, method, rho: ``"euler"``, ``"heun"`` or ``"rk4"`` with ``steps`` steps, or
-            ``method="rk45"`` (adaptive Dormand-Prince with ``rtol``/``atol``; ignores ``steps``).
+            ``method="rk45"`` (adaptive Dormand-Prince with ``rtol``/``atol``; ignores ``steps``),
+            or ``method="multistep"``: :func:`exponential_multistep_solve` (exponential Adams
+            predictor of order ``order`` + free corrector if ``corrector``, one evaluation per
+            node, trapezoid log-likelihood on the same nodes). ``ScoreSupportSampler`` uses
+            ``"multistep"`` with 28 steps (29 evaluations), ``order=2``: on the closed-form test
+            mixtures it has p99 error ~0.07 nats vs ~0.06 for RK4 x 10 (40 evaluations), and is
+            closer to RK45 on trained nets; uniform-in-log-SNR or EDM (``rho = 7``) grids were
+            measured to be worse than this ``rho = 2`` time grid for the divergence quadrature.
+        order, corrector: of ``"multistep"``.
+        tangent_dtype: ``"multistep"`` with exact divergence on a model that has its own
+            forward-mode ``score_and_divergence`` (``ScoreNet``): dtype of the Jacobian GEMMs.
         t_end: where the reverse solve stops; the log-likelihood is ``log p_{t_end}(x)``, the data
             density smoothed by ``N(0, s(t_end)^2)`` (``s(1e-3) = 0.0105`` for the default SDE).
         divergence: ``"exact"`` (default for ``d <= 16``) or ``"hutchinson"`` (fresh Rademacher
@@ -158,6 +302,14 @@ def ode_sample(
     x_T = noise.reshape(B * n, d).to(torch.float32)
     rows = cond.repeat_interleave(n, dim=0)
     mode = resolve_divergence(divergence, d)
+    if method == "multistep":
+        x, integral, _ = exponential_multistep_solve(
+            model, sde, rows, x_T, time_grid(steps, t_end, sde.T, rho), order=order, corrector=corrector,
+            divergence=mode, n_probes=n_probes, tangent_dtype=tangent_dtype, generator=generator,
+        )
+        # integral = int_{t_end}^T 1/2 beta (d + div score) dt = -int_{t_end}^T div f dt.
+        log_lik = sde.prior_log_prob(x_T) - integral
+        return x.reshape(B, n, d), log_lik.reshape(B, n)
     f = augmented_ode_rhs(model, sde, rows, mode, n_probes=n_probes, generator=generator)
     y0 = torch.cat([x_T, torch.zeros(B * n, 1)], dim=1)
     if method == "rk45":

@@ -135,3 +135,82 @@ def test_samplers_reject_bad_n() -> None:
         ode_sample(model, SDE, cond, 0)
     with pytest.raises(ValueError, match="n must be >= 1"):
         pc_sample(model, SDE, cond, 0)
+
+
+# --- exponential multistep predictor-corrector (the ScoreSupportSampler default) ---------------
+# Same tolerances as the RK4 fast path above; 28 steps is the sampler's default.
+MULTISTEP = dict(method="multistep", steps=28, order=2)
+
+
+def test_forward_mode_divergence_matches_autograd() -> None:
+    from saq_wrappers.score import EnsembleScore, ScoreNet
+
+    torch.manual_seed(0)
+    nets = [ScoreNet(3, 4, hidden=32, n_blocks=2) for _ in range(2)]
+    for model in (nets[0], EnsembleScore(nets)):
+        obs = torch.randn(10, 3)
+        cond = model.condition(obs).detach()
+        x = torch.randn(10, 4)
+        t = torch.full((1,), 0.2)
+        ref_s, ref_div = score_and_divergence(model, x, cond, t)
+        with torch.no_grad():
+            s, div = model.score_and_divergence(x, cond, t)
+            torch.testing.assert_close(s, model.score(x, cond, t))
+            bf_s, bf_div = model.score_and_divergence(x, cond, t, torch.bfloat16)
+        torch.testing.assert_close(s, ref_s, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(div, ref_div, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(bf_s, ref_s, rtol=1e-5, atol=1e-5)  # primal stays float32
+        assert (bf_div - ref_div).abs().max() < 0.02 * ref_div.abs().max() + 1e-3
+
+
+@pytest.mark.parametrize("name", ["1d", "2d"])
+def test_multistep_log_likelihood_matches_true_density(name: str) -> None:
+    model, cond = _setup(name)
+    x, log_lik = ode_sample(model, SDE, cond, 64, generator=torch.Generator().manual_seed(0), **MULTISTEP)
+    d = model.action_dim
+    rows = cond.repeat_interleave(64, dim=0)
+    flat = x.reshape(-1, d)
+    true = model.log_prob_t(flat, rows, torch.full((1,), T_END))
+    err = (log_lik.reshape(-1) - true).abs()
+    assert err.median() < 0.02
+    assert err.quantile(0.99) < 0.15
+    assert err.max() < 0.6
+    assert _in_support(model, flat, rows).float().mean() > 0.99
+    nearest = (flat[:, None, :] - rows).norm(dim=-1).argmin(dim=1)
+    freq = torch.bincount(nearest, minlength=len(model.stds)).float() / len(nearest)
+    torch.testing.assert_close(freq, model.log_weights.exp(), atol=0.05, rtol=0)
+    agree = ((log_lik.reshape(-1) > -5.0) == (true > -5.0)).float().mean()
+    assert agree > 0.99
+
+
+@pytest.mark.parametrize("name", ["1d", "2d"])
+def test_multistep_and_slow_likelihoods_agree_on_the_same_samples(name: str) -> None:
+    model, cond = _setup(name)
+    x, fast = ode_sample(model, SDE, cond, 16, generator=torch.Generator().manual_seed(3), **MULTISTEP)
+    d = model.action_dim
+    rows = cond.repeat_interleave(16, dim=0)
+    slow, _ = ode_log_likelihood(model, SDE, x.reshape(-1, d), rows, t_eps=T_END, divergence="exact")
+    diff = (fast.reshape(-1) - slow).abs()
+    assert diff.quantile(0.99) < 0.15
+    assert diff.median() < 0.02
+
+
+def test_multistep_samples_agree_with_rk4_and_hutchinson_is_unbiased() -> None:
+    model, cond = _setup("2d")
+    gen = torch.Generator().manual_seed(1)
+    noise = torch.randn(len(cond), 32, 2, generator=gen)
+    x_rk4, _ = ode_sample(model, SDE, cond, 32, noise=noise)
+    x_ms, exact = ode_sample(model, SDE, cond, 32, noise=noise, **MULTISTEP)
+    # Same prior draws -> (nearly) the same PF-ODE endpoints.
+    assert (x_ms - x_rk4).norm(dim=-1).median() < 0.01
+    _, hutch = ode_sample(model, SDE, cond, 32, noise=noise, divergence="hutchinson", n_probes=4,
+                          generator=gen, **MULTISTEP)
+    diff = hutch - exact
+    assert diff.mean().abs() < 0.05
+    assert diff.abs().median() < 0.3
+
+
+def test_multistep_rejects_bad_order() -> None:
+    model, cond = _setup("1d")
+    with pytest.raises(ValueError, match="order"):
+        ode_sample(model, SDE, cond, 4, method="multistep", order=0)
