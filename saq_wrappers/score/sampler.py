@@ -97,7 +97,25 @@ class ScoreSupportSampler:
         hidden, n_blocks, fourier_scale: score network (256, 3, 30).
         n_ensemble: ensemble members (mean score); 1 or 3 in the paper.
         beta_min, beta_max: VP-SDE (0.1, 20).
-        steps, method, divergence: fast-path solver (see :func:`~.sampling.ode_sample`).
+        steps, method, divergence: fast-path solver (see :func:`~.sampling.ode_sample`). The
+            default, ``method="multistep"`` with ``steps=28``, is an exponential Adams
+            predictor (order 2, the linear part ``-1/2 beta(t) x`` of the VP-SDE PF-ODE integrated
+            exactly in log-SNR) with a free order-3 corrector on the ``rho = 2`` time grid: one
+            exact-divergence evaluation per node (29 in all), the log-likelihood by the trapezoid
+            rule over the same nodes (instantaneous change of variables, ARQ appendix A.2). It
+            replaced RK4 x 10 (40 autograd-divergence evaluations): about 2.5x more accepted
+            samples per CPU second in the benchmark (median of interleaved runs on a loaded
+            2-core CPU: ~830/s vs ~330/s) with log-likelihood errors no larger (vs the exact
+            densities of the test mixtures: p99 ~0.07 nats; vs RK45 on the benchmark's trained net:
+            median 0.06, p99 0.27 nats, against 0.10 / 0.37 for RK4 x 10). Fewer steps fail the
+            tests' tail tolerances (``steps=24``: max error ~1.7 nats on the 2-D mixture).
+            ``method="rk4"``, ``steps=10`` restores the previous path.
+        tangent_dtype: ``"bfloat16"`` (default) or ``"float32"``: dtype of the forward-mode
+            Jacobian GEMMs of the exact divergence
+            (:meth:`~saq_wrappers.score.network.ScoreNet.score_and_divergence`); the samples
+            themselves are computed in float32 either way. bfloat16 is ~1.5-2x faster per
+            evaluation on AVX512-BF16 CPUs and moved the benchmark's log-likelihood errors vs RK45
+            by < 0.01 nats (median) / 0.04 nats (max).
         seed: seeds the network init, training and the per-observation candidate noise.
         std_floor: floor of the z-scoring stds (0.05).
         cache_size: observations whose candidates are cached for :meth:`decode`.
@@ -116,9 +134,10 @@ class ScoreSupportSampler:
         n_ensemble: int = 1,
         beta_min: float = 0.1,
         beta_max: float = 20.0,
-        steps: int = 10,
-        method: str = "rk4",
+        steps: int = 28,
+        method: str = "multistep",
         divergence: Divergence = "auto",
+        tangent_dtype: Literal["bfloat16", "float32"] = "bfloat16",
         seed: int = 0,
         std_floor: float = 0.05,
         cache_size: int = 4096,
@@ -133,6 +152,8 @@ class ScoreSupportSampler:
             raise DataError(f"log_eps must be finite or -inf, got {log_eps}")
         if n_ensemble < 1:
             raise DataError(f"n_ensemble must be >= 1, got {n_ensemble}")
+        if tangent_dtype not in ("bfloat16", "float32"):
+            raise DataError(f"tangent_dtype must be 'bfloat16' or 'float32', got {tangent_dtype!r}")
         self.n_samples = int(n_samples)
         self.log_eps = float(log_eps)
         self.obs_dim = int(np.prod(self.observation_space.shape))
@@ -140,7 +161,8 @@ class ScoreSupportSampler:
         self.config: dict[str, Any] = dict(
             hidden=int(hidden), n_blocks=int(n_blocks), fourier_scale=float(fourier_scale),
             n_ensemble=int(n_ensemble), beta_min=float(beta_min), beta_max=float(beta_max),
-            steps=int(steps), method=str(method), divergence=str(divergence), seed=int(seed),
+            steps=int(steps), method=str(method), divergence=str(divergence),
+            tangent_dtype=str(tangent_dtype), seed=int(seed),
             std_floor=float(std_floor), cache_size=int(cache_size),
         )
         self.sde = VPSDE(beta_min, beta_max)
@@ -248,6 +270,7 @@ class ScoreSupportSampler:
         x, log_lik = ode_sample(
             model, self.sde, cond, noise.shape[1], steps=self.config["steps"],
             method=self.config["method"], divergence=self.config["divergence"],
+            tangent_dtype=getattr(torch, self.config["tangent_dtype"]),
             noise=noise, generator=generator,
         )
         return self._denorm_actions(x), log_lik.numpy().astype(np.float32)

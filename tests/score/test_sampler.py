@@ -180,3 +180,26 @@ def test_eps_that_rejects_everything_gives_all_false_masks(sampler: ScoreSupport
         setattr(strict, name, getattr(sampler, name))
     _, valid = strict.candidates(QUERY)
     assert not valid.any()  # documented: nothing is valid; ARQ still bootstraps from the dataset action
+
+
+def _clone(sampler: ScoreSupportSampler, **kwargs: Any) -> ScoreSupportSampler:
+    other = ScoreSupportSampler(OBS_SPACE, ACT_SPACE, n_samples=30, hidden=64, n_blocks=2, **kwargs)
+    other._set_model(list(sampler.model.members))
+    for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
+        setattr(other, name, getattr(sampler, name))
+    return other
+
+
+def test_default_fast_path_bf16_tangents_match_fp32_and_previous_rk4(sampler: ScoreSupportSampler) -> None:
+    assert sampler.config["method"] == "multistep" and sampler.config["tangent_dtype"] == "bfloat16"
+    acts, ll = sampler.candidates_with_log_likelihood(QUERY)
+    acts32, ll32 = _clone(sampler, tangent_dtype="float32").candidates_with_log_likelihood(QUERY)
+    np.testing.assert_allclose(acts32, acts, atol=1e-5)  # the trajectory is float32 either way
+    assert np.abs(ll32 - ll).max() < 0.05
+    # The previous default (RK4 x 10) on the same prior draws: same samples, close log-likelihoods.
+    acts_rk4, ll_rk4 = _clone(sampler, method="rk4", steps=10).candidates_with_log_likelihood(QUERY)
+    inside = (np.abs(acts[..., 0]) < ACT_SPACE.high[0]) & (np.abs(acts_rk4[..., 0]) < ACT_SPACE.high[0])
+    assert np.median(np.abs(acts_rk4 - acts)) < 0.01
+    assert np.median(np.abs(ll_rk4 - ll)[inside]) < 0.1
+    with pytest.raises(DataError, match="tangent_dtype"):
+        ScoreSupportSampler(OBS_SPACE, ACT_SPACE, tangent_dtype="float16")  # type: ignore[arg-type]
