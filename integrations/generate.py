@@ -30,10 +30,9 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -49,7 +48,6 @@ __all__ = [
     "detect_algorithm",
     "generate_dataset",
     "load_sb3_model",
-    "main",
     "mean_return",
     "noisy_policy",
     "random_policy",
@@ -468,17 +466,3 @@ def run(args: argparse.Namespace) -> int:
         f"ref scores [{info.ref_min_score:.1f}, {info.ref_max_score:.1f}]"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``saq data generate`` as a standalone entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except SAQError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from saq_wrappers.errors import DataError, SAQError
+from saq_wrappers.errors import DataError
 
 from .robomimic import DEFAULT_OBS_KEYS, RobosuiteEnv, make_robomimic_env, write_robomimic
 
@@ -39,7 +38,6 @@ __all__ = [
     "LiftDemonstrator",
     "generate_lift_demos",
     "lift_env_args",
-    "main",
     "replay_demo",
 ]
 
@@ -381,17 +379,3 @@ def run(args: argparse.Namespace) -> int:
         f"{stats['mean_length']:.0f} steps, approach modes {stats['modes']})"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``saq data lift-demos`` as a standalone entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except SAQError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -50,7 +50,6 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,7 +71,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from saq_wrappers.action_set import ActionSet
-from saq_wrappers.errors import DataError, NotFittedError, SAQError, SpaceMismatchError
+from saq_wrappers.errors import DataError, NotFittedError, SpaceMismatchError
 from saq_wrappers.evaluation import EvaluationResult, evaluate
 from saq_wrappers.wrappers import SAQActionWrapper
 
@@ -86,7 +85,6 @@ __all__ = [
     "build_parser",
     "d3rlpy_q_network",
     "dqn_policy_kwargs",
-    "main",
     "make_agent",
     "make_saq_env",
     "make_saq_vec_env",
@@ -1019,17 +1017,3 @@ def run(args: argparse.Namespace) -> int:
     explicit["name"] = args.name or defaults.name
     run_finetune(dataclasses.replace(defaults, **explicit))
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``saq finetune`` as a standalone entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (SAQError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

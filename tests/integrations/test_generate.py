@@ -18,9 +18,9 @@ sb3 = pytest.importorskip("stable_baselines3")
 from saq_wrappers.integrations.generate import (  # noqa: E402
     detect_algorithm,
     generate_dataset,
-    main,
     rollout,
 )
+from saq_wrappers.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,14 @@ def test_random_recipe_needs_no_model_and_cli(sac_file: Path, capsys: pytest.Cap
                      ref_min_score=-1200.0, ref_max_score=-150.0, progress=False)
     data = load_minari("gen/pendulum-random-v0")
     assert len(data) == 250 and data.n_episodes == 2
-    status = main(["--model", str(sac_file), "--env", "Pendulum-v1", "--dataset-id", "gen/pendulum-cli-v0",
+    status = main(["data", "generate", "--model", str(sac_file), "--env", "Pendulum-v1", "--dataset-id", "gen/pendulum-cli-v0",
                    "--recipe", "medium", "--episodes", "1", "--ref-episodes", "1", "--quiet"])
     assert status == 0
     assert "gen/pendulum-cli-v0" in capsys.readouterr().out
     assert load_minari("gen/pendulum-cli-v0").n_episodes == 1
-    assert main(["--env", "Pendulum-v1", "--dataset-id", "gen/x-v0", "--episodes", "1", "--quiet"]) == 2
+    assert main(["data", "generate", "--env", "Pendulum-v1", "--dataset-id", "gen/x-v0", "--episodes", "1",
+                 "--quiet"]) == 1
+    assert "needs an SB3 model file" in capsys.readouterr().err
 
 
 def test_algorithm_detection_and_bad_models(sac_file: Path, tmp_path: Path) -> None:
