@@ -38,7 +38,7 @@ Example:
 
 The offline-to-online recipe (offline SAQ-CQL, then online DQN from it, next to DQN from
 scratch and the offline policy alone, return vs env steps) is :func:`run_finetune`, also
-``python -m saq_wrappers.integrations.sb3`` and ``benchmarks/finetune.py``.
+``saq finetune`` and ``benchmarks/finetune.py``.
 
 SB3 model files (``.zip``) are SB3's own format and hold pickled objects: load only files you
 trust. Nothing here reads pickles itself.
