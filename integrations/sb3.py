@@ -721,7 +721,9 @@ def _load_offline_data(config: FinetuneConfig) -> Any:
         raise DataError(f"{model_file}: no such SB3 model file")
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:10]
     env_name = config.env_id.split("-")[0].lower()
-    dataset_id = f"saq-finetune/{env_name}-medium-{digest}-s{config.dataset_steps}-n{config.noise_std}-v0"
+    # Minari ids allow no '.' in the name: the noise level is written as e.g. 0p5
+    noise = f"{config.noise_std:g}".replace(".", "p").replace("-", "m")
+    dataset_id = f"saq-finetune/{env_name}-medium-{digest}-s{config.dataset_steps}-n{noise}-v0"
     root = default_cache_dir() / "minari"
     folder = root / dataset_id
     if not folder.is_dir():

@@ -318,3 +318,19 @@ def test_finetune_recipe_writes_results(tmp_path: Path) -> None:
         results["offline"]["evaluation"]["mean_return"], abs=1e-6)
     for suffix in ("json", "md", "png"):
         assert (tmp_path / f"finetune_quick.{suffix}").stat().st_size > 0
+
+
+def test_zoo_model_generates_a_loadable_medium_dataset(tmp_path: Path) -> None:
+    """--zoo-model path of the recipe: the generated Minari id must be valid for any noise level."""
+    from stable_baselines3 import SAC
+
+    from saq_wrappers.integrations.sb3 import FinetuneConfig, _load_offline_data
+
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [8]}, device="cpu")
+    model.save(tmp_path / "sac.zip")
+    config = FinetuneConfig(zoo_model=str(tmp_path / "sac.zip"), env_id="Pendulum-v1", dataset_steps=400,
+                            noise_std=0.5, progress=False)
+    data = _load_offline_data(config)
+    assert len(data.transitions) == 400 and data.transitions.n_episodes == 2
+    with pytest.raises(DataError, match="needs --env"):
+        _load_offline_data(FinetuneConfig(zoo_model=str(tmp_path / "sac.zip"), progress=False))
