@@ -11,6 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
+from robomimic_env_args import LIFT_ENV_ARGS_V14
+
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.robomimic import (
     DEFAULT_OBS_KEYS,
@@ -31,44 +33,6 @@ OBS_SHAPES = {
 # demo name -> (length, dones[-1]); demo_10 checks numeric (not lexicographic) order.
 DEMOS = {"demo_0": (5, True), "demo_1": (3, False), "demo_2": (4, True), "demo_10": (2, True)}
 ORDER = ["demo_0", "demo_1", "demo_2", "demo_10"]
-
-#: env_args as robomimic v0.3 stored them for Lift PH (robosuite 1.4-style controller config).
-LIFT_ENV_ARGS_V14: dict[str, Any] = {
-    "env_name": "Lift",
-    "env_version": "1.4.1",
-    "type": 1,
-    "env_kwargs": {
-        "has_renderer": False,
-        "has_offscreen_renderer": False,
-        "ignore_done": True,
-        "use_object_obs": True,
-        "use_camera_obs": False,
-        "control_freq": 20,
-        "controller_configs": {
-            "type": "OSC_POSE",
-            "input_max": 1,
-            "input_min": -1,
-            "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5],
-            "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5],
-            "kp": 150,
-            "damping": 1,
-            "impedance_mode": "fixed",
-            "kp_limits": [0, 300],
-            "damping_limits": [0, 10],
-            "position_limits": None,
-            "orientation_limits": None,
-            "uncouple_pos_ori": True,
-            "control_delta": True,
-            "interpolation": None,
-            "ramp_ratio": 0.2,
-        },
-        "robots": ["Panda"],
-        "camera_depths": False,
-        "camera_heights": 84,
-        "camera_widths": 84,
-        "reward_shaping": False,
-    },
-}
 
 
 def _value(demo: int, key: str, t: int, shape: tuple[int, ...], next_: bool = False) -> np.ndarray:
