@@ -1,4 +1,9 @@
-"""Codebook-health and reconstruction statistics shared by fitting and relabeling."""
+"""Codebook-health and reconstruction statistics shared by fitting and relabeling.
+
+SAQ reports none of these; we do, because a VQ-VAE whose codes collapse onto a few entries
+(low perplexity, many dead codes) silently shrinks the discrete action space the offline RL
+algorithm sees (SAQ eq. 5 maps every action to its nearest used code).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,16 @@ from typing import Any
 import numpy as np
 
 
-def code_usage_stats(codes: np.ndarray, n_codes: int) -> dict[str, Any]:
-    """Usage of each of ``n_codes`` codes in ``codes``.
+def code_usage_from_counts(counts: np.ndarray) -> dict[str, Any]:
+    """Usage statistics of a codebook from the number of times each code was chosen.
 
-    Returns ``usage`` (fraction per code, sums to 1), ``perplexity`` (``exp`` of the usage
-    entropy: ``n_codes`` when usage is uniform, 1 when one code takes everything) and
-    ``dead_codes`` (codes never used).
+    ``counts`` is ``(n_codes,)``, one non-negative count per code (e.g. a ``bincount`` of the
+    codes of a dataset, or of a window of training minibatches). Returns ``usage`` (fraction per
+    code, sums to 1; all zeros when nothing was counted), ``perplexity`` (``exp`` of the usage
+    entropy: ``n_codes`` when usage is uniform, 1 when one code takes everything), ``dead_codes``
+    (codes never chosen) and ``used_codes`` (codes chosen at least once).
     """
-    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=n_codes)[:n_codes]
+    counts = np.asarray(counts)
     total = max(int(counts.sum()), 1)
     usage = counts / total
     nonzero = usage[usage > 0]
@@ -27,9 +34,18 @@ def code_usage_stats(codes: np.ndarray, n_codes: int) -> dict[str, Any]:
     }
 
 
+def code_usage_stats(codes: np.ndarray, n_codes: int) -> dict[str, Any]:
+    """Usage of each of ``n_codes`` codes in the integer array ``codes``.
+
+    The statistics of :func:`code_usage_from_counts` on the per-code counts of ``codes``.
+    """
+    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=n_codes)[:n_codes]
+    return code_usage_from_counts(counts)
+
+
 def reconstruction_stats(actions: np.ndarray, reconstructed: np.ndarray) -> dict[str, Any]:
-    """Error of ``reconstructed`` against ``actions``: MSE (summed over dims, as SAQ's loss,
-    and per dim) and the largest absolute error."""
+    """Error of ``reconstructed`` against ``actions``: MSE (summed over dims, as the
+    reconstruction term of SAQ eq. 7, and per dim) and the largest absolute error."""
     diff = np.asarray(reconstructed, dtype=np.float64) - np.asarray(actions, dtype=np.float64)
     return {
         "mse": float((diff**2).sum(axis=1).mean()),

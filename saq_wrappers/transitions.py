@@ -4,11 +4,19 @@ A :class:`Transitions` holds flat arrays, one row per transition, and is exact a
 ``terminals`` (the MDP ended: no bootstrap) and ``timeouts`` (the episode was cut: bootstrap from
 the real ``next_observations``) are kept apart, and the next observation of an episode's last step
 is the real final observation, never the first observation of the next episode.
+
+Next to it live what every format reader shares to build one (:func:`as_bool_flags`,
+:func:`flatten_rows`, :func:`derive_next_observations`) and what every relabeled-copy writer
+shares to add codes (:func:`encode_in_batches`, :func:`quantizer_identity`), so the Minari,
+robomimic and D4RL integrations treat episode ends and codes the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -56,8 +64,8 @@ class Transitions:
             raise DataError(f"actions has shape {actions.shape}, expected (N, act_dim)")
         rewards = np.array(self.rewards, dtype=np.float32, copy=True).reshape(-1)
         next_obs = np.array(self.next_observations, dtype=np.float32, copy=True)
-        terminals = _as_flags(self.terminals, "terminals")
-        timeouts = _as_flags(self.timeouts, "timeouts")
+        terminals = as_bool_flags(self.terminals, "terminals")
+        timeouts = as_bool_flags(self.timeouts, "timeouts")
         for name, array in (
             ("actions", actions),
             ("rewards", rewards),
@@ -194,15 +202,67 @@ class Transitions:
 _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 
 
-def _as_flags(values: Any, name: str) -> np.ndarray:
+# ------------------------------------------------------------------ loader helpers
+def as_bool_flags(values: Any, name: str, file: str | None = None) -> np.ndarray:
+    """``values`` as a new 1-D bool array; 0/1 numbers are accepted, anything else is a DataError.
+
+    Episode flags arrive as bools or as 0/1 integers or floats depending on the writer; a 2 or a
+    0.5 means the data is not what it claims, so it is refused rather than cast. ``name`` (and
+    ``file``, when the flags come from one) locate the offending key in the message.
+    """
     array = np.array(values, copy=True).reshape(-1)
-    if array.dtype != bool:
-        if not np.isin(array, (0, 1)).all():
-            raise DataError(f"{name} must hold booleans (or 0/1), got other values")
-        array = array.astype(bool)
-    return array
+    if array.dtype == bool:
+        return array
+    if not np.isin(array, (0, 1)).all():
+        where = f"{file}: {name!r}" if file is not None else name
+        raise DataError(f"{where} must hold booleans (or 0/1 values), found other values")
+    return array.astype(bool)
 
 
+def flatten_rows(array: np.ndarray) -> np.ndarray:
+    """``(T, ...)`` -> ``(T, prod(...))`` float32 (a ``(T,)`` array becomes ``(T, 1)``)."""
+    array = np.asarray(array)
+    return array.reshape(len(array), -1).astype(np.float32, copy=False)
+
+
+def derive_next_observations(
+    observations: np.ndarray,
+    terminals: np.ndarray,
+    timeouts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Next observations of flat episodes stored without them, and the rows that can be kept.
+
+    Within an episode the next observation of row ``i`` is row ``i + 1``. The last row of an
+    episode has no stored successor (the following row is the next episode's reset):
+
+    * a **terminal** last row is kept; its next observation is set to its own observation, a
+      placeholder that learning never reads because terminals do not bootstrap;
+    * a **timeout** last row (or a final row that is neither) is dropped, and the row before it
+      becomes the episode's (timeout) end, whose next observation (the dropped row's
+      observation) is real. This is what D4RL's ``qlearning_dataset`` does, minus its treating
+      timeouts as terminals. An episode of one timeout row disappears.
+
+    Returns ``(next_observations, terminals, timeouts, keep)``, all of length ``N``; index them
+    with ``keep``. Every kept non-terminal row then has its real next observation, as
+    :class:`Transitions` requires.
+    """
+    terminals = np.asarray(terminals, dtype=bool).copy()
+    timeouts = np.asarray(timeouts, dtype=bool).copy()
+    timeouts &= ~terminals
+    ends = terminals | timeouts
+    ends[-1] = True  # the data stops here: the episode ended or was cut
+    next_obs = np.empty_like(observations)
+    next_obs[:-1] = observations[1:]
+    next_obs[ends] = observations[ends]
+    keep = ~(ends & ~terminals)
+    for row in np.flatnonzero(~keep):
+        if row > 0 and not ends[row - 1]:
+            timeouts[row - 1] = True  # same episode: it is now cut one step earlier
+    timeouts[~keep] = False
+    return next_obs, terminals, timeouts, keep
+
+
+# ------------------------------------------------------------------ relabeling
 class ActionEncoder(ActionSet, Protocol):
     """An :class:`ActionSet` that can also map a continuous action to its index (SAQ)."""
 
@@ -257,3 +317,66 @@ def relabel(
     stats.update(code_usage_stats(codes, encoder.n))
     codes.setflags(write=False)
     return Relabeled(codes=codes, n_codes=int(encoder.n), stats=stats)
+
+
+def encode_in_batches(
+    quantizer: Any, observations: np.ndarray, actions: np.ndarray, batch_size: int = 8192
+) -> np.ndarray:
+    """``quantizer.encode`` over large arrays in batches; checks the codes it returns.
+
+    The codes-only counterpart of :func:`relabel`, for writers that store codes next to the
+    source data (a relabeled Minari or robomimic copy) and need no reconstruction statistics.
+    A code outside ``[0, n)`` would silently index a wrong action downstream, so it is an error.
+    """
+    n = len(observations)
+    codes = np.empty(n, dtype=np.int64)
+    for start in range(0, n, batch_size):
+        rows = slice(start, start + batch_size)
+        part = np.asarray(quantizer.encode(observations[rows], actions[rows])).reshape(-1)
+        codes[rows] = part
+    k = int(quantizer.n)
+    if n and (codes.min() < 0 or codes.max() >= k):
+        raise DataError(
+            f"the quantizer returned codes outside [0, {k}): expected integers below its n={k}"
+        )
+    return codes
+
+
+def quantizer_identity(quantizer: Any, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """A JSON-friendly record of which quantizer produced a set of codes.
+
+    Codes mean nothing without the quantizer that made them, so relabeled files carry this.
+    Holds the class, ``n`` and the observation/action shapes; ``weights_sha256`` hashes the
+    quantizer's torch weights when it has a ``model`` module (so two different fits never share
+    an identity); ``file`` and ``file_sha256`` name the checkpoint when ``path`` is given.
+    """
+    identity: dict[str, Any] = {
+        "class": f"{type(quantizer).__module__}.{type(quantizer).__qualname__}",
+        "n_codes": int(quantizer.n),
+    }
+    obs_space = getattr(quantizer, "observation_space", None)
+    act_space = getattr(quantizer, "action_space", None)
+    if obs_space is not None:
+        identity["observation_shape"] = [int(v) for v in obs_space.shape]
+    if act_space is not None:
+        identity["action_shape"] = [int(v) for v in act_space.shape]
+    model = getattr(quantizer, "model", None)
+    if model is not None and hasattr(model, "state_dict"):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        try:
+            normalization = getattr(quantizer, "normalization", None)
+        except Exception:  # noqa: BLE001 - an unfitted quantizer has no statistics
+            normalization = None
+        stats = normalization if isinstance(normalization, dict) else None
+        for key in sorted(stats or {}):
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(stats[key]).tobytes())
+        identity["weights_sha256"] = digest.hexdigest()
+    if path is not None:
+        file = Path(path)
+        identity["file"] = str(file)
+        identity["file_sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return identity

@@ -1,4 +1,4 @@
-"""Transitions: validation, exact episode structure, relabel statistics."""
+"""Transitions: validation, exact episode structure, the loaders' helpers, relabel statistics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from saq_wrappers import DataError, FixedActionSet, Transitions, relabel
+from saq_wrappers.transitions import as_bool_flags, derive_next_observations
 
 
 def _episodes(lengths: list[int], terminated: list[bool]) -> list[dict]:
@@ -68,6 +69,36 @@ def test_from_episodes_rejects_t_observations() -> None:
     bad = {"observations": np.zeros((3, 2)), "actions": np.zeros((3, 1)), "rewards": np.zeros(3)}
     with pytest.raises(DataError, match="T \\+ 1 observations"):
         Transitions.from_episodes([bad])
+
+
+def test_as_bool_flags_accepts_0_1_refuses_the_rest_and_names_the_source() -> None:
+    raw = np.array([[0.0], [1.0], [1.0]])
+    flags = as_bool_flags(raw, "dones")
+    assert flags.dtype == bool and np.array_equal(flags, [False, True, True])
+    source = np.array([True, False])
+    copied = as_bool_flags(source, "dones")
+    copied[0] = False
+    assert source[0]  # a copy, never a view of the input
+    with pytest.raises(DataError, match=r"^terminals must hold booleans"):
+        as_bool_flags(np.array([0, 2]), "terminals")
+    with pytest.raises(DataError, match=r"^d.hdf5: '/data/demo_0/dones' must hold booleans"):
+        as_bool_flags(np.array([0.5]), "/data/demo_0/dones", "d.hdf5")
+
+
+def test_derive_next_observations_keeps_terminal_ends_and_drops_cut_ones() -> None:
+    # episodes: rows 0-2 terminal at 2; rows 3-5 timeout at 5; row 6 a one-row timeout episode;
+    # rows 7-8 run off the end of the data (cut).
+    obs = np.arange(9, dtype=np.float32)[:, None] * 10
+    terminals = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], bool)
+    timeouts = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0], bool)
+    next_obs, term, tout, keep = derive_next_observations(obs, terminals, timeouts)
+    assert np.array_equal(keep, [1, 1, 1, 1, 1, 0, 0, 1, 0])
+    assert np.array_equal(next_obs[keep][:, 0], [10, 20, 20, 40, 50, 80])  # row 2: placeholder
+    assert np.array_equal(term[keep], [0, 0, 1, 0, 0, 0])
+    assert np.array_equal(tout[keep], [0, 0, 0, 0, 1, 1])  # cut one step earlier, real successor
+    assert not terminals[5] and timeouts[5]  # the inputs are not modified
+    t = Transitions(obs[keep], np.zeros((6, 1)), np.zeros(6), next_obs[keep], term[keep], tout[keep])
+    assert t.n_episodes == 3 and not (t.terminals & t.timeouts).any()
 
 
 class _NearestGrid(FixedActionSet):

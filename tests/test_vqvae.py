@@ -25,7 +25,7 @@ from saq_wrappers.errors import (
     SpaceMismatchError,
 )
 from saq_wrappers.io import load_checkpoint, save_checkpoint
-from saq_wrappers.metrics import code_usage_stats
+from saq_wrappers.metrics import code_usage_from_counts, code_usage_stats
 from saq_wrappers.transitions import Transitions
 from saq_wrappers.vqvae import StateConditionedVQVAE, VQVAEQuantizer
 
@@ -60,6 +60,19 @@ def fitted(data: tuple[np.ndarray, np.ndarray]) -> tuple[VQVAEQuantizer, dict]:
 
 def weights(q: VQVAEQuantizer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in q.model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------- public names
+def test_public_names_stay_importable_from_documented_paths() -> None:
+    import saq_wrappers
+    import saq_wrappers.vqvae as vqvae
+    from saq_wrappers.vqvae.model import StateConditionedVQVAE as model_class
+    from saq_wrappers.vqvae.quantizer import VQVAEQuantizer as quantizer_class
+
+    assert saq_wrappers.VQVAEQuantizer is VQVAEQuantizer is quantizer_class
+    assert saq_wrappers.StateConditionedVQVAE is StateConditionedVQVAE is model_class
+    assert vqvae.DEFAULT_N_STEPS == VQVAEQuantizer(OBS_SPACE, ACT_SPACE).config.n_steps
+    assert vqvae.CHECKPOINT_KIND == "vqvae_quantizer" and vqvae.CHECKPOINT_FORMAT == 1
 
 
 # --------------------------------------------------------------------------- state conditioning
@@ -222,6 +235,23 @@ def test_metrics_consistent_with_encode(data, fitted) -> None:
         assert h["loss"] == pytest.approx(h["reconstruction"] + h["codebook"] + h["commitment"])
 
 
+def test_code_usage_statistics_of_extreme_codebooks() -> None:
+    """Perplexity is K for uniform use and 1 when one code takes everything (the statistics the
+    training loop logs per window and fit reports on the data)."""
+    uniform = code_usage_from_counts(np.full(8, 5))
+    assert uniform["perplexity"] == pytest.approx(8.0)
+    assert uniform["dead_codes"] == 0 and uniform["used_codes"] == 8
+    assert uniform["usage"] == pytest.approx([1 / 8] * 8)
+    collapsed = code_usage_stats(np.full(100, 3), 8)
+    assert collapsed["perplexity"] == pytest.approx(1.0)
+    assert collapsed["dead_codes"] == 7 and collapsed["used_codes"] == 1
+    assert collapsed["usage"][3] == 1.0
+    half = code_usage_stats(np.array([0, 1, 0, 1]), 4)
+    assert half["perplexity"] == pytest.approx(2.0) and half["dead_codes"] == 2
+    empty = code_usage_from_counts(np.zeros(4, np.int64))
+    assert empty["dead_codes"] == 4 and empty["perplexity"] == pytest.approx(1.0)
+
+
 def test_dead_code_restart_revives_codes() -> None:
     """A bad (uniform, near-zero) codebook init lets a few codes take all the data; restarts at
     data embeddings bring the others back and lower the reconstruction error."""
@@ -270,7 +300,8 @@ def test_metadata_round_trips_and_must_be_json(tmp_path: Path, fitted) -> None:
     q.metadata["observation_layout"] = layout
     try:
         q.save(tmp_path / "q.safetensors")
-        assert VQVAEQuantizer.load(tmp_path / "q.safetensors").metadata == {"observation_layout": layout}
+        loaded = VQVAEQuantizer.load(tmp_path / "q.safetensors")
+        assert loaded.metadata == {"observation_layout": layout}
         q.metadata["bad"] = object()
         with pytest.raises(DataError, match="JSON-serialisable"):
             q.save(tmp_path / "bad.safetensors")
@@ -314,6 +345,12 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, fitted) -> None:
     save_checkpoint(reshaped, {**tensors, "model.codebook": torch.zeros(5, 16)}, meta)
     bad_norm = tmp_path / "bad_norm.safetensors"
     save_checkpoint(bad_norm, tensors, {**meta, "normalization": {"obs_mean": [0.0]}})
+    newer = tmp_path / "newer.safetensors"
+    save_checkpoint(newer, tensors, {**meta, "format": meta["format"] + 1})
+    bad_metadata = tmp_path / "bad_metadata.safetensors"
+    save_checkpoint(bad_metadata, tensors, {**meta, "user_metadata": [1, 2]})
+    bad_config = tmp_path / "bad_config.safetensors"
+    save_checkpoint(bad_config, tensors, {**meta, "config": {**meta["config"], "n_codes": 1}})
     for path, message in [
         (tmp_path / "missing.safetensors", "does not exist"),
         (truncated, "not a readable"),
@@ -323,6 +360,9 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, fitted) -> None:
         (renamed, "tensors do not match"),
         (reshaped, "model.codebook"),
         (bad_norm, "normalization"),
+        (newer, "format 2"),
+        (bad_metadata, "user_metadata must be a JSON object"),
+        (bad_config, "malformed vqvae_quantizer metadata"),
     ]:
         with pytest.raises(CheckpointError, match=message):
             VQVAEQuantizer.load(path)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 
 from saq_wrappers.score.network import ScoreFunction
-from saq_wrappers.score.sampling import Divergence, augmented_ode_rhs, rademacher, resolve_divergence
+from saq_wrappers.score.ode_solvers import rk45_solve
+from saq_wrappers.score.probability_flow import Divergence, augmented_ode_rhs, rademacher, resolve_divergence
 from saq_wrappers.score.sde import VPSDE
-from saq_wrappers.score.solvers import rk45_solve
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ the output divided by the marginal std ``s(t)`` of the VP-SDE, so the network pr
 (the noise direction) at unit scale.
 
 Every score model in this package (this network, an ensemble of them, or the closed-form
-:class:`~saq_wrappers.score.analytic.GaussianMixtureScore` used by the tests) implements
+:class:`~saq_wrappers.score.gaussian_mixture.GaussianMixtureScore` used by the tests) implements
 :class:`ScoreFunction`: ``condition(obs)`` computes per-state features once per solve, then
 ``score(x, cond, t)`` is evaluated many times. Splitting the two lets the samplers reuse the state
 projection across all solver steps and all ``N`` samples of a state.

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from saq_wrappers.action_set import as_observation_batch
 from saq_wrappers.errors import CheckpointError, DataError, OutputPathError
 from saq_wrappers.io import atomic_output
-from saq_wrappers.score.sampler import ScoreSupportSampler
+from saq_wrappers.score.support_sampler import ScoreSupportSampler
 
 MANIFEST = "manifest.json"
 TABLE_KIND = "arq_candidate_table"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from saq_wrappers.score import GaussianMixtureScore, VPSDE, ode_log_likelihood, ode_sample, pc_sample
-from saq_wrappers.score.sampling import score_and_divergence
+from saq_wrappers.score.probability_flow import score_and_divergence
 
 SDE = VPSDE()
 T_END = 1e-3

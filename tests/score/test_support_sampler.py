@@ -53,6 +53,17 @@ def sampler() -> ScoreSupportSampler:
 QUERY = np.array([[-0.6], [-0.2], [0.3], [0.7]], dtype=np.float32)
 
 
+def test_public_names_stay_importable_from_the_package() -> None:
+    import saq_wrappers
+    import saq_wrappers.score as score
+    from saq_wrappers.score.support_sampler import ScoreSupportSampler as defined
+
+    assert saq_wrappers.ScoreSupportSampler is ScoreSupportSampler is defined
+    for name in score.__all__:
+        assert getattr(score, name) is not None, name
+    assert score.NotFittedError is saq_wrappers.NotFittedError
+
+
 def test_is_an_action_set_with_bounded_candidates(sampler: ScoreSupportSampler) -> None:
     assert isinstance(sampler, ActionSet)
     assert sampler.n == 30

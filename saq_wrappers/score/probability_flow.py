@@ -1,17 +1,16 @@
-"""Samplers of the behavior model: the paper's PC sampler and the fast PF-ODE sampler.
+"""The probability-flow ODE of the behavior model: samples with their log-likelihoods.
 
-Both work in the normalized action space and are batched over states and samples: ``cond`` holds
-per-state features (``ScoreFunction.condition``), each state gets ``n`` samples, and every solver
-step is one batched call over all ``B * n`` rows.
+:func:`ode_sample` is ARQ's fast sampling path: integrate the PF-ODE (see :mod:`.sde`) from noise
+``x_T ~ N(0, I)`` to ``t_end`` and accumulate ``div`` of the drift along the same trajectory, so
+each sample comes with ``log p_{t_end}(x)`` by the instantaneous change of variables (Song et al.
+2021, eq. 39) at no extra solve. The pieces it is built from live here too, since the likelihood
+of given actions (:func:`saq_wrappers.score.likelihood.ode_log_likelihood`) solves the same
+augmented ODE the other way: the drift's divergence (exact, or Hutchinson's estimate),
+:func:`augmented_ode_rhs`, and the exponential multistep solver with its time grid.
 
-* :func:`pc_sample` -- ARQ appendix A.2: reverse-SDE predictor-corrector (Euler-Maruyama predictor,
-  one Langevin corrector step with signal-to-noise ratio 0.16 per predictor step, 500 steps on
-  ``[1e-3, 1]``). It returns samples only; their likelihood needs a separate PF-ODE solve
-  (:func:`saq_wrappers.score.likelihood.ode_log_likelihood`).
-* :func:`ode_sample` -- the fast path: integrate the probability-flow ODE from noise ``x_T ~ N(0, I)``
-  to ``t_end`` and accumulate ``div`` of the drift along the same trajectory, so each sample comes
-  with ``log p_{t_end}(x)`` by the instantaneous change of variables (Song et al. 2021, eq. 39)
-  at no extra solve.
+Everything works in the normalized action space and is batched over states and samples:
+``cond`` holds per-state features (``ScoreFunction.condition``), each state gets ``n`` samples,
+and every solver step is one batched call over all ``B * n`` rows.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ import numpy as np
 import torch
 
 from saq_wrappers.score.network import ScoreFunction
+from saq_wrappers.score.ode_solvers import RHS, fixed_step_solve, rk45_solve
 from saq_wrappers.score.sde import VPSDE
-from saq_wrappers.score.solvers import RHS, fixed_step_solve, rk45_solve
 
 Divergence = Literal["auto", "exact", "hutchinson"]
 
@@ -60,6 +59,9 @@ def score_and_divergence(
 
 
 def resolve_divergence(divergence: Divergence, dim: int) -> Literal["exact", "hutchinson"]:
+    """The divergence estimator to use: ``"auto"`` is exact up to
+    :data:`EXACT_DIVERGENCE_MAX_DIM` action dimensions (``dim`` backward passes stay cheap) and
+    Hutchinson's estimate above."""
     if divergence == "auto":
         return "exact" if dim <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson"
     if divergence not in ("exact", "hutchinson"):
@@ -68,6 +70,7 @@ def resolve_divergence(divergence: Divergence, dim: int) -> Literal["exact", "hu
 
 
 def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype) -> torch.Tensor:
+    """Random ``+-1`` entries: the probes of Hutchinson's trace estimator (ARQ appendix A.2)."""
     return torch.randint(0, 2, shape, generator=generator).to(dtype) * 2.0 - 1.0
 
 
@@ -319,54 +322,3 @@ def ode_sample(
     # y[:, d] = int_T^{t_end} div dt, so log p_{t_end} = log p_T(x_T) - y[:, d].
     log_lik = sde.prior_log_prob(x_T) - y[:, d]
     return y[:, :d].reshape(B, n, d), log_lik.reshape(B, n)
-
-
-@torch.no_grad()
-def pc_sample(
-    model: ScoreFunction,
-    sde: VPSDE,
-    cond: torch.Tensor,
-    n: int,
-    *,
-    steps: int = 500,
-    snr: float = 0.16,
-    t_end: float = 1e-3,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """ARQ appendix A.2: predictor-corrector sampling of the reverse SDE, ``(B, n, d)``.
-
-    ``steps`` Euler-Maruyama predictor steps on a uniform grid from ``T`` to ``t_end``, each
-    preceded by one Langevin corrector step whose step size is set from the score norm so that
-    the signal-to-noise ratio is ``snr`` (per sample; Song et al. 2021, Algorithm 5 for VP).
-    The last predictor step returns its mean (no noise), as in the authors' code.
-    """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    d = model.action_dim
-    B = cond.shape[0]
-    rows = cond.repeat_interleave(n, dim=0)
-    x = torch.randn(B * n, d, generator=generator)
-    times = torch.linspace(sde.T, t_end, steps)
-    dt = -(sde.T - t_end) / steps
-    x_mean = x
-    for i in range(steps):
-        t = times[i : i + 1]
-        beta = sde.beta(t)
-        # Langevin corrector: alpha = 1 - beta_i of the discretized VP chain.
-        alpha = 1.0 - beta / steps
-        grad = model.score(x, rows, t)
-        z = torch.randn(x.shape, generator=generator)
-        # Norms averaged over the n samples of each state (Song et al. average over the batch,
-        # which is one state's samples in the authors' conditional code): a per-sample norm
-        # would explode the step where the score vanishes between modes.
-        grad_norm = grad.norm(dim=-1).reshape(B, n).mean(1).clamp_min(1e-12)
-        noise_norm = z.norm(dim=-1).reshape(B, n).mean(1)
-        step = (2.0 * alpha * (snr * noise_norm / grad_norm) ** 2).repeat_interleave(n)[:, None]
-        x = x + step * grad + torch.sqrt(2.0 * step) * z
-        # Euler-Maruyama predictor on the reverse SDE dx = [f - g^2 score] dt + g dw.
-        score = model.score(x, rows, t)
-        drift = -0.5 * beta * x - beta * score
-        z = torch.randn(x.shape, generator=generator)
-        x_mean = x + drift * dt
-        x = x_mean + torch.sqrt(beta * (-dt)) * z
-    return x_mean.reshape(B, n, d)

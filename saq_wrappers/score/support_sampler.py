@@ -22,10 +22,11 @@ Determinism and ``decode``
     deterministic but the log-likelihoods carry estimator noise seeded per batch.
 
 Fast and slow paths
-    ``path="fast"`` (default): :func:`~saq_wrappers.score.sampling.ode_sample`, samples and their
-    log-likelihoods from one PF-ODE solve. ``path="paper"``: the 500-step predictor-corrector
-    sampler, then a separate RK45 PF-ODE likelihood solve (rtol = atol = 1e-5, 10 Hutchinson
-    probes), as in the paper.
+    ``path="fast"`` (default): :func:`~saq_wrappers.score.probability_flow.ode_sample`, samples
+    and their log-likelihoods from one PF-ODE solve. ``path="paper"``: the 500-step
+    predictor-corrector sampler (:func:`~saq_wrappers.score.pc_sampler.pc_sample`), then a
+    separate RK45 PF-ODE likelihood solve (rtol = atol = 1e-5, 10 Hutchinson probes), as in the
+    paper.
 
 Decoded actions are mapped back to the original space and clipped to the action space's bounds
 (log-likelihoods are those of the unclipped sample).
@@ -50,11 +51,12 @@ from saq_wrappers.action_set import (
     check_indices,
     require_box,
 )
-from saq_wrappers.errors import DataError, NotFittedError
+from saq_wrappers.errors import CheckpointError, DataError, NotFittedError
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
-from saq_wrappers.score.sampling import Divergence, ode_sample, pc_sample
+from saq_wrappers.score.pc_sampler import pc_sample
+from saq_wrappers.score.probability_flow import Divergence, ode_sample
 from saq_wrappers.score.sde import VPSDE
 from saq_wrappers.score.training import train_score_nets
 
@@ -83,12 +85,16 @@ class ScoreSupportSampler:
         >>> from saq_wrappers import ScoreSupportSampler
         >>> env = gym.make("Pendulum-v1")
         >>> sampler = ScoreSupportSampler(env.observation_space, env.action_space, n_samples=8)
-        >>> obs = np.random.randn(256, 3).astype(np.float32)
+        >>> obs = np.random.default_rng(0).standard_normal((256, 3)).astype(np.float32)
         >>> acts = np.clip(obs[:, :1], -2, 2)
         >>> _ = sampler.fit(obs, acts, n_steps=50, progress=False)
         >>> actions, valid = sampler.candidates(obs[:2])
-        >>> actions.shape, valid.shape
-        ((2, 8, 1), (2, 8))
+        >>> actions.shape, valid.shape, valid.dtype
+        ((2, 8, 1), (2, 8), dtype('bool'))
+        >>> bool(np.all(np.abs(actions) <= 2.0))  # clipped into Pendulum's torque bounds
+        True
+        >>> bool(np.array_equal(sampler.decode(obs[:2], [0, 7]), actions[[0, 1], [0, 7]]))
+        True
 
     Args:
         observation_space, action_space: ``Box`` spaces (observations are flattened).
@@ -97,8 +103,9 @@ class ScoreSupportSampler:
         hidden, n_blocks, fourier_scale: score network (256, 3, 30).
         n_ensemble: ensemble members (mean score); 1 or 3 in the paper.
         beta_min, beta_max: VP-SDE (0.1, 20).
-        steps, method, divergence: fast-path solver (see :func:`~.sampling.ode_sample`). The
-            default, ``method="multistep"`` with ``steps=28``, is an exponential Adams
+        steps, method, divergence: fast-path solver (see
+            :func:`~.probability_flow.ode_sample`). The default, ``method="multistep"`` with
+            ``steps=28``, is an exponential Adams
             predictor (order 2, the linear part ``-1/2 beta(t) x`` of the VP-SDE PF-ODE integrated
             exactly in log-SNR) with a free order-3 corrector on the ``rho = 2`` time grid: one
             exact-divergence evaluation per node (29 in all), the log-likelihood by the trapezoid
@@ -411,8 +418,6 @@ class ScoreSupportSampler:
     @classmethod
     def load(cls, path: str | Path) -> "ScoreSupportSampler":
         """Inverse of :meth:`save`; raises :class:`~saq_wrappers.errors.CheckpointError`."""
-        from saq_wrappers.errors import CheckpointError
-
         tensors, meta = load_checkpoint(path, CHECKPOINT_KIND)
         try:
             sampler = cls(

@@ -1,0 +1,91 @@
+"""Per-dimension z-scoring of observations and actions for the VQ-VAE.
+
+SAQ's D4RL actions already lie in ``[-1, 1]``; datasets in general do not, and the reconstruction
+term of SAQ eq. 7 sums squared errors over action dimensions, so without z-scoring a dimension of
+large scale would dominate the loss and the choice of codes (SAQ eq. 5). The statistics are
+fitted once on the training data and saved with the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from saq_wrappers.errors import CheckpointError
+
+__all__ = ["NORMALIZATION_KEYS", "STD_FLOOR", "Normalizer"]
+
+#: Floor of the z-score standard deviations: a (near-)constant dimension is divided by this
+#: instead of ~0, so it neither blows up nor dominates the loss.
+STD_FLOOR = 1e-3
+#: The four statistics, in the order they are saved in a checkpoint's ``normalization``.
+NORMALIZATION_KEYS = ("obs_mean", "obs_std", "act_mean", "act_std")
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """float32 means and (floored) standard deviations of flat observations and actions."""
+
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    act_mean: np.ndarray
+    act_std: np.ndarray
+
+    @classmethod
+    def fit(cls, obs: np.ndarray, actions: np.ndarray) -> "Normalizer":
+        """Statistics of ``obs (N, obs_dim)`` and ``actions (N, act_dim)``, computed in float64
+        (float32 sums over millions of rows lose digits), std floored at :data:`STD_FLOOR`."""
+
+        def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x64 = x.astype(np.float64)
+            return (
+                x64.mean(axis=0).astype(np.float32),
+                np.maximum(x64.std(axis=0), STD_FLOOR).astype(np.float32),
+            )
+
+        obs_mean, obs_std = stats(obs)
+        act_mean, act_std = stats(actions)
+        return cls(obs_mean, obs_std, act_mean, act_std)
+
+    def normalize_observations(self, obs: np.ndarray) -> np.ndarray:
+        """``(obs - obs_mean) / obs_std`` for flat float32 observations ``(B, obs_dim)``."""
+        return (obs - self.obs_mean) / self.obs_std
+
+    def normalize_actions(self, actions: np.ndarray) -> np.ndarray:
+        """``(actions - act_mean) / act_std`` for float32 actions ``(B, act_dim)``."""
+        return (actions - self.act_mean) / self.act_std
+
+    def to_json(self) -> dict[str, list[float]]:
+        """The statistics as lists of floats (the checkpoint's ``normalization`` entry)."""
+        return {k: [float(v) for v in getattr(self, k)] for k in NORMALIZATION_KEYS}
+
+    @classmethod
+    def from_json(cls, data: Any, obs_dim: int, act_dim: int) -> "Normalizer":
+        """Inverse of :meth:`to_json`, checking keys, shapes, finiteness and positive stds.
+
+        Raises:
+            CheckpointError: ``data`` is not a valid ``normalization`` entry for these sizes.
+        """
+        if not isinstance(data, dict) or set(data) != set(NORMALIZATION_KEYS):
+            raise CheckpointError(
+                f"checkpoint normalization must hold exactly {list(NORMALIZATION_KEYS)}, "
+                f"got {data!r:.200}"
+            )
+        arrays = {}
+        for key in NORMALIZATION_KEYS:
+            want = obs_dim if key.startswith("obs") else act_dim
+            try:
+                array = np.asarray(data[key], dtype=np.float32)
+            except (TypeError, ValueError) as error:
+                raise CheckpointError(f"checkpoint normalization {key!r} is malformed") from error
+            if array.shape != (want,) or not np.isfinite(array).all():
+                raise CheckpointError(
+                    f"checkpoint normalization {key!r} has shape {array.shape}, expected "
+                    f"({want},) finite values"
+                )
+            if key.endswith("std") and (array <= 0).any():
+                raise CheckpointError(f"checkpoint normalization {key!r} must be positive")
+            arrays[key] = array
+        return cls(**arrays)
