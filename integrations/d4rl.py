@@ -7,7 +7,7 @@ The format (the files ``d4rl`` downloads, and many re-exports of them) is one fl
 
 Without ``next_observations`` the successor of row ``i`` is row ``i + 1`` within its episode; the
 last row of an episode has no stored successor, so (see
-:func:`~saq_wrappers.integrations._common.derive_next_observations`): a terminal last row is
+:func:`~saq_wrappers.transitions.derive_next_observations`): a terminal last row is
 kept (its next observation is a placeholder equal to its own observation; terminals never
 bootstrap), and a timeout last row is dropped, its predecessor becoming the (timeout) end with a
 real next observation. Timeouts are never turned into terminals.
@@ -27,9 +27,14 @@ import numpy as np
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.io import atomic_output
-from saq_wrappers.transitions import Transitions
+from saq_wrappers.transitions import (
+    Transitions,
+    as_bool_flags,
+    derive_next_observations,
+    flatten_rows,
+)
 
-from ._common import as_bool_flags, derive_next_observations, flatten_rows
+from ._hdf5 import open_hdf5
 
 __all__ = ["REQUIRED_KEYS", "load_d4rl_hdf5", "write_d4rl_hdf5"]
 
@@ -52,13 +57,7 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
             shapes disagree; the message names the file, the key and what was expected.
     """
     file = str(path)
-    if not Path(file).is_file():
-        raise DataError(f"{file}: no such file (expected a D4RL-style .hdf5 dataset)")
-    try:
-        handle = h5py.File(file, "r")
-    except OSError as error:
-        raise DataError(f"{file}: not a readable hdf5 file ({error})") from error
-    with handle:
+    with open_hdf5(file, "a D4RL-style .hdf5 dataset") as handle:
         arrays: dict[str, np.ndarray] = {}
         for key in REQUIRED_KEYS + ("next_observations",):
             if key not in handle:
@@ -87,8 +86,8 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
     if rewards.shape[1] != 1:
         raise DataError(f"{file}: 'rewards' has shape {arrays['rewards'].shape}, expected ({n},)")
     rewards = rewards[:, 0]
-    terminals = as_bool_flags(arrays["terminals"], file, "terminals")
-    timeouts = as_bool_flags(arrays["timeouts"], file, "timeouts")
+    terminals = as_bool_flags(arrays["terminals"], "terminals", file)
+    timeouts = as_bool_flags(arrays["timeouts"], "timeouts", file)
     for key, flags in (("terminals", terminals), ("timeouts", timeouts)):
         if len(flags) != n:
             raise DataError(f"{file}: {key!r} has shape {arrays[key].shape}, expected ({n},)")

@@ -37,14 +37,18 @@ from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from saq_wrappers.errors import DataError, OutputPathError
-from saq_wrappers.transitions import Transitions
-
-from ._common import encode_in_batches, flatten_rows, quantizer_identity
+from saq_wrappers.transitions import (
+    Transitions,
+    encode_in_batches,
+    flatten_rows,
+    quantizer_identity,
+)
 
 __all__ = [
     "MinariInfo",
     "flatten_observations",
     "load_minari",
+    "local_dataset_path",
     "minari_info",
     "open_minari",
     "write_minari_dataset",
@@ -95,6 +99,16 @@ def open_minari(dataset: DatasetSource, *, download: bool = False) -> MinariData
         return minari.load_dataset(text, download=True)
     except Exception as error:  # noqa: BLE001 - network and registry errors of every kind
         raise DataError(f"cannot download Minari dataset {text!r}: {error}") from error
+
+
+def local_dataset_path(dataset_id: str) -> Path | None:
+    """The ``data`` folder of ``dataset_id`` in the local Minari folder
+    (``$MINARI_DATASETS_PATH``), or ``None`` when it is not there. Never downloads."""
+    try:
+        local = get_dataset_path(dataset_id) / "data"
+    except (ValueError, AssertionError):
+        return None
+    return local if (local / "metadata.json").is_file() else None
 
 
 def _read(data_path: Path, name: str) -> MinariDataset:

@@ -29,73 +29,84 @@ How the candidate table gets in
     policy is ``ARQConfig(sampler_path=...)`` (a saved ``ScoreSupportSampler``) or
     :meth:`ARQ.attach_sampler`. Candidates are stored in the original action space, so no
     ``action_scaler`` is supported (ARQ's networks act on raw actions).
+
+Tuple observations
+    d3rlpy's tuple observations (``observation_shape=((3,), (4,))``) work with an encoder factory
+    that accepts them. The table and the sampler see one flat vector per state, the
+    concatenation of the flattened parts (:func:`flat_observation_rows`): build the sampler on
+    that vector and the table over :func:`arq_table_states` of the d3rlpy dataset.
+
+This module holds the config, the algorithm and the candidate lookup; the torch side (modules,
+impl and eq. 5's :func:`kth_largest_target`) is in
+:mod:`saq_wrappers.integrations.d3rlpy.torch.arq_impl` and re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
 from d3rlpy.constants import ActionSpace
-from d3rlpy.dataset import TransitionMiniBatch
+from d3rlpy.dataset import ReplayBufferBase, TransitionMiniBatch
 from d3rlpy.models.builders import create_continuous_q_function, create_normal_policy
-from d3rlpy.models.encoders import EncoderFactory, VectorEncoderFactory, make_encoder_field
+from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
 from d3rlpy.models.q_functions import MeanQFunctionFactory
-from d3rlpy.models.torch import ContinuousEnsembleQFunctionForwarder, NormalPolicy, build_gaussian_distribution
-from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper, make_optimizer_field
-from d3rlpy.algos.qlearning.base import QLearningAlgoBase, QLearningAlgoImplBase
-from d3rlpy.torch_utility import Modules, TorchMiniBatch, soft_sync
-from d3rlpy.types import Shape, TorchObservation
+from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
+from d3rlpy.torch_utility import convert_to_torch_recursively
+from d3rlpy.types import Observation, Shape
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
+from saq_wrappers.integrations.d3rlpy.torch.arq_impl import ARQImpl, ARQModules, kth_largest_target
 from saq_wrappers.score import CandidateTable, ScoreSupportSampler
 from saq_wrappers.transitions import Transitions
 
-__all__ = ["ARQConfig", "ARQ", "ARQImpl", "arq_table_states", "kth_largest_target"]
+__all__ = [
+    "ARQ",
+    "ARQConfig",
+    "ARQImpl",
+    "ARQModules",
+    "arq_table_states",
+    "flat_observation_rows",
+    "kth_largest_target",
+]
 
 
-def _mlp_256() -> EncoderFactory:
-    return VectorEncoderFactory(hidden_units=[256, 256], activation="relu")
+def flat_observation_rows(x: Observation) -> np.ndarray:
+    """``(B, D)`` float32: each state as one vector, the key of its candidate-table row.
+
+    An array batch ``(B, *obs_shape)`` is flattened per row; a tuple observation (a sequence of
+    ``(B, *shape_i)`` arrays, d3rlpy's tuple observations) becomes the concatenation of its
+    flattened parts.
+    """
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
+    parts = [np.asarray(part, dtype=np.float32) for part in x]
+    return np.ascontiguousarray(np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1))
 
 
-def _mlp_256_field() -> Any:
-    """d3rlpy's serializable encoder field with the authors' ReLU MLP 2x256 as default."""
-    field = make_encoder_field()
-    field.default_factory = _mlp_256  # type: ignore[attr-defined]
-    return field
+def arq_table_states(data: Union[Transitions, ReplayBufferBase]) -> np.ndarray:
+    """Unique states ARQ's updates query: the rows of ``next_observations`` (eq. 5's target) and
+    ``observations`` (the AWR advantage).
 
-
-def arq_table_states(transitions: Transitions) -> np.ndarray:
-    """Unique rows of ``next_observations`` and ``observations``: the states ARQ's updates query."""
-    both = np.concatenate([transitions.next_observations, transitions.observations])
+    ``data`` is a :class:`~saq_wrappers.transitions.Transitions` or the d3rlpy dataset being
+    fitted (every observation of its episodes; tuple observations as
+    :func:`flat_observation_rows`).
+    """
+    if isinstance(data, Transitions):
+        both = np.concatenate([data.next_observations, data.observations])
+    else:
+        episodes = [episode.observations for episode in data.episodes]
+        both = np.concatenate(
+            [obs if isinstance(obs, np.ndarray) else flat_observation_rows(obs) for obs in episodes]
+        )
     flat = both.reshape(len(both), -1)
     _, first = np.unique(flat, axis=0, return_index=True)
     return both[np.sort(first)]
-
-
-def kth_largest_target(
-    q_candidates: torch.Tensor, valid: torch.Tensor, q_data: torch.Tensor, k: int
-) -> torch.Tensor:
-    """ARQ eq. 5's bootstrap value from ``Q(s', .)`` on candidates and the dataset action.
-
-    Args:
-        q_candidates: ``(B, N)`` target Q of the candidates of ``s'``.
-        valid: ``(B, N)`` bool, candidates above ``eps``.
-        q_data: ``(B,)`` target Q of the dataset's next action ``a'_data`` (never dropped).
-        k: K of the K-th largest; with fewer than K actions available the smallest is taken.
-
-    Returns:
-        ``(B,)``: ``max(Kth{Q(a'_data)} U {Q(c) : c valid}, Q(a'_data))``.
-    """
-    values = torch.cat([q_data[:, None], q_candidates.masked_fill(~valid, float("-inf"))], dim=1)
-    count = 1 + valid.sum(dim=1)
-    ordered = values.sort(dim=1, descending=True).values
-    index = (torch.clamp(count, max=k) - 1).long()
-    kth = ordered.gather(1, index[:, None])[:, 0]
-    return torch.maximum(kth, q_data)
 
 
 @dataclasses.dataclass()
@@ -117,15 +128,16 @@ class ARQConfig(LearnableConfig):
         candidate_table: folder of a precomputed table (or use :meth:`ARQ.attach_candidates`).
         sampler_path: saved ``ScoreSupportSampler`` for the implicit policy
             (or :meth:`ARQ.attach_sampler`).
-        critic_encoder_factory, actor_encoder_factory: ReLU MLP 2x256.
+        critic_encoder_factory, actor_encoder_factory: d3rlpy's default encoder (for vector
+            observations the authors' ReLU MLP 2x256).
     """
 
     learning_rate: float = 3e-4
     actor_learning_rate: float = 3e-4
     critic_optim_factory: OptimizerFactory = make_optimizer_field()
     actor_optim_factory: OptimizerFactory = make_optimizer_field()
-    critic_encoder_factory: EncoderFactory = _mlp_256_field()
-    actor_encoder_factory: EncoderFactory = _mlp_256_field()
+    critic_encoder_factory: EncoderFactory = make_encoder_field()
+    actor_encoder_factory: EncoderFactory = make_encoder_field()
     batch_size: int = 512
     gamma: float = 0.99
     tau: float = 0.005
@@ -145,95 +157,6 @@ class ARQConfig(LearnableConfig):
     @staticmethod
     def get_type() -> str:
         return "arq"
-
-
-@dataclasses.dataclass(frozen=True)
-class ARQModules(Modules):
-    q_funcs: torch.nn.ModuleList
-    targ_q_funcs: torch.nn.ModuleList
-    policy: NormalPolicy
-    critic_optim: OptimizerWrapper
-    actor_optim: OptimizerWrapper
-
-
-class ARQImpl(QLearningAlgoImplBase):
-    """Torch side of ARQ: the eq. 5 critic update, the AWR update and Q of candidate sets."""
-
-    _modules: ARQModules
-
-    def __init__(
-        self,
-        observation_shape: Shape,
-        action_size: int,
-        modules: ARQModules,
-        q_func_forwarder: ContinuousEnsembleQFunctionForwarder,
-        targ_q_func_forwarder: ContinuousEnsembleQFunctionForwarder,
-        config: ARQConfig,
-        device: str,
-    ) -> None:
-        super().__init__(observation_shape=observation_shape, action_size=action_size, modules=modules, device=device)
-        self._q = q_func_forwarder
-        self._targ_q = targ_q_func_forwarder
-        self._config = config
-        self.candidates: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
-        hard = soft_sync  # start the targets equal to the online critics
-        hard(self._modules.targ_q_funcs, self._modules.q_funcs, 1.0)
-
-    def q_of_sets(self, forwarder: ContinuousEnsembleQFunctionForwarder, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Min-over-critics Q of ``actions (B, N, d)`` at ``obs (B, ...)``: ``(B, N)``."""
-        B, N, d = actions.shape
-        rep = obs.repeat_interleave(N, dim=0)
-        return forwarder.compute_expected_q(rep, actions.reshape(B * N, d), "min").reshape(B, N)
-
-    def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
-        assert self.candidates is not None, "ARQ.update must attach the candidates of the batch"
-        next_cand, next_valid, awr = self.candidates
-        cfg = self._config
-        with torch.no_grad():
-            q_next = self.q_of_sets(self._targ_q, batch.next_observations, next_cand)
-            q_data = self._targ_q.compute_expected_q(batch.next_observations, batch.next_actions, "min")[:, 0]
-            target = kth_largest_target(q_next, next_valid, q_data, cfg.kth)[:, None]
-        self._modules.critic_optim.zero_grad()
-        loss = self._q.compute_error(
-            observations=batch.observations, actions=batch.actions, rewards=batch.rewards,
-            target=target, terminals=batch.terminals, gamma=cfg.gamma**batch.intervals,
-        )
-        loss.backward()
-        self._modules.critic_optim.step()
-        soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, cfg.tau)
-        metrics = {"critic_loss": float(loss.detach()), "target_mean": float(target.mean()),
-                   "valid_fraction": float(next_valid.float().mean())}
-        if cfg.use_awr_policy:
-            cand, valid = awr
-            with torch.no_grad():
-                q_a = self._q.compute_expected_q(batch.observations, batch.actions, "min")[:, 0]
-                q_c = self.q_of_sets(self._q, batch.observations, cand)
-                mean_valid = (q_c * valid).sum(1) / valid.sum(1).clamp_min(1)
-                # A state with no valid candidate has baseline Q(s, a_data): advantage 0.
-                baseline = torch.where(valid.any(1), mean_valid, q_a)
-                weight = torch.exp(cfg.awr_beta * (q_a - baseline)).clamp(max=cfg.max_weight)
-            self._modules.actor_optim.zero_grad()
-            dist = build_gaussian_distribution(self._modules.policy(batch.observations))
-            actor_loss = -(weight[:, None] * dist.log_prob(batch.actions)).mean()
-            actor_loss.backward()
-            self._modules.actor_optim.step()
-            metrics["actor_loss"] = float(actor_loss.detach())
-        return metrics
-
-    def inner_predict_best_action(self, x: TorchObservation) -> torch.Tensor:
-        # The AWR policy is an unsquashed Gaussian fitted to raw dataset actions (any bounds),
-        # so it acts with its mean; ARQ.predict clips to the action space when it knows it.
-        return self._modules.policy(x).mu
-
-    def inner_sample_action(self, x: TorchObservation) -> torch.Tensor:
-        return build_gaussian_distribution(self._modules.policy(x)).sample()
-
-    def inner_predict_value(self, x: TorchObservation, action: torch.Tensor) -> torch.Tensor:
-        return self._q.compute_expected_q(x, action, "min").reshape(-1)
-
-    @property
-    def q_function(self) -> torch.nn.ModuleList:
-        return self._modules.q_funcs
 
 
 class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
@@ -268,10 +191,10 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
             self._sampler = ScoreSupportSampler.load(self._config.sampler_path)
 
     def _lookup(
-        self, obs: np.ndarray, what: str, skip: Optional[np.ndarray] = None
+        self, obs: Observation, what: str, skip: Optional[np.ndarray] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Table rows of ``obs``; rows flagged in ``skip`` (terminal ``s'``) get no valid candidate."""
-        flat = np.ascontiguousarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        flat = flat_observation_rows(obs)
         rows = np.zeros(len(flat), dtype=np.int64)
         for i, r in enumerate(flat):
             if skip is not None and skip[i]:
@@ -280,7 +203,7 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
             if row is None:
                 raise DataError(
                     f"a batch {what} is not in the candidate table: build the table over "
-                    "arq_table_states(transitions) of the dataset being fitted"
+                    "arq_table_states(...) of the dataset being fitted"
                 )
             rows[i] = row
         idx = torch.as_tensor(rows)
@@ -294,6 +217,12 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
         cfg = self._config
         if cfg.kth < 1 or cfg.n_candidates < 1:
             raise DataError(f"kth and n_candidates must be >= 1, got {cfg.kth}, {cfg.n_candidates}")
+        check_encoders_accept(
+            type(self).__name__,
+            observation_shape,
+            critic_encoder_factory=cfg.critic_encoder_factory,
+            actor_encoder_factory=cfg.actor_encoder_factory,
+        )
         q_funcs, q_fwd = create_continuous_q_function(
             observation_shape, action_size, cfg.critic_encoder_factory, MeanQFunctionFactory(),
             n_ensembles=cfg.n_critics, device=self._device, enable_ddp=self._enable_ddp,
@@ -310,7 +239,10 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
         actor_optim = cfg.actor_optim_factory.create(policy.named_modules(), lr=cfg.actor_learning_rate, compiled=False)
         modules = ARQModules(q_funcs=q_funcs, targ_q_funcs=targ_q_funcs, policy=policy,
                              critic_optim=critic_optim, actor_optim=actor_optim)
-        self._impl = ARQImpl(observation_shape, action_size, modules, q_fwd, targ_fwd, cfg, self._device)
+        self._impl = ARQImpl(
+            observation_shape, action_size, modules, q_fwd, targ_fwd, gamma=cfg.gamma, tau=cfg.tau, kth=cfg.kth,
+            use_awr_policy=cfg.use_awr_policy, awr_beta=cfg.awr_beta, max_weight=cfg.max_weight, device=self._device,
+        )
 
     def update(self, batch: TransitionMiniBatch) -> dict[str, float]:
         """Look up the candidates of ``s'`` (and of ``s`` for AWR) by raw observation, then update."""
@@ -338,38 +270,45 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
         return ActionSpace.CONTINUOUS
 
     # ------------------------------------------------------------------ policies
-    def implicit_policy_logits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def implicit_policy_logits(self, x: Observation) -> tuple[np.ndarray, np.ndarray]:
         """ARQ eq. 6 on fresh candidates: ``(candidates (B, N, d), logits (B, N))``.
 
         Logits are ``alpha * (Q - mean of valid Q)`` and ``-inf`` for dropped candidates; a state
-        with no valid candidate keeps all of them.
+        with no valid candidate keeps all of them. The sampler sees tuple observations as
+        :func:`flat_observation_rows`.
         """
         self._ensure_inputs()
         if self._sampler is None:
             raise DataError("the implicit policy needs a sampler: ARQConfig(sampler_path=...) or attach_sampler()")
         assert self._impl is not None
-        obs = np.array(x, dtype=np.float32)
-        actions, log_lik = self._sampler.sample(obs, self._config.n_candidates, generator=self._rng)
+        if isinstance(x, np.ndarray):
+            obs: Observation = np.asarray(x, dtype=np.float32)
+            sampler_obs = obs
+        else:
+            obs = [np.asarray(part, dtype=np.float32) for part in x]
+            sampler_obs = flat_observation_rows(obs)
+        actions, log_lik = self._sampler.sample(sampler_obs, self._config.n_candidates, generator=self._rng)
         valid = log_lik > self._sampler.log_eps
         valid[~valid.any(1)] = True
         with torch.no_grad():
-            torch_x = torch.as_tensor(obs, device=self._device if isinstance(self._device, str) else "cpu")
+            torch_x = convert_to_torch_recursively(obs, self._device)
             if self._config.observation_scaler:
                 torch_x = self._config.observation_scaler.transform(torch_x)
-            q = self._impl.q_of_sets(self._impl._q, torch_x, torch.as_tensor(actions).to(torch_x.device)).cpu()
+            candidates = torch.as_tensor(actions, device=self._device)
+            q = self._impl.q_of_sets(self._impl.q_func_forwarder, torch_x, candidates).cpu()
         v = torch.as_tensor(valid)
         mean_valid = (q * v).sum(1, keepdim=True) / v.sum(1, keepdim=True)
         logits = (self._config.alpha * (q - mean_valid)).masked_fill(~v, float("-inf"))
         return actions, logits.numpy()
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Observation) -> np.ndarray:
         """Greedy action: argmax of eq. 6 (or the AWR policy's mean if ``use_awr_policy``)."""
         if self._config.use_awr_policy:
             return self._clip_to_bounds(super().predict(x))
         actions, logits = self.implicit_policy_logits(x)
         return actions[np.arange(len(actions)), logits.argmax(1)]
 
-    def sample_action(self, x: Any) -> np.ndarray:
+    def sample_action(self, x: Observation) -> np.ndarray:
         """A draw from eq. 6's softmax over fresh candidates (or from the AWR policy)."""
         if self._config.use_awr_policy:
             return self._clip_to_bounds(super().sample_action(x))
@@ -378,6 +317,20 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
         pick = torch.multinomial(probs, 1, generator=self._rng)[:, 0].numpy()
         return actions[np.arange(len(actions)), pick]
 
+    def save_policy(self, fname: str) -> None:
+        """d3rlpy's TorchScript (``.pt``) / ONNX export of the AWR policy's mean (``use_awr_policy``).
+
+        The implicit policy (eq. 6) draws fresh candidates from the score-based sampler at every
+        call, which a traced graph of the networks cannot hold, so it is refused rather than
+        exporting the untrained AWR head. The export does not clip to the sampler's action
+        bounds, which :meth:`predict` does when a sampler is attached.
+        """
+        if not self._config.use_awr_policy:
+            raise DataError(
+                "ARQ.save_policy exports the AWR policy only (ARQConfig(use_awr_policy=True)): the "
+                "implicit policy (eq. 6) samples fresh candidates from the score model at every call"
+            )
+        super().save_policy(fname)
 
     def _clip_to_bounds(self, actions: np.ndarray) -> np.ndarray:
         """AWR actions clipped to the attached sampler's action space (unchanged without one)."""

@@ -17,42 +17,41 @@ so eq. 3 as written subtracts ``beta * KL`` (BRAC-v's value penalty) *and* an ex
 BRAC-v's KL-regularized policy objective when ``alpha == beta``. ``entropy_in_target=True``
 adds ``-alpha log pi_phi(k|s')`` inside the critic's sum too, which makes the target
 ``E_pi[Qbar] - beta KL`` exactly when ``alpha == beta``. The default follows eq. 3 literally.
+
+This module holds the config, the algorithm and the length of the ``pi_beta`` phase; the torch
+side (modules, impl, and the math: :func:`categorical_kl`, :func:`brac_soft_value`,
+:func:`brac_critic_target`) is in :mod:`saq_wrappers.integrations.d3rlpy.torch.brac_impl` and
+re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Callable
+from typing import Any, Optional
 
 import numpy as np
-import torch
-from torch import nn
-from torch.optim import Optimizer
-
-from d3rlpy.algos.qlearning.base import QLearningAlgoBase, QLearningAlgoImplBase
-from d3rlpy.algos.qlearning.torch.utility import DiscreteQFunctionMixin
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
+from d3rlpy.dataset import ReplayBufferBase
 from d3rlpy.models.builders import create_categorical_policy
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
-from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder
-from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper, make_optimizer_field
-from d3rlpy.torch_utility import (
-    CudaGraphWrapper,
-    Modules,
-    TorchMiniBatch,
-    eval_api,
-    hard_sync,
-    soft_sync,
-)
-from d3rlpy.types import Observation, Shape, TorchObservation
+from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
+from d3rlpy.types import Observation, Shape
 
+from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteCodeAlgoMixin,
     check_discrete_dataset,
-    pick_codes,
     policy_probabilities,
-    stack_q_values,
+)
+from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
+from saq_wrappers.integrations.d3rlpy.torch.brac_impl import (
+    DiscreteBRACImpl,
+    DiscreteBRACModules,
+    brac_critic_target,
+    brac_soft_value,
+    categorical_kl,
 )
 
 __all__ = [
@@ -60,60 +59,11 @@ __all__ = [
     "DiscreteBRACConfig",
     "DiscreteBRACImpl",
     "DiscreteBRACModules",
+    "behavior_phase_steps",
     "brac_critic_target",
     "brac_soft_value",
     "categorical_kl",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# The math, as plain functions (tested against explicit sums)
-# --------------------------------------------------------------------------------------------
-
-
-def categorical_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """Exact ``KL(p || q) = sum_k p_k (log p_k - log q_k)`` over the last axis (SAQ eq. 2)."""
-    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
-
-
-def brac_soft_value(
-    q_values: torch.Tensor,
-    log_pi: torch.Tensor,
-    log_pi_beta: torch.Tensor,
-    beta: float,
-    alpha: float,
-) -> torch.Tensor:
-    """``sum_k pi(k|s) [Q(s,k) + beta log pi_beta(k|s) - alpha log pi(k|s)]`` -> (B,).
-
-    The inside of SAQ eq. 4 (and of eq. 3 with ``alpha = 0``), summed exactly over the K codes.
-    ``q_values``, ``log_pi`` and ``log_pi_beta`` are (B, K); ``log_pi`` must be normalized.
-    """
-    return (log_pi.exp() * (q_values + beta * log_pi_beta - alpha * log_pi)).sum(dim=-1)
-
-
-def brac_critic_target(
-    rewards: torch.Tensor,
-    terminals: torch.Tensor,
-    gamma: torch.Tensor | float,
-    next_q_values: torch.Tensor,
-    next_log_pi: torch.Tensor,
-    next_log_pi_beta: torch.Tensor,
-    beta: float,
-    alpha: float = 0.0,
-) -> torch.Tensor:
-    """SAQ eq. 3 target ``r + gamma (1 - d) sum_k pi(k|s')[Qbar(s',k) + beta log pi_beta(k|s')
-    - alpha log pi(k|s')]`` -> (B,); ``alpha = 0`` is eq. 3 as printed."""
-    soft = brac_soft_value(next_q_values, next_log_pi, next_log_pi_beta, beta, alpha)
-    rewards = rewards.reshape(-1)
-    terminals = terminals.reshape(-1)
-    if isinstance(gamma, torch.Tensor):
-        gamma = gamma.reshape(-1)
-    return rewards + gamma * (1.0 - terminals) * soft
-
-
-# --------------------------------------------------------------------------------------------
-# Config + algorithm
-# --------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass()
@@ -134,12 +84,17 @@ class DiscreteBRACConfig(LearnableConfig):
     with ``alpha == beta`` the actor objective is exactly ``E_pi[Q] - beta KL``.
 
     ``pi_beta`` is trained by maximum likelihood on the codes as a **first phase** (SAQ sec. 4.2
-    "we first learn a categorical ... behavior policy"): the first ``behavior_pretrain_steps``
-    gradient steps of ``fit`` update only ``pi_beta``; afterwards it is frozen and the critics
+    "we first learn a categorical ... behavior policy"): the first gradient steps of each
+    ``fit`` / ``fitter`` call update only ``pi_beta``; afterwards it is frozen and the critics
     and actor train. Unlike IQL, ``log pi_beta`` enters both the critic target and the actor
     loss, so fitting them to an untrained (near-uniform) ``pi_beta`` would regularize toward the
-    wrong distribution and make the critic chase a moving target. With
-    ``behavior_pretrain_steps=0`` there is no phase and ``pi_beta`` trains jointly throughout.
+    wrong distribution and make the critic chase a moving target. The phase is
+    ``behavior_pretrain_fraction`` of that call's ``n_steps`` (see :func:`behavior_phase_steps`:
+    at least one step of each phase once ``n_steps >= 2``), so every run trains every network;
+    ``behavior_pretrain_steps`` overrides it with a fixed length (for runs stopped by a time
+    budget, whose ``n_steps`` is only a cap). A phase of 0 steps (fraction 0, override 0, or
+    ``n_steps == 1``) means ``pi_beta`` trains jointly with the critics and actor throughout, as
+    it also does when ``update`` is called outside ``fit`` with no override.
 
     ``predict`` is the argmax of ``pi_phi``, ``sample_action`` samples it, and
     ``predict_value(x, k)`` returns ``Q(s, k)`` (mean of the critics), as in d3rlpy.
@@ -155,7 +110,10 @@ class DiscreteBRACConfig(LearnableConfig):
         beta: weight of ``log pi_beta`` in eqs. 3 and 4 (the KL weight).
         alpha: weight of ``- log pi_phi`` in eq. 4 (``alpha == beta`` gives the exact KL).
         entropy_in_target: also put ``- alpha log pi_phi(k|s')`` in the critic target.
-        behavior_pretrain_steps: length of the ``pi_beta``-only first phase.
+        behavior_pretrain_fraction: length of the ``pi_beta``-only first phase as a fraction of
+            the ``n_steps`` of each ``fit`` (0.1; 10-20% is a good range), in ``[0, 1)``.
+        behavior_pretrain_steps: a fixed length of that phase in gradient steps, overriding
+            ``behavior_pretrain_fraction`` (``None``: use the fraction).
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -175,7 +133,8 @@ class DiscreteBRACConfig(LearnableConfig):
     beta: float = 1.0
     alpha: float = 1.0
     entropy_in_target: bool = False
-    behavior_pretrain_steps: int = 10_000
+    behavior_pretrain_fraction: float = 0.1
+    behavior_pretrain_steps: Optional[int] = None
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteBRAC":
         return DiscreteBRAC(self, device, enable_ddp)
@@ -185,169 +144,43 @@ class DiscreteBRACConfig(LearnableConfig):
         return "discrete_brac"
 
 
-@dataclasses.dataclass(frozen=True)
-class DiscreteBRACModules(Modules):
-    """Every module and optimizer saved by ``save_model`` / ``save``."""
+def behavior_phase_steps(n_steps: int, fraction: float, override: Optional[int] = None) -> int:
+    """Length of SAQ-BRAC's ``pi_beta``-only first phase in a run of ``n_steps`` updates.
 
-    policy: CategoricalPolicy
-    q_funcs: nn.ModuleList
-    targ_q_funcs: nn.ModuleList
-    behavior_policy: CategoricalPolicy
-    actor_optim: OptimizerWrapper
-    critic_optim: OptimizerWrapper
-    behavior_optim: OptimizerWrapper
-
-
-class DiscreteBRACImpl(DiscreteQFunctionMixin, QLearningAlgoImplBase):
-    """Torch side of :class:`DiscreteBRAC` (exact eq. 3 target, exact eq. 4 actor loss)."""
-
-    _modules: DiscreteBRACModules
-    _q_func_forwarder: DiscreteEnsembleQFunctionForwarder
-    _compute_critic_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
-    _compute_actor_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
-    _compute_behavior_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
-
-    def __init__(
-        self,
-        observation_shape: Shape,
-        action_size: int,
-        modules: DiscreteBRACModules,
-        q_func_forwarder: DiscreteEnsembleQFunctionForwarder,
-        gamma: float,
-        tau: float,
-        beta: float,
-        alpha: float,
-        entropy_in_target: bool,
-        behavior_pretrain_steps: int,
-        compiled: bool,
-        device: str,
-    ):
-        super().__init__(
-            observation_shape=observation_shape,
-            action_size=action_size,
-            modules=modules,
-            device=device,
-        )
-        self._q_func_forwarder = q_func_forwarder
-        self._gamma = gamma
-        self._tau = tau
-        self._beta = beta
-        self._alpha = alpha
-        self._entropy_in_target = entropy_in_target
-        self._behavior_pretrain_steps = behavior_pretrain_steps
-
-        def wrap(func: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]) -> Any:
-            return CudaGraphWrapper(func) if compiled else func
-
-        self._compute_critic_grad = wrap(self.compute_critic_grad)
-        self._compute_actor_grad = wrap(self.compute_actor_grad)
-        self._compute_behavior_grad = wrap(self.compute_behavior_grad)
-        hard_sync(modules.targ_q_funcs, modules.q_funcs)
-
-    # ---- losses -----------------------------------------------------------------------------
-
-    def compute_target(self, batch: TorchMiniBatch) -> torch.Tensor:
-        """SAQ eq. 3 target (B,), an exact sum over the K codes at ``s'``; no gradient."""
-        with torch.no_grad():
-            next_q = stack_q_values(self._modules.targ_q_funcs, batch.next_observations).min(dim=0).values
-            next_log_pi = self._modules.policy(batch.next_observations).logits
-            next_log_pi_beta = self._modules.behavior_policy(batch.next_observations).logits
-            return brac_critic_target(
-                rewards=batch.rewards,
-                terminals=batch.terminals,
-                gamma=self._gamma**batch.intervals,
-                next_q_values=next_q,
-                next_log_pi=next_log_pi,
-                next_log_pi_beta=next_log_pi_beta,
-                beta=self._beta,
-                alpha=self._alpha if self._entropy_in_target else 0.0,
-            )
-
-    def compute_critic_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
-        self._modules.critic_optim.zero_grad()
-        target = self.compute_target(batch).view(1, -1)
-        q_data = pick_codes(stack_q_values(self._modules.q_funcs, batch.observations), batch.actions)
-        critic_loss = (q_data - target).pow(2).mean(dim=1).sum()
-        critic_loss.backward()
-        return {"critic_loss": critic_loss}
-
-    def compute_actor_loss(self, observations: TorchObservation) -> dict[str, torch.Tensor]:
-        """Negative SAQ eq. 4 objective, exact over the K codes, plus the logged KL."""
-        with torch.no_grad():
-            q_values = stack_q_values(self._modules.q_funcs, observations).min(dim=0).values
-            log_pi_beta = self._modules.behavior_policy(observations).logits
-        log_pi = self._modules.policy(observations).logits
-        objective = brac_soft_value(q_values, log_pi, log_pi_beta, self._beta, self._alpha)
-        return {
-            "actor_loss": -objective.mean(),
-            "kl": categorical_kl(log_pi.detach(), log_pi_beta).mean(),
-        }
-
-    def compute_actor_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
-        self._modules.actor_optim.zero_grad()
-        losses = self.compute_actor_loss(batch.observations)
-        losses["actor_loss"].backward()
-        return losses
-
-    def compute_behavior_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
-        """Maximum likelihood of the dataset codes under ``pi_beta`` (cross-entropy)."""
-        self._modules.behavior_optim.zero_grad()
-        log_probs = self._modules.behavior_policy(batch.observations).logits
-        behavior_loss = -pick_codes(log_probs, batch.actions).mean()
-        behavior_loss.backward()
-        return {"behavior_loss": behavior_loss}
-
-    def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
-        losses: dict[str, torch.Tensor] = {}
-        pretraining = grad_step < self._behavior_pretrain_steps
-        if pretraining or self._behavior_pretrain_steps == 0:
-            losses.update(self._compute_behavior_grad(batch))
-            self._modules.behavior_optim.step()
-        if not pretraining:
-            losses.update(self._compute_critic_grad(batch))
-            self._modules.critic_optim.step()
-            losses.update(self._compute_actor_grad(batch))
-            self._modules.actor_optim.step()
-            soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
-        return {name: float(value.detach().cpu()) for name, value in losses.items()}
-
-    # ---- acting -----------------------------------------------------------------------------
-
-    @eval_api
-    def policy_log_probs(self, x: TorchObservation) -> torch.Tensor:
-        with torch.no_grad():
-            return self._modules.policy(x).logits
-
-    def inner_predict_best_action(self, x: TorchObservation) -> torch.Tensor:
-        return self._modules.policy(x).logits.argmax(dim=1)
-
-    def inner_sample_action(self, x: TorchObservation) -> torch.Tensor:
-        return self._modules.policy(x).sample()
-
-    # ---- d3rlpy plumbing --------------------------------------------------------------------
-
-    @property
-    def policy(self) -> CategoricalPolicy:  # type: ignore[override]
-        return self._modules.policy
-
-    @property
-    def policy_optim(self) -> Optimizer:
-        return self._modules.actor_optim.optim
-
-    @property
-    def q_function(self) -> nn.ModuleList:
-        return self._modules.q_funcs
-
-    @property
-    def q_function_optim(self) -> Optimizer:
-        return self._modules.critic_optim.optim
+    ``override`` (``behavior_pretrain_steps``) is returned as is. Otherwise
+    ``round(fraction * n_steps)``, kept within ``[1, n_steps - 1]`` when ``fraction > 0`` so that a
+    run of two or more steps trains ``pi_beta`` and then the critics and actor; 0 (joint
+    training) when ``fraction == 0`` or ``n_steps == 1``.
+    """
+    if override is not None:
+        if override < 0:
+            raise DataError(f"behavior_pretrain_steps must be >= 0 or None, got {override}")
+        return override
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"behavior_pretrain_fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0 or n_steps < 2:
+        return 0
+    return min(max(1, round(fraction * n_steps)), n_steps - 1)
 
 
 class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, DiscreteBRACConfig]):
     """Discrete BRAC-v (KL) with exact sums over the codes; see :class:`DiscreteBRACConfig`."""
 
+    def __init__(self, config: DiscreteBRACConfig, device: DeviceArg = False, enable_ddp: bool = False) -> None:
+        super().__init__(config, device, enable_ddp)
+        # Outside fit only the override is known: a phase from grad step 0, else joint training.
+        override = config.behavior_pretrain_steps
+        self._behavior_phase_end: Optional[int] = override if override else None
+
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config
+        check_encoders_accept(
+            type(self).__name__,
+            observation_shape,
+            actor_encoder_factory=config.actor_encoder_factory,
+            critic_encoder_factory=config.critic_encoder_factory,
+            behavior_encoder_factory=config.behavior_encoder_factory,
+        )
         q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
             observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
@@ -386,22 +219,30 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
             beta=config.beta,
             alpha=config.alpha,
             entropy_in_target=config.entropy_in_target,
-            behavior_pretrain_steps=config.behavior_pretrain_steps,
+            behavior_phase_end=self._behavior_phase_end,
             compiled=self.compiled,
             device=self._device,
         )
 
-    def fitter(self, dataset: Any, n_steps: int, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def fitter(self, dataset: ReplayBufferBase, n_steps: int, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """d3rlpy's ``fitter``, whose first :func:`behavior_phase_steps` steps train only ``pi_beta``.
+
+        ``fit`` runs through here too. A plain function (not a generator), so the phase is set,
+        and the checks run, when it is called.
+        """
         check_discrete_dataset(type(self).__name__, dataset.dataset_info)  # before any warning
-        remaining = self._config.behavior_pretrain_steps - self.grad_step
-        if n_steps <= remaining:
+        config = self._config
+        phase = behavior_phase_steps(n_steps, config.behavior_pretrain_fraction, config.behavior_pretrain_steps)
+        if phase >= n_steps:
             warnings.warn(
                 f"DiscreteBRAC: fit(n_steps={n_steps}) ends inside the pi_beta first phase "
-                f"({remaining} more steps of behavior_pretrain_steps="
-                f"{self._config.behavior_pretrain_steps}), so the critics and the actor will not "
-                "be trained; lower behavior_pretrain_steps (e.g. 10-20% of n_steps)",
+                f"(behavior_pretrain_steps={phase}), so the critics and the actor will not "
+                "be trained; leave behavior_pretrain_steps=None to use behavior_pretrain_fraction",
                 stacklevel=3,
             )
+        self._behavior_phase_end = self.grad_step + phase if phase else None
+        if self._impl is not None:
+            self._impl.behavior_phase_end = self._behavior_phase_end
         return super().fitter(dataset, n_steps, *args, **kwargs)
 
     def predict_policy(self, x: Observation) -> np.ndarray:

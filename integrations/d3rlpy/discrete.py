@@ -1,7 +1,8 @@
-"""Machinery shared by our discrete-code d3rlpy algorithms (DiscreteIQL, DiscreteBRAC).
+"""Algorithm-side machinery shared by our discrete-code d3rlpy algorithms (DiscreteIQL, DiscreteBRAC).
 
 A clear action-space check that runs before anything is built, twin discrete critics with their
-target copies, and the small tensor helpers every exact sum over the K codes needs.
+target copies, and the policy probabilities as numpy. The torch helpers of the exact sums over the
+K codes are in :mod:`saq_wrappers.integrations.d3rlpy.torch.utility`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from d3rlpy.models.encoders import EncoderFactory
 from d3rlpy.models.q_functions import MeanQFunctionFactory
 from d3rlpy.models.torch import DiscreteEnsembleQFunctionForwarder
 from d3rlpy.torch_utility import convert_to_torch_recursively
-from d3rlpy.types import GymEnv, Observation, Shape, TorchObservation
+from d3rlpy.types import GymEnv, Observation, Shape
 from torch import nn
 
 from saq_wrappers.errors import DataError
@@ -99,18 +100,6 @@ class DiscreteCodeAlgoMixin:
         ]
         (q_funcs, forwarder), (targ_q_funcs, _) = created
         return q_funcs, forwarder, targ_q_funcs
-
-
-def stack_q_values(q_funcs: nn.ModuleList, x: TorchObservation) -> torch.Tensor:
-    """All K Q-values of every critic: (n_critics, B, K)."""
-    return torch.stack([q_func(x).q_value for q_func in q_funcs], dim=0)
-
-
-def pick_codes(values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """``values[..., b, codes[b]]`` for (..., B, K) values and (B,) or (B, 1) codes -> (..., B)."""
-    index = codes.long().view(-1)
-    expanded = index.view(*([1] * (values.dim() - 2)), -1, 1).expand(*values.shape[:-1], 1)
-    return values.gather(-1, expanded).squeeze(-1)
 
 
 def policy_probabilities(algo: QLearningAlgoBase[Any, Any], x: Observation) -> np.ndarray:

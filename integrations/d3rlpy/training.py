@@ -11,12 +11,21 @@ import dataclasses
 import time
 from typing import Any, Callable
 
+import d3rlpy
 import numpy as np
+import torch
 from d3rlpy.dataset import ReplayBufferBase
 from d3rlpy.logging import NoopAdapterFactory
 from tqdm.auto import tqdm
 
 from saq_wrappers.errors import DataError
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for torch, numpy and d3rlpy's own generators, before building an algorithm."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    d3rlpy.seed(seed)
 
 
 def _epoch_length(preferred: int, n_steps: int | None) -> int:
@@ -72,6 +81,13 @@ def train_with_budget(
         raise DataError(f"time_budget must be > 0 seconds, got {time_budget}")
     if n_steps is not None and n_steps < 1:
         raise DataError(f"n_steps must be >= 1, got {n_steps}")
+    config = getattr(algo, "config", None)
+    if (n_steps is None and getattr(config, "behavior_pretrain_fraction", None)
+            and getattr(config, "behavior_pretrain_steps", None) is None):
+        raise DataError(
+            "this algorithm learns pi_beta in the first fraction of n_steps: a run stopped by a time "
+            "budget only needs a fixed phase, set behavior_pretrain_steps (or give n_steps)"
+        )
     max_steps = n_steps if n_steps is not None else 10**9
     per_epoch = _epoch_length(steps_per_epoch, n_steps)
 

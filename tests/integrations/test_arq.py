@@ -1,4 +1,5 @@
-"""ARQ (eq. 5-6) as a d3rlpy algorithm: the K-th-largest target, fit/save/load, both policies."""
+"""ARQ (eq. 5-6) as a d3rlpy algorithm: the K-th-largest target (alone and bootstrapped through a
+non-terminal transition), fit/save/load, both policies."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states, kth_largest_target
-from saq_wrappers.score import ScoreSupportSampler, precompute_candidate_table
+from saq_wrappers.score import CandidateTable, ScoreSupportSampler, precompute_candidate_table
 from saq_wrappers.transitions import Transitions
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
@@ -28,6 +29,98 @@ def test_kth_largest_target_eq5() -> None:
     torch.testing.assert_close(kth_largest_target(q, valid, q_data, 2), torch.tensor([4.0, 10.0, -1.0]))
     # K larger than the available set: the smallest available value.
     torch.testing.assert_close(kth_largest_target(q, valid, q_data, 9), torch.tensor([0.0, 10.0, -1.0]))
+
+
+# ---- eq. 5's bootstrap on a two-state MDP ----------------------------------------------------
+
+S0, S1 = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+#: the action the data takes at s1 after s0 (so a'_data of every s0 -> s1 transition)
+A1_DATA = -0.9
+#: the table's candidates at s1; the last one is rejected by eps
+S1_CANDIDATES = [-0.5, 0.0, 0.5, 0.9, 0.95]
+S1_VALID = [True, True, True, True, False]
+
+
+def _bootstrap_mdp(n_chains: int = 120, n_probes: int = 30) -> d3rlpy.dataset.MDPDataset:
+    """s0 --a=0, r=0--> s1 --a'_data=-0.9, r=0.1--> end, plus one-step episodes from s1.
+
+    At s1 every action ends the episode with reward ``1 + a``; the one-step episodes try each
+    valid candidate, so ``Q(s1, a) = 1 + a`` is learned at {-0.9, -0.5, 0, 0.5, 0.9}. With K = 3,
+    eq. 5 at s1 ranks ``{Q(a'_data) = 0.1} U {0.5, 1.0, 1.5, 1.9}`` and takes the 3rd largest,
+    1.0, so ``Q(s0, 0) = gamma * 1.0``; the max would give ``gamma * 1.9``, SARSA ``gamma * 0.1``.
+    """
+    obs, act, rew, term = [], [], [], []
+    for _ in range(n_chains):
+        obs += [S0, S1]
+        act += [0.0, A1_DATA]
+        rew += [0.0, 1.0 + A1_DATA]
+        term += [0.0, 1.0]
+    for a in [c for c, ok in zip(S1_CANDIDATES, S1_VALID) if ok]:
+        for _ in range(n_probes):
+            obs.append(S1)
+            act.append(a)
+            rew.append(1.0 + a)
+            term.append(1.0)
+    return d3rlpy.dataset.MDPDataset(
+        observations=np.stack(obs), actions=np.array(act, np.float32)[:, None],
+        rewards=np.array(rew, np.float32), terminals=np.array(term, np.float32),
+    )
+
+
+def _bootstrap_table() -> CandidateTable:
+    """Exact candidates: those of s1 above; s0 never appears as a non-terminal s'."""
+    n = len(S1_CANDIDATES)
+    actions = np.array([[[0.0]] * n, [[c] for c in S1_CANDIDATES]], np.float32)
+    log_lik = np.where([[True] * n, S1_VALID], 0.0, -10.0).astype(np.float32)
+    return CandidateTable(np.stack([S0, S1]), actions, log_lik, log_eps=-1.0)
+
+
+def _eq5_by_hand(algo: ARQ, kth: int) -> float:
+    """ARQ eq. 5 at s1 for a'_data = -0.9 from the target critics, with a sorted Python list."""
+    targ = algo.impl.modules.targ_q_funcs
+
+    def q_targ(a: float) -> float:
+        x, action = torch.from_numpy(S1[None]), torch.tensor([[a]], dtype=torch.float32)
+        with torch.no_grad():
+            return min(float(q(x, action).q_value) for q in targ)
+
+    q_data = q_targ(A1_DATA)
+    ranked = sorted([q_data] + [q_targ(c) for c, ok in zip(S1_CANDIDATES, S1_VALID) if ok], reverse=True)
+    return max(ranked[min(kth, len(ranked)) - 1], q_data)
+
+
+def _s0_to_s1_batch(size: int) -> d3rlpy.dataset.TransitionMiniBatch:
+    transition = d3rlpy.dataset.Transition(
+        observation=S0, action=np.zeros(1, np.float32), reward=np.zeros(1, np.float32),
+        next_observation=S1, next_action=np.array([A1_DATA], np.float32), terminal=0.0, interval=1,
+        rewards_to_go=np.zeros((1, 1), np.float32),
+    )
+    return d3rlpy.dataset.TransitionMiniBatch.from_transitions([transition] * size)
+
+
+def test_eq5_bootstraps_from_the_kth_largest_candidate_value_at_the_next_state() -> None:
+    """Non-terminal s0 -> s1: Q(s0) must be gamma times the K-th largest Q over s1's candidates."""
+    torch.manual_seed(0)
+    gamma, kth = 0.99, 3
+    algo = ARQConfig(batch_size=64, learning_rate=2e-3, tau=0.05, gamma=gamma, kth=kth,
+                     critic_encoder_factory=d3rlpy.models.VectorEncoderFactory(hidden_units=[64, 64]),
+                     actor_encoder_factory=d3rlpy.models.VectorEncoderFactory(hidden_units=[8])).create()
+    algo.attach_candidates(_bootstrap_table())
+    dataset = _bootstrap_mdp()
+    algo.fit(dataset, n_steps=800, n_steps_per_epoch=800, show_progress=False, save_interval=10**9,
+             logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    # Q(s1, a) = 1 + a at the data's actions (terminal: no bootstrap there)
+    tried = np.array([A1_DATA] + [c for c, ok in zip(S1_CANDIDATES, S1_VALID) if ok], np.float32)
+    q_s1 = algo.predict_value(np.repeat(S1[None], len(tried), 0), tried[:, None])
+    np.testing.assert_allclose(q_s1, 1.0 + tried, atol=0.05)
+    # Q(s0, 0) = gamma * 3rd largest of {0.1, 0.5, 1.0, 1.5, 1.9} = gamma * 1.0 (max: 1.88)
+    q_s0 = float(algo.predict_value(S0[None], np.zeros((1, 1), np.float32))[0])
+    assert q_s0 == pytest.approx(gamma * 1.0, abs=0.05)
+    # the target the update computes is eq. 5 from the target critics, exactly
+    expected = _eq5_by_hand(algo, kth)
+    metrics = algo.update(_s0_to_s1_batch(8))
+    assert metrics["valid_fraction"] == pytest.approx(4 / 5)
+    assert metrics["target_mean"] == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def _bandit(n: int = 600, seed: int = 0) -> Transitions:
@@ -130,8 +223,6 @@ def test_bad_inputs_and_eps_rejecting_everything(setup) -> None:
     with pytest.raises(DataError, match="kth"):
         ARQConfig(kth=0).create().create_impl((2,), 1)
     # eps that rejects every candidate: targets fall back to Q(s', a'_data), training still runs.
-    from saq_wrappers.score import CandidateTable
-
     table = CandidateTable.load(folder)
     strict = CandidateTable(table.observations, table.actions, table.log_lik, log_eps=1e9)
     assert not strict.valid.any()

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.brac import (
     DiscreteBRAC,
     DiscreteBRACConfig,
+    behavior_phase_steps,
     brac_critic_target,
     brac_soft_value,
     categorical_kl,
@@ -33,7 +35,7 @@ def small_config(**overrides: object) -> DiscreteBRACConfig:
         beta=0.1,
         alpha=0.1,
         tau=0.02,
-        behavior_pretrain_steps=300,
+        behavior_pretrain_fraction=0.2,
         actor_encoder_factory=encoder,
         critic_encoder_factory=encoder,
         behavior_encoder_factory=encoder,
@@ -163,6 +165,53 @@ def test_behavior_pretraining_phase_only_trains_pi_beta() -> None:
     assert all(torch.equal(a, b) for a, b in zip(beta_frozen, algo.impl.modules.behavior_policy.parameters()))
 
 
+@pytest.mark.parametrize(
+    ("n_steps", "fraction", "expected"),
+    [(10, 0.1, 1), (4, 0.1, 1), (2, 0.5, 1), (2, 0.9, 1), (100, 0.2, 20), (100, 0.999, 99), (1, 0.1, 0), (100, 0.0, 0)],
+)
+def test_behavior_phase_is_a_fraction_of_the_run_leaving_steps_for_each_phase(
+    n_steps: int, fraction: float, expected: int
+) -> None:
+    assert behavior_phase_steps(n_steps, fraction) == expected
+    assert behavior_phase_steps(n_steps, fraction, override=7) == 7  # a fixed length wins
+
+
+def test_bad_behavior_phase_settings_are_rejected() -> None:
+    for fraction in (-0.1, 1.0):
+        with pytest.raises(DataError, match="behavior_pretrain_fraction"):
+            behavior_phase_steps(10, fraction)
+    with pytest.raises(DataError, match="behavior_pretrain_steps"):
+        behavior_phase_steps(10, 0.1, override=-1)
+
+
+def trained_networks(algo: DiscreteBRAC) -> dict[str, list[torch.Tensor]]:
+    modules = algo.impl.modules
+    return {name: [p.detach().clone() for p in getattr(modules, name).parameters()] for name in ("policy", "q_funcs", "behavior_policy")}
+
+
+def test_every_fit_trains_every_network_with_the_default_fraction() -> None:
+    """fit(n_steps=10) with the default 10% phase: 1 pi_beta-only step, then 9 critic/actor steps;
+    a later fit of 20 steps has its own phase of 2 steps, from the current grad step."""
+    torch.manual_seed(0)
+    assert DiscreteBRACConfig().behavior_pretrain_fraction == 0.1
+    assert DiscreteBRACConfig().behavior_pretrain_steps is None
+    algo = small_config(behavior_pretrain_fraction=0.1).create(device="cpu:0")
+    dataset = two_step_dataset(100)
+    algo.build_with_dataset(dataset)  # the phase must also reach an impl built before fit
+    before = trained_networks(algo)
+    trained = {"behavior_loss", "critic_loss", "actor_loss"}
+    results = quiet_fit(algo, dataset, n_steps=10, n_steps_per_epoch=1)
+    assert [set(m) & trained for _, m in results] == [{"behavior_loss"}] + [{"critic_loss", "actor_loss"}] * 9
+    after = trained_networks(algo)
+    for name in before:
+        assert not all(torch.equal(a, b) for a, b in zip(before[name], after[name])), f"{name} was not trained"
+    results = quiet_fit(algo, dataset, n_steps=20, n_steps_per_epoch=1)
+    assert [set(m) & trained for _, m in results] == [{"behavior_loss"}] * 2 + [{"critic_loss", "actor_loss"}] * 18
+    # one step: no room for two phases, so everything trains jointly
+    results = quiet_fit(algo, dataset, n_steps=1)
+    assert set(results[0][1]) >= trained
+
+
 # ---- learning -------------------------------------------------------------------------------
 
 
@@ -224,7 +273,7 @@ def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
     assert {"critic_loss", "actor_loss", "kl"} <= set(results[-1][1])
 
 
-def test_fit_warns_when_the_run_ends_inside_the_behavior_phase() -> None:
+def test_fit_warns_when_a_fixed_behavior_phase_outlasts_the_run() -> None:
     algo = small_config(behavior_pretrain_steps=50).create(device="cpu:0")
     with pytest.warns(UserWarning, match="pi_beta first phase"):
         quiet_fit(algo, two_step_dataset(50), n_steps=20)

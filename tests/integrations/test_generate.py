@@ -15,12 +15,10 @@ from saq_wrappers.integrations.minari import load_minari, minari_info
 
 sb3 = pytest.importorskip("stable_baselines3")
 
-from saq_wrappers.integrations.generate import (  # noqa: E402
-    detect_algorithm,
-    generate_dataset,
-    rollout,
-)
-from saq_wrappers.cli import main  # noqa: E402
+from saq_wrappers.app.cli import main  # noqa: E402
+from saq_wrappers.app.generate import generate_dataset  # noqa: E402
+from saq_wrappers.integrations.sb3 import detect_algorithm  # noqa: E402
+from saq_wrappers.rollouts import rollout  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ from saq_wrappers.errors import DataError
 
 robosuite = pytest.importorskip("robosuite")
 
+from saq_wrappers.app import lift_demos as lift_demos_cli  # noqa: E402
 from saq_wrappers.integrations.robomimic import (  # noqa: E402
     DEFAULT_OBS_KEYS,
-    load_robomimic,
-    make_robomimic_env,
-)
-from saq_wrappers.integrations.robosuite_demos import (  # noqa: E402
     LIFT_OBS_KEYS,
     generate_lift_demos,
+    load_robomimic,
+    make_robomimic_env,
     replay_demo,
 )
 from robomimic_env_args import LIFT_ENV_ARGS_V14 as V14_ARGS  # noqa: E402
@@ -95,3 +94,21 @@ def test_generated_lift_demos_load_and_replay_to_success(lift_file: tuple[Path, 
         assert by_state["initial_state_error"] == 0.0 and by_state["success"]
     finally:
         env.close()
+
+
+def test_lift_demos_command_writes_what_the_library_writes(
+    lift_file: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    library_path, _ = lift_file
+    path = tmp_path / "cli.hdf5"
+    args = lift_demos_cli.build_parser().parse_args(
+        ["--output", str(path), "--demos", "1", "--seed", "3", "--quiet"]
+    )
+    assert lift_demos_cli.run(args) == 0
+    assert capsys.readouterr().out.startswith(f"wrote 1 demos to {path} (")
+    assert load_robomimic(path).n_episodes == 1
+    # The same seed replays the same attempts: the command's one demo is the library's first.
+    with h5py.File(path, "r") as cli, h5py.File(library_path, "r") as library:
+        assert cli["data"].attrs["generator_seed"] == 3
+        assert cli["data/demo_0"].attrs["seed"] == library["data/demo_0"].attrs["seed"]
+        np.testing.assert_array_equal(cli["data/demo_0/actions"][()], library["data/demo_0/actions"][()])

@@ -20,13 +20,11 @@ from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
 from saq_wrappers.integrations.sb3 import (
     SAQDQN,
     EvaluationCurveCallback,
-    FinetuneConfig,
     add_offline_transitions,
     dqn_policy_kwargs,
+    evaluation_policy,
     make_agent,
     make_saq_vec_env,
-    run_finetune,
-    sb3_policy,
     warm_start_dqn,
     warm_started_dqn,
 )
@@ -35,6 +33,8 @@ from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.logger import configure
 
 from saq_wrappers.action_set import FixedActionSet, as_observation_batch
+from saq_wrappers.app import finetune
+from saq_wrappers.app.finetune import FinetuneConfig, run_finetune
 from saq_wrappers.errors import DataError, SpaceMismatchError
 from saq_wrappers.evaluation import evaluate
 from saq_wrappers.experts import collect_transitions
@@ -149,7 +149,7 @@ def test_dqn_and_qrdqn_learn_a_tiny_wrapped_task(agent_name: str) -> None:
                        policy_kwargs=policy_kwargs)
     agent.learn(1500)
     eval_env = SAQActionWrapper(MatchTargetEnv(), grid)
-    learned = evaluate(sb3_policy(agent), eval_env, n_episodes=100, seed=0, progress=False)
+    learned = evaluate(evaluation_policy(agent), eval_env, n_episodes=100, seed=0, progress=False)
     rng = np.random.default_rng(0)
     random = evaluate(lambda o: rng.integers(0, 5, len(o)), eval_env, n_episodes=100, seed=0, progress=False)
     # best index scores 0 at every state, uniform random indices average -1
@@ -274,12 +274,15 @@ def test_maskable_ppo_never_executes_a_masked_index() -> None:
                        policy_kwargs={"net_arch": [16]})
     agent.learn(512)
     eval_env = MaskAudit(SAQActionWrapper(MatchTargetEnv(horizon=5, sign_only=False), action_set), log)
-    evaluate(sb3_policy(agent, eval_env, deterministic=True), eval_env, n_episodes=10, seed=0, progress=False)
-    evaluate(sb3_policy(agent, eval_env, deterministic=False), eval_env, n_episodes=10, seed=50, progress=False)
+    evaluate(evaluation_policy(agent, eval_env, deterministic=True), eval_env, n_episodes=10, seed=0, progress=False)
+    evaluate(evaluation_policy(agent, eval_env, deterministic=False), eval_env, n_episodes=10, seed=50, progress=False)
     assert len(log) >= 512 + 100
     assert all(log)
     with pytest.raises(DataError, match="env="):
-        sb3_policy(agent)
+        evaluation_policy(agent)
+    from saq_wrappers.integrations.sb3 import sb3_policy  # the former name stays importable
+
+    assert sb3_policy is evaluation_policy
 
 
 def test_evaluation_curve_starts_at_the_offline_policy(tmp_path: Path) -> None:
@@ -302,7 +305,16 @@ def test_evaluation_curve_starts_at_the_offline_policy(tmp_path: Path) -> None:
     assert callback.curve[0]["mean_return"] == pytest.approx(offline.mean_return, abs=1e-6)
 
 
-def test_finetune_recipe_writes_results(tmp_path: Path) -> None:
+def test_finetune_recipe_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: dict[str, tuple[Any, Any]] = {}  # arm -> (its agent, the offline transitions)
+    make_arm_agent = finetune._arm_agent
+
+    def recording_arm_agent(arm: str, config: FinetuneConfig, venv: Any, data: Any, offline: Any) -> Any:
+        agent = make_arm_agent(arm, config, venv, data, offline)
+        built[arm] = (agent, data.transitions)
+        return agent
+
+    monkeypatch.setattr(finetune, "_arm_agent", recording_arm_agent)
     config = FinetuneConfig.quick(quantizer_steps=50, offline_steps=20, online_steps=100, eval_every=100,
                                   eval_episodes=1, learning_starts=50, conservative_steps=50,
                                   conservative_alpha=2.0, arms=("finetune", "finetune-mixed", "scratch"),
@@ -312,9 +324,23 @@ def test_finetune_recipe_writes_results(tmp_path: Path) -> None:
     assert set(runs) == {"finetune", "finetune-mixed", "scratch"}
     assert runs["finetune"]["conservative_alpha"] == runs["finetune-mixed"]["conservative_alpha"] == 2.0
     assert runs["scratch"]["conservative_alpha"] == 0.0
-    assert runs["finetune-mixed"]["offline_transitions_in_replay"] == results["dataset"]["transitions"]
-    finetune = next(run for run in results["runs"] if run["arm"] == "finetune")
-    assert finetune["curve"][0]["mean_return"] == pytest.approx(
+
+    # The mixed arm's replay buffer holds the offline transitions first, then its online steps;
+    # the other arms' buffers hold their online steps only.
+    agent, transitions = built["finetune-mixed"]
+    n_offline = len(transitions)
+    assert n_offline == results["dataset"]["transitions"] > 0
+    buffer = agent.replay_buffer
+    assert buffer.size() == n_offline + config.online_steps
+    np.testing.assert_array_equal(buffer.observations[:n_offline, 0], transitions.observations)
+    np.testing.assert_array_equal(buffer.next_observations[:n_offline, 0], transitions.next_observations)
+    assert runs["finetune-mixed"]["offline_transitions_in_replay"] == n_offline
+    for arm in ("finetune", "scratch"):
+        assert built[arm][0].replay_buffer.size() == config.online_steps
+        assert runs[arm]["offline_transitions_in_replay"] == 0
+
+    finetune_run = runs["finetune"]
+    assert finetune_run["curve"][0]["mean_return"] == pytest.approx(
         results["offline"]["evaluation"]["mean_return"], abs=1e-6)
     for suffix in ("json", "md", "png"):
         assert (tmp_path / f"finetune_quick.{suffix}").stat().st_size > 0
@@ -324,13 +350,14 @@ def test_zoo_model_generates_a_loadable_medium_dataset(tmp_path: Path) -> None:
     """--zoo-model path of the recipe: the generated Minari id must be valid for any noise level."""
     from stable_baselines3 import SAC
 
-    from saq_wrappers.integrations.sb3 import FinetuneConfig, _load_offline_data
+    from saq_wrappers.app.datasets import load_dataset
+    from saq_wrappers.app.finetune import _dataset_spec
 
     model = SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [8]}, device="cpu")
     model.save(tmp_path / "sac.zip")
     config = FinetuneConfig(zoo_model=str(tmp_path / "sac.zip"), env_id="Pendulum-v1", dataset_steps=400,
                             noise_std=0.5, progress=False)
-    data = _load_offline_data(config)
+    data = load_dataset(_dataset_spec(config))
     assert len(data.transitions) == 400 and data.transitions.n_episodes == 2
     with pytest.raises(DataError, match="needs --env"):
-        _load_offline_data(FinetuneConfig(zoo_model=str(tmp_path / "sac.zip"), progress=False))
+        _dataset_spec(FinetuneConfig(zoo_model=str(tmp_path / "sac.zip"), progress=False))

@@ -1,8 +1,7 @@
-"""robomimic hdf5 datasets in and out, and their environments rebuilt with robosuite 1.5.1.
+"""robomimic's hdf5 dataset format, read and written with h5py alone.
 
 The ``robomimic`` package is not needed (from the registry it needs torchvision and
-``mujoco_py``): the file format is read and written with ``h5py``, and environments are rebuilt
-from ``env_args`` with ``robosuite`` directly. The format::
+``mujoco_py``). The format::
 
     data/                       attrs: total (int), env_args (JSON string)
       demo_<i>/                 attrs: num_samples (int), model_file (MJCF xml, robosuite)
@@ -21,53 +20,42 @@ part of the data and is recorded with the quantizer by :func:`write_relabeled_ro
 Episodes: one demo is one episode. Its last step is terminal when ``dones[-1]`` is set (the demo
 ended on success, as in robomimic's PH/MH data), otherwise a timeout. ``dones`` set before the
 last step (robomimic's ``done_mode=2`` marks every success state) do not split the demo.
-
-Example:
-    >>> from saq_wrappers.integrations.robomimic import load_robomimic     # doctest: +SKIP
-    >>> data = load_robomimic("lift/ph/low_dim_v141.hdf5", filter_key="train")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import inspect
 import json
 import os
 import re
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import gymnasium as gym
 import h5py
 import numpy as np
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.io import atomic_output, check_output_path
-from saq_wrappers.transitions import Transitions
-
-from ._common import (
+from saq_wrappers.transitions import (
+    Transitions,
     as_bool_flags,
     derive_next_observations,
     encode_in_batches,
     flatten_rows,
     quantizer_identity,
-    to_json,
 )
+
+from .._hdf5 import open_hdf5
 
 __all__ = [
     "CODES_KEY",
-    "DEFAULT_HORIZONS",
     "DEFAULT_OBS_KEYS",
     "RobomimicLayout",
-    "RobosuiteEnv",
-    "convert_env_args",
     "load_robomimic",
-    "make_robomimic_env",
-    "read_env_args",
+    "open_robomimic",
     "robomimic_layout",
+    "stored_env_args",
     "write_relabeled_robomimic",
     "write_robomimic",
 ]
@@ -82,18 +70,6 @@ DEFAULT_OBS_KEYS: tuple[str, ...] = (
 
 #: Dataset name of the codes :func:`write_relabeled_robomimic` adds to every demo.
 CODES_KEY = "action_codes"
-
-#: Evaluation horizons robomimic uses (episodes also end on success).
-DEFAULT_HORIZONS: dict[str, int] = {
-    "Lift": 400,
-    "PickPlaceCan": 400,
-    "NutAssemblySquare": 400,
-    "ToolHang": 700,
-    "TwoArmTransport": 700,
-}
-
-#: robomimic's env type of robosuite envs in ``env_args["type"]``.
-ROBOSUITE_ENV_TYPE = 1
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -130,14 +106,9 @@ class RobomimicLayout:
         }
 
 
-def _open(path: str | os.PathLike[str]) -> h5py.File:
-    file = str(path)
-    if not Path(file).is_file():
-        raise DataError(f"{file}: no such file (expected a robomimic .hdf5 dataset)")
-    try:
-        return h5py.File(file, "r")
-    except OSError as error:
-        raise DataError(f"{file}: not a readable hdf5 file ({error})") from error
+def open_robomimic(path: str | os.PathLike[str]) -> h5py.File:
+    """A robomimic file opened read-only; a missing or non-hdf5 file is a DataError."""
+    return open_hdf5(path, "a robomimic .hdf5 dataset")
 
 
 def _demo_sort_key(name: str) -> tuple[int, int | str]:
@@ -172,7 +143,8 @@ def _demo_names(handle: h5py.File, file: str, filter_key: str | None) -> list[st
     return sorted(names, key=_demo_sort_key)
 
 
-def _env_args(handle: h5py.File, file: str) -> dict[str, Any] | None:
+def stored_env_args(handle: h5py.File, file: str) -> dict[str, Any] | None:
+    """``data.attrs["env_args"]`` of an open file, parsed; ``None`` when the file has none."""
     raw = handle["data"].attrs.get("env_args")
     if raw is None:
         return None
@@ -221,7 +193,7 @@ def robomimic_layout(
     keys = tuple(obs_keys)
     if not keys:
         raise DataError(f"{file}: obs_keys is empty, expected at least one observation key")
-    with _open(file) as handle:
+    with open_robomimic(file) as handle:
         names = _demo_names(handle, file, filter_key)
         first = handle["data"][names[0]]
         if "obs" not in first:
@@ -247,7 +219,7 @@ def robomimic_layout(
             obs_dim=start,
             demos=tuple(names),
             filter_key=filter_key,
-            env_args=_env_args(handle, file),
+            env_args=stored_env_args(handle, file),
         )
 
 
@@ -280,7 +252,7 @@ def load_robomimic(
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
     }
-    with _open(file) as handle:
+    with open_robomimic(file) as handle:
         for name in _demo_names(handle, file, filter_key):
             demo = handle["data"][name]
             actions = flatten_rows(_dataset(demo, "actions", file, "(T, act_dim) actions"))
@@ -293,7 +265,7 @@ def load_robomimic(
                 dtype=np.float32,
             ).reshape(-1)
             dones = as_bool_flags(
-                _dataset(demo, "dones", file, "(T,) dones"), file, f"{demo.name}/dones"
+                _dataset(demo, "dones", file, "(T,) dones"), f"{demo.name}/dones", file
             )
             for key, array in (("rewards", rewards), ("dones", dones)):
                 if len(array) != steps:
@@ -433,7 +405,7 @@ def write_relabeled_robomimic(
     keys = tuple(obs_keys)
     k = int(quantizer.n)
     # Validate the whole source (keys, lengths) before writing anything.
-    with _open(file) as handle:
+    with open_robomimic(file) as handle:
         names = _demo_names(handle, file, None)
         for name in names:
             demo = handle["data"][name]
@@ -456,262 +428,8 @@ def write_relabeled_robomimic(
                 dataset = demo.create_dataset(codes_key, data=codes)
                 dataset.attrs["n_codes"] = k
             data = handle["data"]
-            data.attrs["saq_quantizer"] = to_json(identity)
+            data.attrs["saq_quantizer"] = json.dumps(identity, sort_keys=True)  # stable across runs
             data.attrs["saq_obs_keys"] = json.dumps(list(keys))
             data.attrs["saq_n_codes"] = k
             data.attrs["saq_codes_key"] = codes_key
     return target
-
-
-# ---------------------------------------------------------------------------------- envs
-def read_env_args(source: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
-    """``env_args`` from a dict, a JSON string, or a robomimic file's ``data.attrs``."""
-    if isinstance(source, dict):
-        return copy.deepcopy(source)
-    text = os.fspath(source)
-    if Path(text).is_file():
-        with _open(text) as handle:
-            if "data" not in handle:
-                raise DataError(f"{text}: missing group 'data' (expected data.attrs['env_args'])")
-            args = _env_args(handle, text)
-        if args is None:
-            raise DataError(f"{text}: missing data.attrs['env_args'] (expected a JSON env description)")
-        return args
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"env_args {text[:80]!r} is neither a file nor a JSON object ({error})"
-        ) from error
-    if not isinstance(value, dict):
-        raise DataError(f"env_args must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-_PART_CONTROLLERS = ("JOINT_VELOCITY", "JOINT_TORQUE", "JOINT_POSITION", "OSC_POSITION", "OSC_POSE", "IK_POSE")
-
-
-def _convert_part_controller(config: dict[str, Any]) -> dict[str, Any]:
-    """A robosuite <= 1.4 arm controller config in robosuite 1.5 terms."""
-    part = copy.deepcopy(config)
-    renames = {"damping": "damping_ratio", "damping_limits": "damping_ratio_limits"}
-    for old, new in renames.items():
-        if old in part:
-            part.setdefault(new, part.pop(old))
-    if "control_delta" in part:
-        part.setdefault("input_type", "delta" if part.pop("control_delta") else "absolute")
-    # robosuite <= 1.4 interpreted OSC deltas in the world frame.
-    if part.get("type", "").startswith("OSC"):
-        part.setdefault("input_ref_frame", "world")
-    part.setdefault("gripper", {"type": "GRIP"})
-    return part
-
-
-def convert_env_args(env_args: dict[str, Any]) -> dict[str, Any]:
-    """robomimic ``env_args`` ready for robosuite 1.5.1 (a converted copy; input unchanged).
-
-    v1.4-style arm controller configs (a single ``{"type": "OSC_POSE", ...}``) become composite
-    ``{"type": "BASIC", "body_parts": {"right": ...}}`` configs (``left`` too for two-arm envs),
-    with renamed keys (``damping`` -> ``damping_ratio``, ``control_delta`` -> ``input_type``)
-    and world-frame OSC inputs; data recorded with robosuite < 1.5 also gets
-    ``lite_physics=False`` (robosuite's documented backward-compatibility setting).
-    """
-    args = copy.deepcopy(env_args)
-    kwargs = dict(args.get("env_kwargs") or {})
-    controller = kwargs.get("controller_configs")
-    if isinstance(controller, dict) and "body_parts" not in controller:
-        if controller.get("type") not in _PART_CONTROLLERS:
-            raise DataError(
-                f"env_args: controller_configs type {controller.get('type')!r} is neither a "
-                f"robosuite 1.5 composite config (with 'body_parts') nor one of {_PART_CONTROLLERS}"
-            )
-        part = _convert_part_controller(controller)
-        robots = kwargs.get("robots", ["Panda"])
-        robots = [robots] if isinstance(robots, str) else list(robots)
-        arms = ["right", "left"] if args.get("env_name", "").startswith("TwoArm") and len(robots) == 1 else ["right"]
-        kwargs["controller_configs"] = {
-            "type": "BASIC",
-            "body_parts": {arm: copy.deepcopy(part) for arm in arms},
-        }
-    version = str(args.get("env_version", ""))
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match and (int(match.group(1)), int(match.group(2))) < (1, 5):
-        kwargs.setdefault("lite_physics", False)
-    args["env_kwargs"] = kwargs
-    return args
-
-
-class RobosuiteEnv(gym.Env[np.ndarray, np.ndarray]):
-    """A robosuite env as a Gymnasium env with flat observations in a fixed key order.
-
-    Observations concatenate ``obs_keys`` (robomimic names; ``"object"`` is robosuite's
-    ``"object-state"``). Episodes terminate on task success (``info["is_success"]``, robomimic's
-    convention) and are truncated after ``horizon`` steps. ``reset(seed=s)`` seeds robosuite's
-    global-numpy initial-state sampling and restores the global state afterwards.
-    :meth:`get_state` / :meth:`reset_to` save and restore the MuJoCo state for replay.
-    """
-
-    metadata = {"render_modes": []}
-
-    def __init__(
-        self,
-        env: Any,
-        obs_keys: Sequence[str] = DEFAULT_OBS_KEYS,
-        horizon: int = 400,
-        terminate_on_success: bool = True,
-        env_args: dict[str, Any] | None = None,
-    ) -> None:
-        self.env = env
-        self.obs_keys = tuple(obs_keys)
-        self.horizon = int(horizon)
-        self.terminate_on_success = bool(terminate_on_success)
-        self.env_args = env_args
-        low, high = env.action_spec
-        self.action_space = gym.spaces.Box(
-            np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32), dtype=np.float32
-        )
-        first = self._flatten(env.reset())
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, first.shape, np.float32)
-        self._steps = 0
-
-    def _flatten(self, observation: dict[str, Any]) -> np.ndarray:
-        parts = []
-        for key in self.obs_keys:
-            name = "object-state" if key == "object" and key not in observation else key
-            if name not in observation:
-                raise DataError(
-                    f"robosuite env {type(self.env).__name__}: observation key {key!r} not "
-                    f"produced (available: {sorted(observation)})"
-                )
-            parts.append(np.asarray(observation[name], dtype=np.float32).reshape(-1))
-        return np.concatenate(parts)
-
-    def observation_dict(self) -> dict[str, np.ndarray]:
-        """The current observation by robomimic key (``object`` for ``object-state``)."""
-        raw = self.env._get_observations(force_update=True)
-        out = {}
-        for key in self.obs_keys:
-            name = "object-state" if key == "object" and key not in raw else key
-            out[key] = np.asarray(raw[name]).copy()
-        return out
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is None:
-            observation = self.env.reset()
-        else:
-            saved = np.random.get_state()
-            np.random.seed(seed)
-            try:
-                observation = self.env.reset()
-            finally:
-                np.random.set_state(saved)
-        self._steps = 0
-        return self._flatten(observation), {}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        observation, reward, _, info = self.env.step(np.asarray(action, dtype=np.float64))
-        self._steps += 1
-        success = bool(self.env._check_success())
-        info = dict(info)
-        info["is_success"] = success
-        terminated = success and self.terminate_on_success
-        truncated = self._steps >= self.horizon and not terminated
-        return self._flatten(observation), float(reward), terminated, truncated, info
-
-    def get_state(self) -> dict[str, Any]:
-        """``{"states": flat MuJoCo state, "model": MJCF xml}`` (robomimic's ``states`` and
-        ``model_file``)."""
-        return {
-            "states": np.asarray(self.env.sim.get_state().flatten()),
-            "model": self.env.sim.model.get_xml(),
-        }
-
-    def reset_to(self, state: dict[str, Any]) -> np.ndarray:
-        """Restore a saved state (``model`` xml optional, ``states`` flat) and return the
-        observation, as robomimic's replay does."""
-        if "model" in state:
-            self.env.reset()
-            self.env.reset_from_xml_string(state["model"])
-            self.env.sim.reset()
-        self.env.sim.set_state_from_flattened(np.asarray(state["states"]))
-        self.env.sim.forward()
-        self._steps = 0
-        return self._flatten(self.env._get_observations(force_update=True))
-
-    def close(self) -> None:
-        self.env.close()
-
-
-def make_robomimic_env(
-    env_args: str | os.PathLike[str] | dict[str, Any],
-    obs_keys: Sequence[str] = DEFAULT_OBS_KEYS,
-    *,
-    horizon: int | None = None,
-    terminate_on_success: bool = True,
-    **overrides: Any,
-) -> RobosuiteEnv:
-    """Rebuild a robomimic dataset's env with robosuite 1.5.1, as a Gymnasium env.
-
-    Args:
-        env_args: the dataset's ``env_args`` (dict, JSON string, or a robomimic file to read
-            them from). v1.4-style controller configs are converted (:func:`convert_env_args`).
-        obs_keys: observation keys, concatenated in this order (the dataset's order).
-        horizon: episode length limit (default :data:`DEFAULT_HORIZONS` for the task, else 500).
-        terminate_on_success: end episodes on success (robomimic's convention).
-        **overrides: env kwargs that replace the stored ones (e.g. ``has_offscreen_renderer``).
-
-    Raises:
-        DataError: not a robosuite env (``type`` other than 1), an env name robosuite does not
-            know, or kwargs robosuite rejects.
-    """
-    args = convert_env_args(read_env_args(env_args))
-    env_type = args.get("type", ROBOSUITE_ENV_TYPE)
-    if env_type != ROBOSUITE_ENV_TYPE:
-        raise DataError(
-            f"env_args: 'type' is {env_type!r}, expected {ROBOSUITE_ENV_TYPE} (robosuite); other "
-            "robomimic env types (gym, iGibson) are not supported here"
-        )
-    import robosuite
-
-    name = args.get("env_name")
-    known = sorted(robosuite.ALL_ENVIRONMENTS)
-    if name not in robosuite.ALL_ENVIRONMENTS:
-        raise DataError(
-            f"env_args: 'env_name' is {name!r}, which robosuite {robosuite.__version__} does not "
-            f"know (expected one of: {', '.join(known)})"
-        )
-    kwargs = dict(args["env_kwargs"])
-    kwargs.update(
-        has_renderer=False,
-        has_offscreen_renderer=bool(kwargs.get("use_camera_obs", False)),
-        ignore_done=True,
-        use_object_obs=True,
-    )
-    kwargs.setdefault("use_camera_obs", False)
-    kwargs.update(overrides)
-    from robosuite.environments.base import REGISTERED_ENVS
-
-    accepted = set(inspect.signature(REGISTERED_ENVS[name].__init__).parameters)
-    unknown = sorted(k for k in kwargs if k not in accepted)
-    if unknown:
-        warnings.warn(
-            f"env_args: dropping env_kwargs robosuite {robosuite.__version__}'s {name} does not "
-            f"accept: {unknown}",
-            stacklevel=2,
-        )
-        for key in unknown:
-            kwargs.pop(key)
-    try:
-        env = robosuite.make(name, **kwargs)
-    except Exception as error:  # noqa: BLE001 - robosuite raises many kinds
-        raise DataError(f"env_args: robosuite.make({name!r}, ...) failed: {error}") from error
-    return RobosuiteEnv(
-        env,
-        obs_keys=obs_keys,
-        horizon=horizon or DEFAULT_HORIZONS.get(name, 500),
-        terminate_on_success=terminate_on_success,
-        env_args=args,
-    )

@@ -1,4 +1,6 @@
-"""A scripted robosuite Lift demonstrator writing robomimic-format hdf5 (``saq data lift-demos``).
+"""A scripted robosuite Lift demonstrator writing robomimic-format hdf5.
+
+The ``saq data lift-demos`` command runs :func:`generate_lift_demos`.
 
 Stands in for robomimic's proficient-human (PH) Lift data where it cannot be downloaded. Every
 demonstration is a waypoint controller on robosuite 1.5.1's default Panda OSC_POSE controller,
@@ -12,7 +14,7 @@ made human-like on purpose:
 * **successful**: a demo is kept only if it lifts the cube; it ends at the first success step,
   as robomimic's PH demos do (``dones[-1] = 1``, ``rewards[-1] = 1``).
 
-The file follows robomimic's layout (see :mod:`saq_wrappers.integrations.robomimic`):
+The file follows robomimic's layout (see :mod:`saq_wrappers.integrations.robomimic.hdf5_io`):
 ``data.attrs["env_args"]`` rebuilds the env with
 :func:`~saq_wrappers.integrations.robomimic.make_robomimic_env`; each demo stores ``states``
 (flattened MuJoCo states), ``model_file`` and its reset ``seed``, so it replays either from the
@@ -21,17 +23,18 @@ seed or from ``states[0]``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 from typing import Any, Sequence
 
+import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from saq_wrappers.errors import DataError
 
-from .robomimic import DEFAULT_OBS_KEYS, RobosuiteEnv, make_robomimic_env, write_robomimic
+from .env import RobosuiteEnv, make_robomimic_env
+from .hdf5_io import DEFAULT_OBS_KEYS, write_robomimic
 
 __all__ = [
     "LIFT_OBS_KEYS",
@@ -311,8 +314,6 @@ def replay_demo(
         difference between the replay's first state and ``states[0]``), ``max_state_error``
         along the recorded states, and ``steps``.
     """
-    import h5py
-
     with h5py.File(path, "r") as handle:
         group = handle[f"data/{demo}"]
         actions = group["actions"][()]
@@ -347,35 +348,3 @@ def replay_demo(
     finally:
         if own:
             env.close()
-
-
-# ---------------------------------------------------------------------------------- CLI
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Arguments of ``saq data lift-demos`` (added to ``parser`` when given)."""
-    parser = parser or argparse.ArgumentParser(
-        prog="saq data lift-demos",
-        description=(
-            "Generate successful, human-like scripted robosuite Lift demonstrations as a "
-            "robomimic-format hdf5 file (a stand-in for robomimic's Lift PH data)."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--output", required=True, help="output .hdf5 file")
-    parser.add_argument("--demos", type=int, default=200, help="successful demonstrations to keep")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first attempt")
-    parser.add_argument("--max-steps", type=int, default=250, help="steps before an attempt counts as failed")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``saq data lift-demos`` from parsed arguments; prints statistics."""
-    stats = generate_lift_demos(
-        args.output, args.demos, seed=args.seed, max_steps=args.max_steps, progress=not args.quiet
-    )
-    print(
-        f"wrote {stats['n_demos']} demos to {stats['path']} ({stats['attempts']} attempts, "
-        f"demonstrator success {100 * stats['success_rate']:.0f}%, mean length "
-        f"{stats['mean_length']:.0f} steps, approach modes {stats['modes']})"
-    )
-    return 0

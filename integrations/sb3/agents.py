@@ -1,0 +1,71 @@
+"""SB3 agents on the SAQ wrapper: building them by name, and acting with them in evaluation.
+
+:class:`SAQDQN` (SB3's DQN, plus the optional SAQ-CQL term), sb3-contrib's ``QRDQN`` and
+``MaskablePPO`` train on ``SAQActionWrapper``'s ``Discrete(n)`` actions; ``MaskablePPO`` also
+reads the wrapper's ``action_masks()``, so ARQ's dropped candidates (likelihood below ``eps``,
+ARQ's support constraint) are never chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from sb3_contrib import QRDQN, MaskablePPO
+from sb3_contrib.common.maskable.utils import is_masking_supported
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from saq_wrappers.errors import DataError
+from saq_wrappers.evaluation import Policy
+
+from .dqn import SAQDQN
+
+__all__ = ["AGENTS", "evaluation_policy", "make_agent"]
+
+
+#: Agent names accepted by :func:`make_agent`.
+AGENTS: dict[str, type[BaseAlgorithm]] = {"dqn": SAQDQN, "qrdqn": QRDQN, "maskable_ppo": MaskablePPO}
+
+
+def make_agent(name: str, env: VecEnv | gym.Env[Any, Any], **kwargs: Any) -> BaseAlgorithm:
+    """``SAQDQN`` (``"dqn"``), sb3-contrib ``QRDQN`` or ``MaskablePPO`` with ``"MlpPolicy"`` on ``env``.
+
+    ``MaskablePPO`` needs ``env`` to expose ``action_masks()`` (every ``SAQActionWrapper`` does),
+    and then never samples an index the action set marks invalid (ARQ's dropped candidates).
+    DQN and QRDQN do not read masks: with an ARQ sampler they may pick dropped candidates, which
+    the wrapper executes as decoded (see :mod:`saq_wrappers.wrappers`). ``kwargs`` go to the
+    algorithm (``device`` defaults to ``"cpu"``).
+    """
+    key = name.lower().replace("-", "_")
+    if key not in AGENTS:
+        raise DataError(f"unknown agent {name!r}: expected one of {', '.join(AGENTS)}")
+    if key == "maskable_ppo" and not is_masking_supported(env):
+        raise DataError("MaskablePPO needs an env with action_masks(): wrap it with SAQActionWrapper")
+    kwargs.setdefault("device", "cpu")
+    return AGENTS[key]("MlpPolicy", env, **kwargs)
+
+
+def evaluation_policy(
+    model: BaseAlgorithm, env: gym.Env[Any, Any] | None = None, deterministic: bool = True
+) -> Policy:
+    """An SB3 agent acting on the SAQ wrapper as the batch policy :func:`saq_wrappers.evaluation.evaluate`
+    takes (observations ``(B, *obs_shape)`` -> indices ``(B,)``).
+
+    For ``MaskablePPO`` pass the (wrapped) ``env`` being evaluated: its ``action_masks()`` at
+    the current observation is given to ``predict``.
+    """
+    maskable = isinstance(model, MaskablePPO)
+    if maskable and env is None:
+        raise DataError("a MaskablePPO policy needs env= (the wrapped env it acts in) to read action masks")
+
+    def act(observations: np.ndarray) -> np.ndarray:
+        if maskable:
+            masks = np.asarray(env.get_wrapper_attr("action_masks")())[None]  # type: ignore[union-attr]
+            actions, _ = model.predict(observations, deterministic=deterministic, action_masks=masks)
+        else:
+            actions, _ = model.predict(observations, deterministic=deterministic)
+        return np.asarray(actions).reshape(len(observations))
+
+    return act
