@@ -1,7 +1,7 @@
 """Offline SAQ-CQL -> online DQN through the SAQ wrapper: return vs env steps (SAQ section 6).
 
 The SAQ paper leaves online fine-tuning open. This benchmark runs the recipe of
-:func:`saq_wrappers.integrations.sb3.run_finetune`:
+:func:`saq_wrappers.app.finetune.run_finetune`:
 
 1. fit the VQ-VAE quantizer (K codes) on an offline dataset and relabel it;
 2. train SAQ-CQL offline (d3rlpy ``DiscreteCQL`` with ``saq_cql_config``) and evaluate it: the
@@ -42,25 +42,36 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from saq_wrappers.integrations import sb3
+
+from saq_wrappers.app import finetune
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``saq finetune``'s options with ``--output`` defaulting to ``benchmarks/results``."""
+    """Run ``saq finetune`` with its options; copy its JSON, Markdown and PNG to
+    ``benchmarks/results`` (the run's own folder, with the models, is a temporary one unless
+    ``--output`` is given)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    parser = sb3.build_parser()
+    parser = finetune.build_parser()
     parser.prog = "python benchmarks/finetune.py"
-    parser.set_defaults(output=str(RESULTS))
     args = parser.parse_args(argv)
-    RESULTS.mkdir(exist_ok=True)
-    return sb3.run(args)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.output is None:
+            args.output = str(Path(scratch) / "run")
+        code = finetune.run(args)
+        RESULTS.mkdir(exist_ok=True)
+        for produced in Path(args.output).glob("finetune*.*"):
+            if produced.suffix in (".json", ".md", ".png"):
+                shutil.copyfile(produced, RESULTS / produced.name)
+    return code
 
 
 if __name__ == "__main__":

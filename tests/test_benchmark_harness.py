@@ -110,7 +110,8 @@ def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> Non
     assert arq["arq"]["table_states"] >= arq["data"]["transitions"]  # s and s' rows
     assert (out / "artifacts" / "arq").is_dir()
 
-    penalty_runs = [dataclasses.replace(r, track_penalty=True, curve_points=2)
+    penalty_runs = [dataclasses.replace(r, track_penalty=True,
+                                        evaluation=dataclasses.replace(r.evaluation, curve_points=2))
                     for r in tiny_grid(["CQL", "SAQ-CQL"], steps=100)]
     summary = run_grid(penalty_runs, out, backend="serial", log=quiet)
     assert not summary.failed
@@ -143,9 +144,9 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert (spec.name, spec.kind, spec.source, spec.env_id) == ("hop", "d4rl", "/data/hopper_expert.hdf5", "Hopper-v5")
     assert DatasetSpec.parse("robomimic:/x/lift_ph.hdf5").metric == "success"
     assert DatasetSpec.parse("minari:mujoco/hopper/expert-v0").name == "mujoco-hopper-expert-v0"
-    with pytest.raises(DataError, match="env_id"):
+    with pytest.raises(DataError, match="needs its env id"):
         DatasetSpec.parse("d4rl:/data/hopper.hdf5")
-    with pytest.raises(DataError, match="KIND"):
+    with pytest.raises(DataError, match="does not exist"):
         DatasetSpec.parse("hopper.hdf5")
     with pytest.raises(DataError, match="unknown algorithm"):
         tiny_grid(["SAQ-XYZ"])

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from saq_wrappers.app.plots import plot_curves, pyplot, save_figure
 from saq_wrappers.io import atomic_output
 
 from .paper import SAQ_TABLE4, paper_number
@@ -150,42 +151,21 @@ def _paper_delta(x: dict[str, Any], y: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- plots
-def _save(figure: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
     """Score against gradient steps; one panel per dataset, one line per algorithm (seed mean)."""
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
-    for axis, ds in zip(axes[0], datasets):
+    panels: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for ds in dict.fromkeys(r["dataset"] for r in results):
         members = [r for r in results if r["dataset"] == ds]
+        panels[ds] = {}
         for label in dict.fromkeys(r["label"] for r in members):
             curves = [r["training"]["curve"] for r in members if r["label"] == label and r["training"]["curve"]]
-            if not curves:
-                continue
-            n = min(len(c) for c in curves)
-            steps = np.mean([[p["step"] for p in c[:n]] for c in curves], axis=0)
-            scores = np.mean([[p["score"] for p in c[:n]] for c in curves], axis=0)
-            axis.plot(steps, scores, marker="o", label=label)
-        axis.set(title=ds, xlabel="gradient steps", ylabel=METRIC_NAMES[members[0]["metric"]])
-        axis.legend(fontsize=7)
-    figure.tight_layout()
-    _save(figure, path)
+            if curves:
+                n = min(len(c) for c in curves)
+                steps = np.mean([[p["step"] for p in c[:n]] for c in curves], axis=0)
+                scores = np.mean([[p["score"] for p in c[:n]] for c in curves], axis=0)
+                panels[ds][label] = list(zip(steps.tolist(), scores.tolist()))
+    metric = METRIC_NAMES[results[0]["metric"]] if results else "score"
+    plot_curves(panels, path, "gradient steps", metric)
 
 
 def plot_codebook_size(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -197,7 +177,7 @@ def plot_codebook_size(rows: list[dict[str, Any]], path: Path) -> bool:
     series = {k: sorted(v) for k, v in series.items() if len({p[0] for p in v}) > 1}
     if not series:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for (ds, algo), points in series.items():
         ks = [p[0] for p in points]
@@ -210,7 +190,7 @@ def plot_codebook_size(rows: list[dict[str, Any]], path: Path) -> bool:
     axis.set(xlabel="codebook size K", ylabel="normalized score", title="SAQ: score vs codebook size")
     axis.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -219,7 +199,7 @@ def plot_penalty_gap(results: list[dict[str, Any]], path: Path) -> bool:
     tracked = [r for r in results if r.get("penalty")]
     if not tracked:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
     for r in tracked:
         steps = [p["step"] for p in r["penalty"]]
@@ -241,7 +221,7 @@ def plot_penalty_gap(results: list[dict[str, Any]], path: Path) -> bool:
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -254,7 +234,7 @@ def plot_state_ablation(rows: list[dict[str, Any]], path: Path) -> bool:
     pairs = {k: v for k, v in pairs.items() if len(v) == 2}
     if not pairs:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     names = [f"{algo}\n{ds} K={k}" for ds, algo, k in pairs]
     x = np.arange(len(pairs))
@@ -265,7 +245,7 @@ def plot_state_ablation(rows: list[dict[str, Any]], path: Path) -> bool:
     axis.set(ylabel="normalized score", title="SAQ: state vs no-state quantizer (equal K)")
     axis.legend()
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 

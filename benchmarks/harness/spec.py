@@ -1,207 +1,31 @@
-"""What a benchmark run is, and the suites: grids of (dataset, algorithm, seed) with budgets.
+"""The suites: grids of (dataset, algorithm, seed) with budgets.
 
-A :class:`RunSpec` is plain data (JSON round trip, picklable for the process pool and Ray). Its
-:attr:`RunSpec.run_id` names the result file; the full spec is stored in that file, so a
-finished run is recognised (and never repeated) only when every setting matches.
+A run is one :class:`~saq_wrappers.app.experiment.ExperimentSpec` of the offline pipeline: plain
+data (JSON round trip, picklable for the process pool and Ray). Its ``run_id`` names the result
+file; the full spec is stored in that file, so a finished run is recognised (and never repeated)
+only when every setting matches.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
+from saq_wrappers.app.datasets import DatasetSpec
+from saq_wrappers.app.experiment import (
+    ALGORITHMS,
+    ARQSettings,
+    EvaluationSettings,
+    ExperimentSpec,
+    QuantizerSettings,
+)
 from saq_wrappers.errors import DataError
 
-#: Continuous d3rlpy baselines (TD3+BC stands in for BRAC, which d3rlpy does not ship).
-CONTINUOUS_ALGOS = ("BC", "CQL", "IQL", "TD3+BC")
-#: SAQ-X: d3rlpy discrete algorithms (and ours) on the quantizer's codes.
-SAQ_ALGOS = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC")
-#: Every algorithm name the harness knows.
-ALGORITHMS = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
-#: Dataset kinds.
-DATASET_KINDS = ("builtin", "minari", "robomimic", "d4rl")
+__all__ = ["ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "build_suite", "prepare_plan", "suite_datasets"]
 
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """A dataset and how to evaluate on it.
-
-    Attributes:
-        name: short display name and file-name key (``hopper-expert``).
-        kind: ``builtin`` (the package's Pendulum expert), ``minari`` (id or folder),
-            ``robomimic`` (hdf5 file; scored by success rate) or ``d4rl`` (hdf5 file + ``env_id``).
-        source: the id or path (``pendulum-expert`` for ``builtin``).
-        env_id: Gymnasium id of the evaluation env (``d4rl`` only).
-        ref_min, ref_max: reference returns, overriding the dataset's own.
-        paper_key: the paper's dataset this one stands in for (``hopper-expert-v2``,
-            ``robomimic-lift-ph``): the report puts the paper's number beside ours.
-        episodes: built-in dataset size (episodes).
-        horizon: robomimic evaluation horizon (robomimic uses 400 for Lift).
-        filter_key: robomimic split to train on (``train``); ``None`` reads every demo.
-    """
-
-    name: str
-    kind: str
-    source: str
-    env_id: Optional[str] = None
-    ref_min: Optional[float] = None
-    ref_max: Optional[float] = None
-    paper_key: Optional[str] = None
-    episodes: int = 50
-    horizon: Optional[int] = None
-    filter_key: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in DATASET_KINDS:
-            raise DataError(f"dataset {self.name!r}: kind {self.kind!r} unknown, expected one of {DATASET_KINDS}")
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
-            raise DataError(f"dataset name {self.name!r}: use letters, digits and . _ + - only (it names files)")
-        if self.kind == "d4rl" and not self.env_id:
-            raise DataError(f"dataset {self.name!r}: a D4RL hdf5 file needs env_id (e.g. d4rl:file.hdf5@Hopper-v5)")
-
-    @property
-    def metric(self) -> str:
-        """``success`` (robomimic-style tasks, in %) or ``normalized`` (D4RL-style score)."""
-        return "success" if self.kind == "robomimic" else "normalized"
-
-    @classmethod
-    def parse(cls, text: str) -> "DatasetSpec":
-        """``[NAME=]KIND:SOURCE[@ENV_ID]``, e.g. ``builtin:pendulum-expert``,
-        ``hopper=minari:mujoco/hopper/expert-v0``, ``lift=robomimic:lift_ph.hdf5``,
-        ``d4rl:hopper_expert.hdf5@Hopper-v5``."""
-        name, _, rest = text.rpartition("=") if "=" in text.split(":", 1)[0] else ("", "", text)
-        kind, sep, source = rest.partition(":")
-        if not sep or not source:
-            raise DataError(f"dataset {text!r}: expected [NAME=]KIND:SOURCE with KIND in {DATASET_KINDS}")
-        env_id = None
-        if kind == "d4rl" and "@" in source:
-            source, env_id = source.rsplit("@", 1)
-        if not name:
-            stem = Path(source).stem if kind in ("robomimic", "d4rl") else source
-            name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", stem).strip("-") or kind
-        return cls(name=name, kind=kind, source=source, env_id=env_id)
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantizerSettings:
-    """The SAQ quantizer of a run (shared by every SAQ run with equal settings and seed)."""
-
-    n_codes: int = 64
-    state_conditioned: bool = True
-    hidden: tuple[int, ...] = (512, 512)
-    steps: int = 5000
-
-
-@dataclasses.dataclass(frozen=True)
-class ARQSettings:
-    """ARQ's behavior model, candidate table and Q-learning settings.
-
-    Defaults are the authors' (REFERENCE.md) except the sampler's size and training, which a
-    suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples per state).
-    """
-
-    n_samples: int = 30
-    hidden: int = 256
-    n_blocks: int = 3
-    ode_steps: int = 10
-    fit_steps: int = 100_000
-    fit_batch: int = 512
-    fit_lr: float = 1e-4
-    kth: int = 9
-    alpha: float = 1.0
-    learning_rate: float = 3e-4
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """One (dataset, algorithm, seed) run with its budget and settings.
-
-    Attributes:
-        steps: gradient-update budget (the same for X and SAQ-X).
-        time_budget: optional wall-clock cap in seconds (training only; evaluation not counted).
-        hidden: hidden sizes of every network of the algorithm (Q, policy, value), the same for
-            the continuous baseline and its SAQ counterpart; ``None`` keeps each preset's own
-            (authors' 512-512 for CQL/BC, 256-256 for IQL/BRAC, d3rlpy's 256-256 for baselines).
-        batch_size: minibatch size of every algorithm (256).
-        eval_episodes: final evaluation episodes; curve_points x curve_episodes for the curve.
-        track_penalty: log CQL's conservative penalty (exact for SAQ-CQL, sampled vs reference
-            for CQL) at every curve point (SAQ Figure 2).
-        tag: free label (suite name) stored with the result.
-    """
-
-    dataset: DatasetSpec
-    algo: str
-    seed: int = 0
-    steps: int = 10_000
-    time_budget: Optional[float] = None
-    hidden: Optional[tuple[int, ...]] = None
-    batch_size: int = 256
-    eval_episodes: int = 10
-    curve_points: int = 5
-    curve_episodes: int = 2
-    quantizer: QuantizerSettings = QuantizerSettings()
-    arq: ARQSettings = ARQSettings()
-    track_penalty: bool = False
-    tag: str = ""
-
-    def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
-            raise DataError(f"unknown algorithm {self.algo!r}: expected one of {', '.join(ALGORITHMS)}")
-        if self.steps < 1:
-            raise DataError(f"steps must be >= 1, got {self.steps}")
-        if self.eval_episodes < 1 or self.curve_episodes < 1 or self.curve_points < 1:
-            raise DataError("eval_episodes, curve_episodes and curve_points must be >= 1")
-
-    @property
-    def is_saq(self) -> bool:
-        return self.algo in SAQ_ALGOS
-
-    @property
-    def label(self) -> str:
-        """Algorithm name with the variant that an ablation changes (K, no-state)."""
-        if not self.is_saq:
-            return self.algo
-        extra = [f"K={self.quantizer.n_codes}"]
-        if not self.quantizer.state_conditioned:
-            extra.append("no state")
-        return f"{self.algo} ({', '.join(extra)})"
-
-    @property
-    def run_id(self) -> str:
-        """File-name key: dataset, algorithm, variant, seed."""
-        algo = self.algo.replace("+", "p")
-        variant = ""
-        if self.is_saq:
-            variant = f"-K{self.quantizer.n_codes}" + ("" if self.quantizer.state_conditioned else "-nostate")
-        penalty = "-penalty" if self.track_penalty else ""
-        return f"{self.dataset.name}__{algo}{variant}{penalty}__seed{self.seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
-        data = dict(data)
-        data["dataset"] = DatasetSpec(**data["dataset"])
-        q = dict(data.get("quantizer", {}))
-        if "hidden" in q:
-            q["hidden"] = tuple(q["hidden"])
-        data["quantizer"] = QuantizerSettings(**q)
-        data["arq"] = ARQSettings(**data.get("arq", {}))
-        if data.get("hidden") is not None:
-            data["hidden"] = tuple(data["hidden"])
-        return cls(**data)
-
-    def fingerprint(self) -> str:
-        """SHA-256 of every setting except ``tag``: equal fingerprints mean the same run."""
-        data = self.to_dict()
-        data.pop("tag", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
+#: A benchmark run is one experiment of the pipeline.
+RunSpec = ExperimentSpec
 
 # ---------------------------------------------------------------------------------- suites
 #: Suites ``python -m benchmarks.run --suite`` knows.
@@ -279,20 +103,20 @@ def build_suite(
         raise DataError(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
     sets = datasets if datasets else suite_datasets(suite, data_dir)
     if suite == "tiny":
-        base = dict(steps=300, hidden=(64, 64), eval_episodes=2, curve_points=2, curve_episodes=1,
+        base = dict(steps=300, hidden=(64, 64), evaluation=EvaluationSettings(2, 2, 1),
                     quantizer=QuantizerSettings(n_codes=8, hidden=(64, 64), steps=200),
                     arq=ARQSettings(n_samples=4, hidden=32, n_blocks=1, ode_steps=2, fit_steps=100,
                                     fit_batch=256, fit_lr=3e-3, kth=2))
         default_algos, default_seeds = ["BC", "SAQ-BC"], [0]
     elif suite == "paper":
-        base = dict(steps=200_000, hidden=None, eval_episodes=10, curve_points=10, curve_episodes=5,
+        base = dict(steps=200_000, hidden=None, evaluation=EvaluationSettings(10, 10, 5),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=20_000),
                     arq=ARQSettings(n_samples=30, fit_steps=100_000))
         default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
     else:
         # small and the ablations: 256-256 networks everywhere (the IQL size of the authors),
         # one short budget, a quick quantizer and a small ARQ sampler.
-        base = dict(steps=4000, hidden=(256, 256), eval_episodes=5, curve_points=4, curve_episodes=2,
+        base = dict(steps=4000, hidden=(256, 256), evaluation=EvaluationSettings(5, 4, 2),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(256, 256), steps=3000),
                     arq=ARQSettings(n_samples=16, hidden=128, n_blocks=2, ode_steps=6, fit_steps=5000,
                                     fit_batch=512, fit_lr=1e-3, kth=5))
@@ -300,7 +124,7 @@ def build_suite(
     if steps is not None:
         base["steps"] = steps
     if eval_episodes is not None:
-        base["eval_episodes"] = eval_episodes
+        base["evaluation"] = dataclasses.replace(base["evaluation"], episodes=eval_episodes)
     base["time_budget"] = time_budget
     chosen = algos if algos else default_algos
     chosen_seeds = seeds if seeds else default_seeds
@@ -325,8 +149,9 @@ def build_suite(
                 if suite == "ablation-penalty" and not algos:
                     if algo not in ("CQL", "SAQ-CQL"):
                         continue
+                    evaluation = dataclasses.replace(base["evaluation"], curve_points=8)
                     runs.append(RunSpec(ds, algo, seed, tag=suite, track_penalty=True,
-                                        **{**base, "curve_points": 8}))
+                                        **{**base, "evaluation": evaluation}))
                     continue
                 runs.append(RunSpec(ds, algo, seed, tag=suite, **base))
     if not runs:

@@ -1,0 +1,220 @@
+"""The one dataset resolver: a dataset named on the command line or in a suite -> transitions,
+an evaluation env factory and reference returns.
+
+Four kinds, each read by its integration (nothing is downloaded unless asked):
+
+* ``builtin``: the package's scripted Pendulum expert (:mod:`saq_wrappers.experts`), cached;
+* ``minari``: a Minari dataset id from ``$MINARI_DATASETS_PATH`` or a dataset folder; the env
+  and the reference scores come from the dataset's metadata;
+* ``robomimic``: a robomimic low-dim hdf5 file, scored by success rate, its env rebuilt from the
+  file's ``env_args`` with robosuite;
+* ``d4rl``: a D4RL-style hdf5 file with the Gymnasium id of its env (``file.hdf5@Hopper-v5``).
+
+:meth:`DatasetSpec.parse` reads the explicit form ``[NAME=]KIND:SOURCE[@ENV_ID]`` and also a bare
+Minari id, folder or hdf5 file; :meth:`DatasetSpec.check` validates cheaply (before any heavy work)
+and :func:`load_dataset` reads the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from saq_wrappers.errors import DataError
+
+#: The dataset the quickstart uses when none is given.
+BUILTIN_DATASET = "builtin:pendulum-expert"
+#: Dataset kinds.
+DATASET_KINDS = ("builtin", "minari", "robomimic", "d4rl")
+#: The built-in datasets (``builtin:NAME``).
+BUILTIN_NAMES = ("pendulum-expert",)
+_HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset and how to evaluate on it.
+
+    Attributes:
+        name: short display name and file-name key (``hopper-expert``).
+        kind: one of :data:`DATASET_KINDS`.
+        source: the Minari id or folder, the hdf5 path, or the built-in name.
+        env_id: Gymnasium id of the evaluation env (``d4rl`` only).
+        ref_min, ref_max: reference returns, overriding the dataset's own.
+        paper_key: the paper's dataset this one stands in for (``hopper-expert-v2``): reports put
+            the paper's number beside ours.
+        episodes: built-in dataset size (episodes).
+        horizon: robomimic evaluation horizon (robomimic uses 400 for Lift).
+        filter_key: robomimic split to train on (``train``); ``None`` reads every demo.
+        download: fetch a Minari dataset that is not found locally (off: nothing touches the
+            network unless asked).
+    """
+
+    name: str
+    kind: str
+    source: str
+    env_id: Optional[str] = None
+    ref_min: Optional[float] = None
+    ref_max: Optional[float] = None
+    paper_key: Optional[str] = None
+    episodes: int = 50
+    horizon: Optional[int] = None
+    filter_key: Optional[str] = None
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATASET_KINDS:
+            raise DataError(f"dataset {self.name!r}: kind {self.kind!r} unknown, expected one of {DATASET_KINDS}")
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
+            raise DataError(f"dataset name {self.name!r}: use letters, digits and . _ + - only (it names files)")
+        if self.kind == "builtin" and self.source not in BUILTIN_NAMES:
+            raise DataError(f"dataset {self.name!r}: unknown built-in {self.source!r}, expected one of {BUILTIN_NAMES}")
+        if self.kind == "d4rl" and not self.env_id:
+            raise DataError(f"dataset {self.name!r}: a D4RL hdf5 file needs its env id (FILE.hdf5@Hopper-v5)")
+        if self.episodes < 1:
+            raise DataError(f"dataset {self.name!r}: episodes must be >= 1, got {self.episodes}")
+
+    @property
+    def metric(self) -> str:
+        """``success`` (robomimic tasks, in %) or ``normalized`` (D4RL-style score)."""
+        return "success" if self.kind == "robomimic" else "normalized"
+
+    @classmethod
+    def parse(cls, text: str) -> "DatasetSpec":
+        """``[NAME=]KIND:SOURCE[@ENV_ID]`` (``builtin:pendulum-expert``,
+        ``hopper=minari:mujoco/hopper/expert-v0``, ``robomimic:lift_ph.hdf5``,
+        ``d4rl:hopper_expert.hdf5@Hopper-v5``), or a bare Minari id or folder, or a bare hdf5
+        file (robomimic if it holds a ``data`` group of demos, else D4RL-style with ``@ENV_ID``).
+        """
+        head = text.split(":", 1)[0]
+        name, _, rest = text.partition("=") if "=" in head else ("", "", text)
+        kind, sep, source = rest.partition(":")
+        if not sep or kind not in DATASET_KINDS:
+            kind, source = _infer_kind(rest), rest
+        if not source:
+            raise DataError(f"dataset {text!r}: expected [NAME=]KIND:SOURCE with KIND in {DATASET_KINDS}")
+        env_id = None
+        if kind == "d4rl" and "@" in source:
+            source, env_id = source.rsplit("@", 1)
+        if not name:
+            stem = Path(source).stem if kind in ("robomimic", "d4rl") else source
+            name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", stem).strip("-") or kind
+        return cls(name=name, kind=kind, source=source, env_id=env_id)
+
+    def check(self) -> None:
+        """Fail fast, before any heavy work, when the data cannot be there.
+
+        Raises:
+            DataError: a missing file or folder, or a Minari id that is not in the local
+                Minari folder (without ``download``).
+        """
+        if self.kind in ("robomimic", "d4rl"):
+            path = Path(self.source)
+            if path.is_dir():
+                raise DataError(f"dataset {self.name!r}: {self.source!r} is a folder, expected an hdf5 file")
+            if not path.is_file():
+                raise DataError(f"dataset {self.name!r}: file {self.source!r} does not exist")
+        elif self.kind == "minari" and not self.download:
+            if _looks_like_path(self.source):
+                if not Path(self.source).expanduser().is_dir():
+                    raise DataError(f"dataset {self.name!r}: folder {self.source!r} does not exist "
+                                    "(expected a Minari dataset folder)")
+                return
+            from saq_wrappers.integrations.minari import local_dataset_path
+
+            if local_dataset_path(self.source) is None:
+                raise DataError(
+                    f"dataset {self.name!r}: Minari dataset {self.source!r} is not in the local Minari folder "
+                    f"($MINARI_DATASETS_PATH): download it with `minari download {self.source}`, or pass a "
+                    "dataset folder"
+                )
+
+
+@dataclasses.dataclass
+class LoadedDataset:
+    """A dataset with the env to evaluate in and its reference returns.
+
+    ``random_return`` / ``expert_return`` are ``None`` where the dataset has none (robomimic
+    tasks are scored by success rate).
+    """
+
+    name: str
+    transitions: Any  # saq_wrappers.transitions.Transitions
+    make_env: Callable[[], Any]
+    random_return: Optional[float]
+    expert_return: Optional[float]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDataset:
+    """Read ``spec`` (a :class:`DatasetSpec` or its text form) with its integration."""
+    if isinstance(spec, str):
+        spec = DatasetSpec.parse(spec)
+    spec.check()
+    if spec.kind == "builtin":
+        import gymnasium as gym
+
+        from saq_wrappers.experts import quickstart_dataset
+
+        transitions, meta = quickstart_dataset(n_episodes=spec.episodes, progress=progress)
+        env_id = meta["env_id"]
+        return LoadedDataset(spec.name, transitions, lambda: gym.make(env_id),
+                             _ref(spec.ref_min, meta["random_return"]), _ref(spec.ref_max, meta["expert_return"]),
+                             {"builtin": meta})
+    if spec.kind == "minari":
+        from saq_wrappers.integrations.minari import load_minari, minari_info
+
+        info = minari_info(spec.source, download=spec.download)
+        return LoadedDataset(spec.name, load_minari(spec.source), info.make_env,
+                             _ref(spec.ref_min, info.ref_min_score), _ref(spec.ref_max, info.ref_max_score),
+                             {"minari_id": info.dataset_id})
+    if spec.kind == "robomimic":
+        from saq_wrappers.integrations.robomimic import DEFAULT_OBS_KEYS, load_robomimic, make_robomimic_env
+
+        path, horizon = spec.source, spec.horizon
+        transitions = load_robomimic(path, DEFAULT_OBS_KEYS, filter_key=spec.filter_key)
+        return LoadedDataset(spec.name, transitions,
+                             lambda: make_robomimic_env(path, DEFAULT_OBS_KEYS, horizon=horizon), None, None,
+                             {"obs_keys": list(DEFAULT_OBS_KEYS)})
+    import gymnasium as gym
+
+    from saq_wrappers.integrations.d4rl import load_d4rl_hdf5
+
+    env_id = spec.env_id
+    assert env_id is not None  # checked by DatasetSpec
+    return LoadedDataset(spec.name, load_d4rl_hdf5(spec.source), lambda: gym.make(env_id),
+                         spec.ref_min, spec.ref_max)
+
+
+def _ref(override: float | None, stored: float | None) -> float | None:
+    return override if override is not None else stored
+
+
+def _looks_like_path(source: str) -> bool:
+    """A folder path rather than a Minari id (``namespace/name-vN``)."""
+    return (source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
+            or not re.fullmatch(r"[A-Za-z0-9_./-]+-v\d+", source))
+
+
+def _infer_kind(source: str) -> str:
+    """``robomimic`` / ``d4rl`` for an hdf5 file (by its layout), else ``minari``."""
+    path = Path(source.rsplit("@", 1)[0])
+    if path.suffix.lower() not in _HDF5_SUFFIXES:
+        return "minari"
+    if not path.is_file():
+        raise DataError(f"dataset {source!r}: file {str(path)!r} does not exist")
+    if "@" in source:
+        return "d4rl"
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            is_robomimic = isinstance(handle.get("data"), h5py.Group)
+    except OSError as error:
+        raise DataError(f"dataset {source!r}: {str(path)!r} is not a readable hdf5 file ({error})") from error
+    if not is_robomimic:
+        raise DataError(f"dataset {source!r}: a D4RL-style hdf5 file needs its env id: {source}@ENV_ID "
+                        "(e.g. hopper_expert.hdf5@Hopper-v5)")
+    return "robomimic"

@@ -1,0 +1,198 @@
+"""The typed spec of one offline experiment: dataset, algorithm, quantizer, budget, seed, evaluation.
+
+:func:`saq_wrappers.app.pipeline.run_experiment` runs one; ``saq quickstart``, ``saq finetune``'s
+offline phase and every benchmark suite build them. Everything is validated when the spec is
+made, so a bad budget or size fails before any data is read or any model is fitted. Importing
+this module imports neither torch nor d3rlpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, Optional
+
+from saq_wrappers.errors import DataError
+
+from .datasets import DatasetSpec
+
+#: Names of the algorithms (the registry in :mod:`saq_wrappers.integrations.d3rlpy.registry`
+#: maps each to its d3rlpy config; kept here too so that specs validate without importing d3rlpy,
+#: and a test checks the two lists are equal).
+CONTINUOUS_ALGOS: tuple[str, ...] = ("BC", "CQL", "IQL", "TD3+BC")
+SAQ_ALGOS: tuple[str, ...] = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC")
+ALGORITHMS: tuple[str, ...] = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
+
+
+def _check_positive(name: str, value: Any, minimum: float = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise DataError(f"{name} must be a number >= {minimum:g}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizerSettings:
+    """The SAQ quantizer of an experiment (SAQ eqs. 5-7; shared by SAQ runs with equal settings
+    and seed). Defaults are the library's: K=64 (flat across K=16..128 in SAQ Table 4), the
+    authors' 512-512 MLPs, 5,000 updates."""
+
+    n_codes: int = 64
+    state_conditioned: bool = True
+    hidden: tuple[int, ...] = (512, 512)
+    steps: int = 5000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_codes, bool) or not isinstance(self.n_codes, int) or self.n_codes < 2:
+            raise DataError(f"n_codes (K) must be >= 2, got {self.n_codes!r}")
+        _check_positive("quantizer steps", self.steps)
+        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise DataError(f"quantizer hidden sizes must be positive integers, got {self.hidden!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ARQSettings:
+    """ARQ's behavior model, candidate table and Q-learning settings.
+
+    Defaults are the authors' (REFERENCE.md) except the sampler's size and training, which a
+    suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples per state).
+    """
+
+    n_samples: int = 30
+    hidden: int = 256
+    n_blocks: int = 3
+    ode_steps: int = 10
+    fit_steps: int = 100_000
+    fit_batch: int = 512
+    fit_lr: float = 1e-4
+    kth: int = 9
+    alpha: float = 1.0
+    learning_rate: float = 3e-4
+
+    def __post_init__(self) -> None:
+        for name in ("n_samples", "hidden", "n_blocks", "ode_steps", "fit_steps", "fit_batch", "kth"):
+            _check_positive(f"arq {name}", getattr(self, name))
+        if self.kth > self.n_samples + 1:
+            raise DataError(f"arq kth ({self.kth}) must be <= n_samples + 1 ({self.n_samples + 1})")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """How a run is scored: ``episodes`` final episodes, seeded from the run's seed plus
+    ``seed_offset``, and a learning curve of ``curve_points`` evaluations (0: none) of
+    ``curve_episodes`` episodes each."""
+
+    episodes: int = 10
+    curve_points: int = 5
+    curve_episodes: int = 2
+    seed_offset: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive("eval episodes", self.episodes)
+        _check_positive("curve points", self.curve_points, minimum=0)
+        _check_positive("curve episodes", self.curve_episodes)
+        _check_positive("evaluation seed offset", self.seed_offset, minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """One (dataset, algorithm, seed) offline experiment with its budget and settings.
+
+    Attributes:
+        dataset: what to train on and evaluate in.
+        algo: one of :data:`ALGORITHMS`.
+        seed: seeds the quantizer, the algorithm and the evaluation episodes.
+        steps: gradient-update budget (the same for X and SAQ-X), or ``None`` with a
+            ``time_budget``; with both, training stops at whichever comes first.
+        time_budget: wall-clock seconds of training (evaluation not counted).
+        hidden: hidden sizes of every network of the algorithm (Q, policy, value); ``None``
+            keeps the registry's default (the same for X and SAQ-X).
+        batch_size: minibatch size.
+        quantizer: the SAQ quantizer (SAQ algorithms only).
+        arq: ARQ's sampler and candidate settings (ARQ only).
+        evaluation: final evaluation and curve.
+        options: algorithm config fields to override, e.g. ``{"alpha": 20.0}`` for SAQ-CQL.
+        track_penalty: log CQL's conservative penalty at every curve point (SAQ Figure 2).
+        tag: a free label (suite name) stored with the result, not part of the fingerprint.
+    """
+
+    dataset: DatasetSpec
+    algo: str
+    seed: int = 0
+    steps: Optional[int] = 10_000
+    time_budget: Optional[float] = None
+    hidden: Optional[tuple[int, ...]] = None
+    batch_size: int = 256
+    quantizer: QuantizerSettings = QuantizerSettings()
+    arq: ARQSettings = ARQSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    options: tuple[tuple[str, Any], ...] = ()
+    track_penalty: bool = False
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise DataError(f"unknown algorithm {self.algo!r}: expected one of {', '.join(ALGORITHMS)}")
+        if self.steps is None and self.time_budget is None:
+            raise DataError("give steps or a time budget (seconds): expected at least one budget")
+        if self.steps is not None:
+            if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+                raise DataError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.time_budget is not None:
+            if not isinstance(self.time_budget, (int, float)) or not self.time_budget > 0:
+                raise DataError(f"time budget must be > 0 seconds, got {self.time_budget!r}")
+        _check_positive("batch size", self.batch_size)
+        _check_positive("seed", self.seed, minimum=0)
+        if self.hidden is not None and (not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden)):
+            raise DataError(f"hidden sizes must be positive integers, got {self.hidden!r}")
+        if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):
+            raise DataError(f"track_penalty is for CQL and SAQ-CQL, not {self.algo}")
+
+    @property
+    def is_saq(self) -> bool:
+        return self.algo in SAQ_ALGOS
+
+    @property
+    def label(self) -> str:
+        """Algorithm name with the variant an ablation changes (K, no-state)."""
+        if not self.is_saq:
+            return self.algo
+        extra = [f"K={self.quantizer.n_codes}"]
+        if not self.quantizer.state_conditioned:
+            extra.append("no state")
+        return f"{self.algo} ({', '.join(extra)})"
+
+    @property
+    def run_id(self) -> str:
+        """File-name key: dataset, algorithm, variant, seed."""
+        algo = self.algo.replace("+", "p")
+        variant = ""
+        if self.is_saq:
+            variant = f"-K{self.quantizer.n_codes}" + ("" if self.quantizer.state_conditioned else "-nostate")
+        penalty = "-penalty" if self.track_penalty else ""
+        return f"{self.dataset.name}__{algo}{variant}{penalty}__seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        data["options"] = dict(self.options)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExperimentSpec":
+        data = dict(data)
+        data["dataset"] = DatasetSpec(**data["dataset"])
+        quantizer = dict(data.get("quantizer", {}))
+        if "hidden" in quantizer:
+            quantizer["hidden"] = tuple(quantizer["hidden"])
+        data["quantizer"] = QuantizerSettings(**quantizer)
+        data["arq"] = ARQSettings(**data.get("arq", {}))
+        data["evaluation"] = EvaluationSettings(**data.get("evaluation", {}))
+        data["options"] = tuple(sorted(dict(data.get("options", {})).items()))
+        if data.get("hidden") is not None:
+            data["hidden"] = tuple(data["hidden"])
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every setting except ``tag``: equal fingerprints mean the same run."""
+        data = self.to_dict()
+        data.pop("tag", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

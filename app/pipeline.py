@@ -1,0 +1,312 @@
+"""The one offline pipeline: dataset -> action set -> relabel -> algorithm -> train -> evaluate -> record.
+
+:func:`run_experiment` runs one :class:`~saq_wrappers.app.experiment.ExperimentSpec` and returns
+an :class:`ExperimentOutcome`: one JSON-ready result record plus the live objects (the trained
+algorithm, the quantizer, the relabeled codes) a recipe may go on with. ``saq quickstart``, the
+offline phase of ``saq finetune`` and every benchmark suite call it, so a setting or a step
+exists once.
+
+* **Action set.** SAQ-X fits (or reuses) the state-conditioned VQ-VAE of SAQ eqs. 5-7 and
+  relabels every action to its code; ARQ fits (or reuses) the score model and precomputes the
+  candidate table of ARQ eq. 5. Both are cached in an :class:`ArtifactStore`, keyed by every
+  setting that changes them, so the SAQ-X runs of one seed share one quantizer.
+* **Algorithm.** From the one registry (:mod:`saq_wrappers.integrations.d3rlpy.registry`).
+* **Budget.** Gradient updates and/or training seconds (:func:`train_with_budget`);
+  evaluation time is not charged to the budget.
+* **Score.** Success rate in % for robomimic tasks, else the D4RL-style normalized score,
+  else the mean return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from saq_wrappers.evaluation import normalized_score
+from saq_wrappers.integrations.d3rlpy import (
+    evaluate_algo,
+    registry,
+    to_continuous_dataset,
+    to_discrete_dataset,
+)
+from saq_wrappers.integrations.d3rlpy.training import seed_everything, train_with_budget
+from saq_wrappers.io import atomic_output
+from saq_wrappers.transitions import Relabeled, relabel
+from saq_wrappers.vqvae import VQVAEQuantizer
+
+from .datasets import LoadedDataset, load_dataset
+from .experiment import ExperimentSpec
+
+__all__ = ["ArtifactStore", "ExperimentOutcome", "machine", "run_experiment", "score_of"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactStore:
+    """Where fitted action sets live, so runs that need the same one share it.
+
+    ``keyed`` (the benchmarks): ``root/quantizers/<key>.safetensors`` and ``root/arq/<key>/``,
+    the key naming every setting that changes the artifact. Not keyed (one run's output folder):
+    ``root/quantizer.safetensors`` and ``root/arq/``.
+    """
+
+    root: Path
+    keyed: bool = True
+
+    def quantizer_path(self, spec: ExperimentSpec) -> Path:
+        if not self.keyed:
+            return self.root / "quantizer.safetensors"
+        q = spec.quantizer
+        hidden = "x".join(str(h) for h in q.hidden)
+        state = "" if q.state_conditioned else "-nostate"
+        key = f"{spec.dataset.name}__K{q.n_codes}{state}__h{hidden}__n{q.steps}__seed{spec.seed}"
+        return self.root / "quantizers" / f"{key}.safetensors"
+
+    def arq_folder(self, spec: ExperimentSpec) -> Path:
+        if not self.keyed:
+            return self.root / "arq"
+        a = spec.arq
+        key = (f"{spec.dataset.name}__N{a.n_samples}-h{a.hidden}-b{a.n_blocks}-o{a.ode_steps}"
+               f"-n{a.fit_steps}-bs{a.fit_batch}-lr{a.fit_lr:g}__seed{spec.seed}")
+        return self.root / "arq" / key
+
+
+@dataclasses.dataclass
+class ExperimentOutcome:
+    """What :func:`run_experiment` made: the result record and the live objects behind it."""
+
+    record: dict[str, Any]
+    algo: Any
+    action_set: Optional[Any]
+    data: LoadedDataset
+    relabeled: Optional[Relabeled]
+    dataset: Any  # the d3rlpy dataset the algorithm was trained on
+
+
+def score_of(spec: ExperimentSpec, data: LoadedDataset, result: Any) -> float:
+    """Success rate in % (robomimic-style tasks), else the normalized score, else the mean return."""
+    if spec.dataset.metric == "success":
+        return 100.0 * float(result.success_rate)
+    if data.random_return is not None and data.expert_return is not None:
+        return float(normalized_score(result.mean_return, data.random_return, data.expert_return))
+    return float(result.mean_return)
+
+
+def _spaces(data: LoadedDataset) -> tuple[Any, Any]:
+    env = data.make_env()
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def ensure_quantizer(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
+                     spaces: Optional[tuple[Any, Any]] = None, progress: bool = False) -> tuple[VQVAEQuantizer, dict[str, Any]]:
+    """The spec's fitted quantizer (SAQ eqs. 5-7): loaded from the store, or fitted and saved."""
+    path = store.quantizer_path(spec)
+    meta_path = path.with_suffix(".fit.json")
+    if path.is_file() and meta_path.is_file():
+        return VQVAEQuantizer.load(path), json.loads(meta_path.read_text())
+    obs_space, act_space = spaces or _spaces(data)
+    q = spec.quantizer
+    quantizer = VQVAEQuantizer(obs_space, act_space, n_codes=q.n_codes, hidden_sizes=q.hidden,
+                               state_conditioned=q.state_conditioned, seed=spec.seed)
+    started = time.perf_counter()
+    metrics = quantizer.fit(data.transitions, n_steps=q.steps, progress=progress)
+    meta = {"fit_seconds": time.perf_counter() - started, "fit_steps": q.steps,
+            "n_restarted_codes": metrics.get("n_restarted_codes")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quantizer.save(path)
+    with atomic_output(meta_path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    return quantizer, meta
+
+
+def ensure_arq(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
+               spaces: Optional[tuple[Any, Any]] = None, progress: bool = False) -> tuple[Path, Path, dict[str, Any]]:
+    """ARQ's score-model checkpoint and candidate table (ARQ eq. 5's support), fitted and
+    precomputed when missing; the table resumes chunk by chunk after an interruption."""
+    from saq_wrappers.integrations.d3rlpy import arq_table_states
+    from saq_wrappers.score import ScoreSupportSampler, precompute_candidate_table
+
+    folder = store.arq_folder(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    sampler_path, table_dir, meta_path = folder / "sampler.safetensors", folder / "table", folder / "meta.json"
+    if meta_path.is_file():
+        return sampler_path, table_dir, json.loads(meta_path.read_text())
+    meta: dict[str, Any] = {}
+    a = spec.arq
+    if sampler_path.is_file():
+        sampler = ScoreSupportSampler.load(sampler_path)
+    else:
+        obs_space, act_space = spaces or _spaces(data)
+        sampler = ScoreSupportSampler(obs_space, act_space, n_samples=a.n_samples, hidden=a.hidden,
+                                      n_blocks=a.n_blocks, steps=a.ode_steps, seed=spec.seed)
+        started = time.perf_counter()
+        sampler.fit(data.transitions.observations, data.transitions.actions, n_steps=a.fit_steps,
+                    batch_size=a.fit_batch, learning_rate=a.fit_lr, progress=progress)
+        meta["fit_seconds"] = time.perf_counter() - started
+        sampler.save(sampler_path)
+    states = arq_table_states(data.transitions)
+    started = time.perf_counter()
+    table = precompute_candidate_table(sampler, states, table_dir, progress=progress)
+    meta.update(table_seconds=time.perf_counter() - started, table_states=len(states),
+                valid_fraction=float(table.valid.mean()))
+    with atomic_output(meta_path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    return sampler_path, table_dir, meta
+
+
+def prepare_artifact(spec: ExperimentSpec, store: ArtifactStore, data: Optional[LoadedDataset] = None) -> None:
+    """Build the action set ``spec`` needs (nothing for a continuous baseline)."""
+    if spec.is_saq or spec.algo == "ARQ":
+        data = data or load_dataset(spec.dataset)
+        if spec.is_saq:
+            ensure_quantizer(spec, store, data)
+        else:
+            ensure_arq(spec, store, data)
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    store: ArtifactStore,
+    *,
+    data: Optional[LoadedDataset] = None,
+    device: str = "cpu:0",
+    progress: bool = False,
+    model_path: Optional[Path] = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> ExperimentOutcome:
+    """Train and evaluate ``spec``; see the module docstring.
+
+    Args:
+        spec: the experiment.
+        store: where the quantizer / ARQ artifacts are read from or written to.
+        data: the dataset, if the caller already loaded it (else ``spec.dataset`` is loaded).
+        device: torch device of the algorithm.
+        progress: progress bars (quantizer fit, relabel, training).
+        model_path: save the trained algorithm there (d3rlpy ``.d3``, reloadable with
+            ``d3rlpy.load_learnable``).
+        say: where one-line status messages go.
+    """
+    started = time.perf_counter()
+    data = data or load_dataset(spec.dataset, progress=progress)
+    env = data.make_env()
+    try:
+        spaces = (env.observation_space, env.action_space)
+        info: dict[str, Any] = {}
+        action_set: Any = None
+        relabeled: Optional[Relabeled] = None
+        options = dict(spec.options)
+        if spec.is_saq:
+            quantizer, meta = ensure_quantizer(spec, store, data, spaces, progress)
+            relabeled = relabel(data.transitions, quantizer, progress=progress)
+            dataset = to_discrete_dataset(data.transitions, relabeled, progress=False)
+            action_set = quantizer
+            info["quantizer"] = {**meta, "n_codes": spec.quantizer.n_codes,
+                                 "state_conditioned": spec.quantizer.state_conditioned,
+                                 "reconstruction_mse": relabeled.stats.get("mse"),
+                                 "codes_used": relabeled.stats.get("used_codes"),
+                                 "perplexity": relabeled.stats.get("perplexity")}
+        else:
+            dataset = to_continuous_dataset(data.transitions)
+            if spec.algo == "ARQ":
+                sampler_path, table_dir, meta = ensure_arq(spec, store, data, spaces, progress)
+                info["arq"] = meta
+                a = spec.arq
+                options = {"learning_rate": a.learning_rate, "kth": a.kth, "alpha": a.alpha,
+                           "n_candidates": a.n_samples, "candidate_table": str(table_dir),
+                           "sampler_path": str(sampler_path), **options}
+
+        seed_everything(spec.seed)
+        config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
+                                      batch_size=spec.batch_size, options=options, n_steps=spec.steps)
+        algo = config.create(device=device)
+
+        monitor = None
+        if spec.track_penalty:
+            from saq_wrappers.integrations.d3rlpy.diagnostics import CQLPenaltyMonitor, PenaltyStates
+
+            monitor = CQLPenaltyMonitor(interval=10**9, n_reference_samples=1024, seed=spec.seed,
+                                        states=PenaltyStates(dataset, 256, spec.seed))
+        ev = spec.evaluation
+
+        def curve_score(trained: Any) -> float:
+            if monitor is not None:
+                monitor.record(trained, int(trained.grad_step))
+            result = evaluate_algo(trained, env, action_set, n_episodes=ev.curve_episodes,
+                                   seed=spec.seed + 10_000, progress=False)
+            return score_of(spec, data, result)
+
+        say(f"training {spec.label} ({_budget_text(spec)})")
+        record = train_with_budget(algo, dataset, time_budget=spec.time_budget, n_steps=spec.steps,
+                                   evaluate=curve_score if ev.curve_points else None,
+                                   n_evaluations=max(1, ev.curve_points), progress=progress, desc=spec.label)
+        eval_started = time.perf_counter()
+        final = evaluate_algo(algo, env, action_set, n_episodes=ev.episodes, seed=spec.seed + ev.seed_offset,
+                              progress=False)
+        eval_seconds = time.perf_counter() - eval_started
+    finally:
+        env.close()
+    if model_path is not None:
+        algo.save(str(model_path))
+    result: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "fingerprint": spec.fingerprint(),
+        "spec": spec.to_dict(),
+        "label": spec.label,
+        "dataset": spec.dataset.name,
+        "algo": spec.algo,
+        "seed": spec.seed,
+        "metric": spec.dataset.metric,
+        "score": score_of(spec, data, final),
+        "evaluation": final.to_dict(),
+        "eval_seconds": eval_seconds,
+        "training": record.to_dict(),
+        "penalty": monitor.history if monitor is not None else None,
+        "data": {"name": data.name, "transitions": len(data.transitions),
+                 "episodes": int(data.transitions.n_episodes),
+                 "mean_return": float(data.transitions.episode_returns().mean()),
+                 "random_return": data.random_return, "expert_return": data.expert_return},
+        **info,
+        "wall_seconds": time.perf_counter() - started,
+        "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    return ExperimentOutcome(record=json.loads(json.dumps(result, default=_json_default)), algo=algo,
+                             action_set=action_set, data=data, relabeled=relabeled, dataset=dataset)
+
+
+def _budget_text(spec: ExperimentSpec) -> str:
+    parts = []
+    if spec.steps is not None:
+        parts.append(f"{spec.steps} updates")
+    if spec.time_budget is not None:
+        parts.append(f"{spec.time_budget:g} s")
+    return " or ".join(parts)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran: host, CPU count, torch threads, load average."""
+    try:
+        load: Optional[float] = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "load_1min": load}
