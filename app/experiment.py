@@ -53,7 +53,7 @@ class QuantizerSettings:
 class ARQSettings:
     """ARQ's behavior model, candidate table and Q-learning settings.
 
-    Defaults are the authors' (REFERENCE.md) except the sampler's size and training, which a
+    Defaults are the authors' (ARQ appendix A and their code) except the sampler's size and training, which a
     suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples per state).
     """
 

@@ -1,7 +1,7 @@
 """The ``Example:`` sections of the public docstrings run and print what they claim.
 
-The README and the API docs point users at these examples (DESIGN.md: "its class docstring
-carries a runnable example"), so each one is executed with :func:`doctest.testmod` against its
+Users read these examples as the API's documentation (Gymnasium's wrappers carry a runnable
+example in their class docstring, and ours follow), so each one is executed with :func:`doctest.testmod` against its
 expected output. A module in :data:`MODULES` that loses all of its examples fails too, so an
 example cannot silently disappear. Each example trains for a few dozen updates on Pendulum-v1 and
 takes a few seconds at most.

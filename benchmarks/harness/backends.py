@@ -26,7 +26,7 @@ BACKENDS = ("local", "serial", "ray")
 
 Task = tuple[str, dict[str, Any], str, str]
 
-#: Rough seconds per update relative to BC on one CPU thread (REFERENCE.md, measured here): the
+#: Rough seconds per update relative to BC on one CPU thread (measured here): the
 #: order runs are started in.
 COST = {"CQL": 25.0, "TD3+BC": 4.0, "ARQ": 6.0, "IQL": 4.0, "SAQ-IQL": 4.0, "SAQ-BRAC": 4.0,
         "SAQ-CQL": 2.5, "BC": 1.0, "SAQ-BC": 1.0}

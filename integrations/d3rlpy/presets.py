@@ -2,7 +2,7 @@
 
 d3rlpy's ``DiscreteCQLConfig`` defaults are Atari-style (lr 6.25e-5, batch 32, hard target update
 every 8000 steps). SAQ's authors train on codes with lr 3e-4, batch 256, gamma 0.99, a hard
-target copy every 200 steps, ReLU MLPs 512-512 and weight decay 1e-3 (see REFERENCE.md); these
+target copy every 200 steps, ReLU MLPs 512-512 and weight decay 1e-3 (their published code); these
 functions return d3rlpy configs with those settings, and every keyword overrides one field.
 """
 

@@ -1,4 +1,4 @@
-"""State-conditioned score network ``s(a | s, t)`` (ARQ appendix A.2; REFERENCE.md "ARQ").
+"""State-conditioned score network ``s(a | s, t)`` (ARQ appendix A.2 and the authors' published settings).
 
 Architecture (our own code, following the authors' description): a Gaussian-Fourier embedding of
 ``t`` (scale 30) projected to the hidden width and *added before every layer*; an input layer on

@@ -20,7 +20,7 @@ import torch
 
 
 class VPSDE:
-    """VP-SDE with ``beta_min = 0.1``, ``beta_max = 20`` and ``T = 1`` (REFERENCE.md, ARQ).
+    """VP-SDE with ``beta_min = 0.1``, ``beta_max = 20`` and ``T = 1`` (ARQ appendix A, the authors' settings).
 
     All methods take ``t`` as a tensor broadcastable against the batch.
     """
