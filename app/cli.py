@@ -87,6 +87,10 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:  # type: ig
                         help="output folder, created with its parents; must be new or empty "
                              "(default: saq_runs/quickstart-ALGO-TIMESTAMP)")
     parser.add_argument("--no-baseline", action="store_true", help="train only the SAQ algorithm")
+    parser.add_argument("--trust-dataset-env", dest="trust_env_spec", action="store_true",
+                        help="rebuild a Minari dataset's evaluation env even when its metadata.json names an "
+                             "entry point the installed Gymnasium registry does not have for that env id "
+                             "(that code is imported and run): only for datasets you trust")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_quickstart)
 
@@ -98,6 +102,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
         dataset=args.dataset, algo=args.algo, n_codes=args.n_codes, quantizer_steps=args.quantizer_steps,
         time_budget=args.time_budget, steps=args.steps, eval_episodes=args.eval_episodes, seed=args.seed,
         output_dir=args.output, baseline=not args.no_baseline, progress=not args.quiet,
+        trust_env_spec=args.trust_env_spec,
     )
     config.experiments()  # validates every option before anything heavy is imported
     _quiet_logs()

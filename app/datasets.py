@@ -5,7 +5,8 @@ Four kinds, each read by its integration (nothing is downloaded unless asked):
 
 * ``builtin``: the package's scripted Pendulum expert (:mod:`saq_wrappers.experts`), cached;
 * ``minari``: a Minari dataset id from ``$MINARI_DATASETS_PATH`` or a dataset folder; the env
-  and the reference scores come from the dataset's metadata;
+  and the reference scores come from the dataset's metadata (the env only when the installed
+  Gymnasium registry knows its entry point, unless ``trust_env_spec``);
 * ``robomimic``: a robomimic low-dim hdf5 file, scored by success rate, its env rebuilt from the
   file's ``env_args`` with robosuite;
 * ``d4rl``: a D4RL-style hdf5 file with the Gymnasium id of its env (``file.hdf5@Hopper-v5``).
@@ -50,6 +51,9 @@ class DatasetSpec:
         filter_key: robomimic split to train on (``train``); ``None`` reads every demo.
         download: fetch a Minari dataset that is not found locally (off: nothing touches the
             network unless asked).
+        trust_env_spec: rebuild a Minari dataset's env whatever code its metadata names (off:
+            only entry points the installed Gymnasium registry has for that id, since
+            ``gym.make`` imports and calls what a dataset file names; ``--trust-dataset-env``).
     """
 
     name: str
@@ -63,6 +67,7 @@ class DatasetSpec:
     horizon: Optional[int] = None
     filter_key: Optional[str] = None
     download: bool = False
+    trust_env_spec: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -107,8 +112,8 @@ class DatasetSpec:
         """Fail fast, before any heavy work, when the data cannot be there.
 
         Raises:
-            DataError: a missing file or folder, or a Minari id that is not in the local
-                Minari folder (without ``download``).
+            DataError: a missing file or folder (a path is never told to download), or a Minari
+                id that is not in the local Minari folder (without ``download``).
         """
         if self.kind in ("robomimic", "d4rl"):
             path = Path(self.source)
@@ -116,15 +121,14 @@ class DatasetSpec:
                 raise DataError(f"dataset {self.name!r}: {self.source!r} is a folder, expected an hdf5 file")
             if not path.is_file():
                 raise DataError(f"dataset {self.name!r}: file {self.source!r} does not exist")
-        elif self.kind == "minari" and not self.download:
-            if _looks_like_path(self.source):
+        elif self.kind == "minari":
+            from saq_wrappers.integrations.minari import is_dataset_path, local_dataset_path
+
+            if is_dataset_path(self.source):
                 if not Path(self.source).expanduser().is_dir():
                     raise DataError(f"dataset {self.name!r}: folder {self.source!r} does not exist "
                                     "(expected a Minari dataset folder)")
-                return
-            from saq_wrappers.integrations.minari import local_dataset_path
-
-            if local_dataset_path(self.source) is None:
+            elif not self.download and local_dataset_path(self.source) is None:
                 raise DataError(
                     f"dataset {self.name!r}: Minari dataset {self.source!r} is not in the local Minari folder "
                     f"($MINARI_DATASETS_PATH): download it with `minari download {self.source}`, or pass a "
@@ -164,10 +168,12 @@ def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDatas
                              _ref(spec.ref_min, meta["random_return"]), _ref(spec.ref_max, meta["expert_return"]),
                              {"builtin": meta})
     if spec.kind == "minari":
-        from saq_wrappers.integrations.minari import load_minari, minari_info
+        from saq_wrappers.integrations.minari import load_minari, minari_info, open_minari
 
-        info = minari_info(spec.source, download=spec.download)
-        return LoadedDataset(spec.name, load_minari(spec.source), info.make_env,
+        dataset = open_minari(spec.source, download=spec.download)
+        info = minari_info(dataset, trust_env_spec=spec.trust_env_spec)
+        info.rebuild_spec()  # refuses an env that would run code the dataset names, before any work
+        return LoadedDataset(spec.name, load_minari(dataset), info.make_env,
                              _ref(spec.ref_min, info.ref_min_score), _ref(spec.ref_max, info.ref_max_score),
                              {"minari_id": info.dataset_id})
     if spec.kind == "robomimic":
@@ -190,12 +196,6 @@ def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDatas
 
 def _ref(override: float | None, stored: float | None) -> float | None:
     return override if override is not None else stored
-
-
-def _looks_like_path(source: str) -> bool:
-    """A folder path rather than a Minari id (``namespace/name-vN``)."""
-    return (source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
-            or not re.fullmatch(r"[A-Za-z0-9_./-]+-v\d+", source))
 
 
 def _infer_kind(source: str) -> str:

@@ -192,7 +192,10 @@ class ExperimentSpec:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        """SHA-256 of every setting except ``tag``: equal fingerprints mean the same run."""
+        """SHA-256 of every setting that changes a result (not ``tag``, nor how the data may be
+        fetched or its env rebuilt): equal fingerprints mean the same run."""
         data = self.to_dict()
         data.pop("tag", None)
+        for permission in ("download", "trust_env_spec"):
+            data["dataset"].pop(permission, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -37,7 +37,9 @@ class QuickstartConfig:
     """Options of :func:`run_quickstart` (and of ``saq quickstart``).
 
     ``time_budget`` seconds of training per algorithm (the same wall-clock for both), or
-    ``steps`` updates each when given (then the time budget is ignored).
+    ``steps`` updates each when given (then the time budget is ignored). ``trust_env_spec``
+    lets a Minari dataset's metadata name any env code to rebuild for evaluation (see
+    :class:`~saq_wrappers.app.datasets.DatasetSpec`); off, only registered entry points.
     """
 
     dataset: str = BUILTIN_DATASET
@@ -52,13 +54,14 @@ class QuickstartConfig:
     output_dir: Optional[str] = None
     baseline: bool = True
     progress: bool = True
+    trust_env_spec: bool = False
 
     def experiments(self) -> list[ExperimentSpec]:
         """The SAQ-X spec, then (with ``baseline``) its continuous counterpart; validates every
         option, so a bad one fails before any work."""
         if self.algo not in ALGORITHMS:
             raise DataError(f"unknown algorithm {self.algo!r}: expected one of {', '.join(ALGORITHMS)}")
-        dataset = DatasetSpec.parse(self.dataset)
+        dataset = dataclasses.replace(DatasetSpec.parse(self.dataset), trust_env_spec=self.trust_env_spec)
         common: dict[str, Any] = dict(
             dataset=dataset, seed=self.seed,
             steps=self.steps, time_budget=None if self.steps is not None else self.time_budget,

@@ -40,6 +40,15 @@ __all__ = ["REQUIRED_KEYS", "load_d4rl_hdf5", "write_d4rl_hdf5"]
 
 #: Datasets every D4RL-style file must hold (``next_observations`` is optional).
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+#: The shape of each dataset, for error messages.
+_SHAPES = {
+    "observations": "(N, obs_dim)",
+    "actions": "(N, act_dim)",
+    "rewards": "(N,)",
+    "terminals": "(N,)",
+    "timeouts": "(N,)",
+    "next_observations": "(N, obs_dim)",
+}
 
 
 def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
@@ -71,14 +80,16 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
             if not isinstance(item, h5py.Dataset):
                 raise DataError(f"{file}: {key!r} is a group, expected a dataset")
             arrays[key] = item[()]
+    for key, array in arrays.items():
+        if np.ndim(array) == 0:
+            raise DataError(f"{file}: {key!r} is a scalar, expected an array of shape {_SHAPES[key]}")
     n = len(arrays["observations"])
     if n == 0:
         raise DataError(f"{file}: 'observations' is empty, expected at least one row")
     for key, array in arrays.items():
-        if np.ndim(array) == 0 or len(array) != n:
+        if len(array) != n:
             raise DataError(
-                f"{file}: {key!r} has {len(array) if np.ndim(array) else 0} rows but "
-                f"'observations' has {n}: expected equal lengths"
+                f"{file}: {key!r} has {len(array)} rows but 'observations' has {n}: expected equal lengths"
             )
     observations = flatten_rows(arrays["observations"])
     actions = flatten_rows(arrays["actions"])

@@ -11,6 +11,13 @@ Datasets are opened by id from the local Minari folder (``$MINARI_DATASETS_PATH`
 ``~/.minari/datasets``) or by path; nothing is downloaded unless ``download=True`` is given.
 Datasets without an environment (``env_spec`` is ``None``) load like any other.
 
+A dataset folder is untrusted input: its ``metadata.json`` names the env to rebuild as an
+``entry_point`` (``module:callable``) with kwargs, and ``gym.make`` imports and calls whatever
+it names. :meth:`MinariInfo.make_env` therefore rebuilds only envs whose id the installed
+Gymnasium registry knows with that same entry point (no other entry point in the kwargs, no
+extra wrappers) unless ``trust_env_spec=True``; and :func:`open_minari` refuses a dataset
+without stored spaces, the one case in which Minari itself would build the env on opening.
+
 Example:
     >>> from saq_wrappers.integrations.minari import load_minari, minari_info   # doctest: +SKIP
     >>> data = load_minari("mujoco/hopper/medium-v0")                          # doctest: +SKIP
@@ -20,18 +27,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import gymnasium as gym
 import minari
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from minari.data_collector import EpisodeBuffer
+from minari.dataset.episode_data import EpisodeData
 from minari.dataset.minari_dataset import MinariDataset, parse_dataset_id
 from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
@@ -47,6 +56,7 @@ from saq_wrappers.transitions import (
 __all__ = [
     "MinariInfo",
     "flatten_observations",
+    "is_dataset_path",
     "load_minari",
     "local_dataset_path",
     "minari_info",
@@ -56,6 +66,11 @@ __all__ = [
 ]
 
 DatasetSource = str | os.PathLike[str] | MinariDataset
+
+#: The file in which Minari's hdf5 storage keeps every episode (``data/main_data.hdf5``).
+_HDF5_DATA_FILE = "main_data.hdf5"
+#: How a refusal tells the user to opt in (the Python keyword and the ``saq`` flag).
+_TRUST_HINT = "trust_env_spec=True (saq: --trust-dataset-env)"
 
 
 # ---------------------------------------------------------------------------------- opening
@@ -69,14 +84,19 @@ def open_minari(dataset: DatasetSource, *, download: bool = False) -> MinariData
             default: nothing touches the network unless asked.
 
     Raises:
-        DataError: unknown id (the message says how to download it), a folder that is not a
-            Minari dataset, or a dataset this Minari version cannot read.
+        DataError: unknown id (the message says how to download it), a folder that does not
+            exist or is not a Minari dataset, or a dataset this Minari version cannot read.
     """
     if isinstance(dataset, MinariDataset):
         return dataset
     text = os.fspath(dataset)
-    candidate = Path(text).expanduser()
-    if candidate.exists():
+    if is_dataset_path(text):
+        candidate = Path(text).expanduser()
+        if not candidate.exists():
+            raise DataError(
+                f"Minari dataset folder {text!r} does not exist (expected a folder holding "
+                "data/metadata.json, or a dataset id (namespace/)name-vN)"
+            )
         data_path = candidate / "data" if (candidate / "data").is_dir() else candidate
         if not (data_path / "metadata.json").is_file():
             raise DataError(
@@ -96,9 +116,25 @@ def open_minari(dataset: DatasetSource, *, download: bool = False) -> MinariData
             "folder"
         )
     try:
-        return minari.load_dataset(text, download=True)
+        minari.download_dataset(text)
     except Exception as error:  # noqa: BLE001 - network and registry errors of every kind
         raise DataError(f"cannot download Minari dataset {text!r}: {error}") from error
+    return _read(local, text)
+
+
+def is_dataset_path(text: str) -> bool:
+    """Whether ``text`` names a folder rather than a Minari dataset id: it starts like a path
+    (``.``, ``/``, ``~``), exists, or is not of Minari's id form ``(namespace/)name-vN``.
+
+    A path must never be answered with "download it": ``./data/hopper`` is a folder to look for.
+    """
+    if text.startswith((".", "/", "~", os.sep)) or Path(text).expanduser().exists():
+        return True
+    try:
+        parse_dataset_id(text)
+    except (ValueError, TypeError):  # Minari raises TypeError for an id without a version
+        return True
+    return False
 
 
 def local_dataset_path(dataset_id: str) -> Path | None:
@@ -112,6 +148,26 @@ def local_dataset_path(dataset_id: str) -> Path | None:
 
 
 def _read(data_path: Path, name: str) -> MinariDataset:
+    """Open a dataset folder without letting Minari build its env.
+
+    Minari 0.5.4's ``MinariStorage.read`` calls ``gym.make(env_spec)`` when ``metadata.json``
+    lacks ``observation_space`` or ``action_space``, which would run the code the file names
+    before any check; every dataset Minari writes stores both, so one without them is refused.
+    """
+    metadata_file = data_path / "metadata.json"
+    try:
+        metadata = MinariStorage.read_raw_metadata(data_path)
+    except (ValueError, OSError) as error:  # json.JSONDecodeError is a ValueError
+        raise DataError(f"{name}: cannot read {str(metadata_file)!r} ({error})") from error
+    if not isinstance(metadata, dict):
+        raise DataError(f"{name}: {str(metadata_file)!r} holds {type(metadata).__name__}, expected a JSON object")
+    missing = [key for key in ("observation_space", "action_space") if key not in metadata]
+    if missing:
+        raise DataError(
+            f"{name}: {str(metadata_file)!r} stores no {' and no '.join(missing)} (expected both, "
+            "as Minari writes them; without them Minari would build the env its env_spec names, "
+            "running that code, to learn the spaces)"
+        )
     try:
         return MinariDataset(data_path)
     except (ValueError, KeyError, OSError, AssertionError) as error:
@@ -131,6 +187,7 @@ class MinariInfo:
         ref_min_score, ref_max_score: reference returns (random / expert), or ``None``.
         env_spec, eval_env_spec: the collection and evaluation envs, or ``None`` (env-less).
         metadata: the raw metadata dictionary.
+        trust_env_spec: rebuild the stored env whatever code it names (see :meth:`rebuild_spec`).
     """
 
     dataset_id: str
@@ -144,6 +201,7 @@ class MinariInfo:
     env_spec: EnvSpec | None
     eval_env_spec: EnvSpec | None
     metadata: dict[str, Any]
+    trust_env_spec: bool = False
 
     def normalized_score(self, returns: float | Sequence[float] | np.ndarray) -> np.ndarray:
         """D4RL-style normalized score ``100 * (R - ref_min) / (ref_max - ref_min)``.
@@ -162,9 +220,31 @@ class MinariInfo:
             )
         return 100.0 * (np.asarray(returns, dtype=np.float64) - self.ref_min_score) / span
 
-    def make_env(self, eval_env: bool = True, **kwargs: Any) -> gym.Env[Any, Any]:
-        """Rebuild the evaluation env (or the collection env) with ``gym.make``."""
+    def rebuild_spec(self, eval_env: bool = True, *, trust_env_spec: bool = False) -> EnvSpec | None:
+        """The spec :meth:`make_env` builds (the evaluation env, else the collection env), or
+        ``None`` for an env-less dataset; checked without importing anything, so a caller can
+        refuse an untrusted dataset before any work.
+
+        ``gym.make`` imports and calls the spec's ``entry_point`` with its kwargs, and the spec
+        comes from the dataset's files. Unless ``trust_env_spec`` (here or on the info), the spec
+        must name an env id the installed Gymnasium registry knows, with the registered entry
+        point (and vector entry point), no other entry point in its kwargs, and no additional
+        wrappers (each wrapper is an entry point too).
+
+        Raises:
+            DataError: an untrusted spec; the message names the entry point and the opt-in.
+        """
         spec = (self.eval_env_spec if eval_env else None) or self.env_spec
+        if spec is not None and not (trust_env_spec or self.trust_env_spec):
+            _check_registered(spec, self.dataset_id)
+        return spec
+
+    def make_env(
+        self, eval_env: bool = True, *, trust_env_spec: bool = False, **kwargs: Any
+    ) -> gym.Env[Any, Any]:
+        """Rebuild the evaluation env (or the collection env) with ``gym.make``; the stored spec
+        is checked first (see :meth:`rebuild_spec`), ``kwargs`` go to ``gym.make``."""
+        spec = self.rebuild_spec(eval_env, trust_env_spec=trust_env_spec)
         if spec is None:
             raise DataError(
                 f"Minari dataset {self.dataset_id!r} stores no environment (env_spec and "
@@ -178,8 +258,55 @@ class MinariInfo:
             ) from error
 
 
-def minari_info(dataset: DatasetSource, *, download: bool = False) -> MinariInfo:
-    """Metadata of a Minari dataset (see :class:`MinariInfo`); reads no episode data."""
+def _check_registered(spec: EnvSpec, dataset_id: str) -> None:
+    """Refuse ``spec`` unless every entry point it would load is the installed registry's own
+    for ``spec.id`` (see :meth:`MinariInfo.rebuild_spec`)."""
+    registered = gym.registry.get(spec.id)
+    if registered is None:
+        problem = (f"its env id {spec.id!r} is not in the installed Gymnasium registry (import the "
+                   "package that registers it first)")
+    elif spec.entry_point != registered.entry_point:
+        problem = (f"the installed Gymnasium registry has entry point {registered.entry_point!r} for "
+                   f"{spec.id!r}, not {spec.entry_point!r}")
+    elif spec.vector_entry_point not in (None, registered.vector_entry_point):
+        problem = (f"it names vector entry point {spec.vector_entry_point!r}, the registry "
+                   f"{registered.vector_entry_point!r}")
+    elif _named_entry_points(spec.kwargs) != _named_entry_points(registered.kwargs):
+        problem = (f"its kwargs name entry points {_named_entry_points(spec.kwargs)} that the registered "
+                   f"{spec.id!r} does not")
+    elif spec.additional_wrappers:
+        problem = f"it adds wrappers {[w.entry_point for w in spec.additional_wrappers]}"
+    else:
+        return
+    raise DataError(
+        f"Minari dataset {dataset_id!r}: refusing to rebuild its env from metadata.json, which "
+        f"names entry point {spec.entry_point!r} for {spec.id!r} ({problem}); gym.make would "
+        f"import and call that code. Pass {_TRUST_HINT} only if you trust this dataset, or build "
+        "the env yourself"
+    )
+
+
+def _named_entry_points(kwargs: Any, prefix: str = "") -> dict[str, Any]:
+    """Every value under a key naming an entry point (``entry_point``, ``env_entry_point``...)
+    anywhere in nested ``kwargs``, by dotted key: env creators that take one import it."""
+    found: dict[str, Any] = {}
+    if isinstance(kwargs, dict):
+        for key, value in kwargs.items():
+            path = f"{prefix}{key}"
+            if "entry_point" in str(key):
+                found[path] = value
+            found.update(_named_entry_points(value, f"{path}."))
+    return found
+
+
+def minari_info(
+    dataset: DatasetSource, *, download: bool = False, trust_env_spec: bool = False
+) -> MinariInfo:
+    """Metadata of a Minari dataset (see :class:`MinariInfo`); reads no episode data.
+
+    ``trust_env_spec`` lets :meth:`MinariInfo.make_env` rebuild whatever env the dataset's
+    metadata names (it imports and runs that code): only for datasets you trust.
+    """
     ds = open_minari(dataset, download=download)
     metadata = dict(ds.storage.metadata)
 
@@ -199,10 +326,33 @@ def minari_info(dataset: DatasetSource, *, download: bool = False) -> MinariInfo
         env_spec=ds.env_spec,
         eval_env_spec=ds._eval_env_spec,  # no public accessor in Minari 0.5.4
         metadata=metadata,
+        trust_env_spec=trust_env_spec,
     )
 
 
 # ---------------------------------------------------------------------------------- reading
+@contextlib.contextmanager
+def _reading(ds: MinariDataset) -> Iterator[None]:
+    """Turn h5py's errors for a truncated, empty or corrupt episode file (``OSError``, and
+    ``KeyError`` for a damaged object) into a DataError naming the file: Minari passes them on
+    from deep inside without it."""
+    try:
+        yield
+    except (OSError, KeyError) as error:
+        data_path = Path(ds.storage.data_path)
+        file = data_path / _HDF5_DATA_FILE if ds.storage.FORMAT == "hdf5" else data_path
+        raise DataError(
+            f"{file}: cannot read the episodes of Minari dataset {ds.id!r} ({error}); expected "
+            "the file Minari wrote, intact (truncated, empty or corrupt?)"
+        ) from error
+
+
+def _episodes(ds: MinariDataset) -> Iterator[EpisodeData]:
+    """``ds.iterate_episodes()`` with read errors named (see :func:`_reading`)."""
+    with _reading(ds):
+        yield from ds.iterate_episodes()
+
+
 def flatten_observations(observations: Any, space: gym.Space[Any]) -> np.ndarray:
     """``(T, ...)`` episode observations as ``(T, obs_dim)`` float32.
 
@@ -243,8 +393,9 @@ def load_minari(dataset: DatasetSource, *, download: bool = False) -> Transition
         The transitions. Use :func:`minari_info` for reference scores and the env.
 
     Raises:
-        DataError: unknown id, unsupported spaces (actions must be a ``Box``), or an episode
-            whose observation count is not its action count plus one.
+        DataError: unknown id, unsupported spaces (actions must be a ``Box``), an episode
+            whose observation count is not its action count plus one, or an episode file that
+            cannot be read (the message names it).
     """
     ds = open_minari(dataset, download=download)
     name = ds.id
@@ -254,7 +405,7 @@ def load_minari(dataset: DatasetSource, *, download: bool = False) -> Transition
             "(a relabeled dataset with Discrete codes opens with minari.load_dataset)"
         )
     episodes = []
-    for episode in ds.iterate_episodes():
+    for episode in _episodes(ds):
         observations = flatten_observations(episode.observations, ds.observation_space)
         steps = len(episode.rewards)
         if len(observations) != steps + 1:
@@ -317,7 +468,8 @@ def write_minari_dataset(
         raise DataError(f"invalid Minari dataset id {dataset_id!r}: {error}") from error
     if not episodes:
         raise DataError(f"no episodes to write to Minari dataset {dataset_id!r}: expected at least one")
-    base = Path(root) if root is not None else get_dataset_path()
+    # absolute: Minari 0.5.4 joins a relative data path onto itself when it sizes the dataset
+    base = (Path(root).expanduser() if root is not None else get_dataset_path()).absolute()
     if not base.is_dir():
         raise OutputPathError(f"Minari datasets folder {str(base)!r} does not exist")
     final = base / dataset_id
@@ -418,11 +570,12 @@ def write_relabeled_minari(
         )
     k = int(quantizer.n)
     seeds: dict[int, Any] = {}
-    for meta in ds.storage.get_episode_metadata(ds.episode_indices):
-        if "seed" in meta and "id" in meta:
-            seeds[int(meta["id"])] = int(meta["seed"])
+    with _reading(ds):
+        for meta in ds.storage.get_episode_metadata(ds.episode_indices):
+            if "seed" in meta and "id" in meta:
+                seeds[int(meta["id"])] = int(meta["seed"])
     episodes = []
-    for episode in ds.iterate_episodes():
+    for episode in _episodes(ds):
         observations = flatten_observations(episode.observations, ds.observation_space)
         actions = flatten_rows(episode.actions)
         if len(observations) != len(actions) + 1:

@@ -123,6 +123,15 @@ def test_bad_inputs_are_clear(tmp_path: Path) -> None:
         load_d4rl_hdf5(tmp_path / "absent.hdf5")
 
 
+@pytest.mark.parametrize(
+    "key, shape", [("observations", r"\(N, obs_dim\)"), ("rewards", r"\(N,\)"), ("next_observations", r"\(N, obs_dim\)")]
+)
+def test_a_scalar_dataset_names_the_key_and_the_shape(key: str, shape: str, tmp_path: Path) -> None:
+    path = _write(tmp_path / "scalar.hdf5", dict(_table(), **{key: np.float32(1.0)}))
+    with pytest.raises(DataError, match=rf"scalar.hdf5: '{key}' is a scalar, expected an array of shape {shape}"):
+        load_d4rl_hdf5(path)
+
+
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = load_d4rl_hdf5(_write(tmp_path / "d4rl.hdf5", _table()))
     real = h5py.Group.create_dataset

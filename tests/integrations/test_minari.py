@@ -256,3 +256,15 @@ def test_dict_observations_are_flattened_in_space_order() -> None:
     expected = np.concatenate([observations[k].reshape(steps + 1, -1) for k in keys], axis=1)
     np.testing.assert_array_equal(data.observations, expected[:-1])
     np.testing.assert_array_equal(data.next_observations, expected[1:])
+
+
+def test_a_relative_root_writes_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minari sizes a dataset by joining its data path onto itself: a relative one broke."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets").mkdir()
+    episode = {"observations": np.zeros((3, 3), np.float32), "actions": np.zeros((2, 1), np.float32),
+               "rewards": [0.0, 1.0], "terminations": [False, True], "truncations": [False, False]}
+    folder = write_minari_dataset("saqtest/relative-v0", [episode], OBS_SPACE, ACT_SPACE, root="datasets")
+    assert folder == tmp_path / "datasets" / "saqtest" / "relative-v0"
+    assert load_minari("datasets/saqtest/relative-v0").n_episodes == 1
+    assert sorted(p.name for p in (tmp_path / "datasets" / "saqtest").iterdir()) == ["relative-v0"]
