@@ -37,7 +37,7 @@ from saq_wrappers.wrappers import SAQActionWrapper
 
 from .datasets import BUILTIN_DATASET, DatasetSpec, LoadedDataset, load_dataset
 from .experiment import EvaluationSettings, ExperimentSpec, QuantizerSettings
-from .generate import generate_dataset
+from .generate import MODEL_FILE_HELP, TRUST_MODEL_PICKLE_HELP, generate_dataset
 from .outputs import resolve_run_folder, run_folder
 from .pipeline import ArtifactStore, ExperimentOutcome, run_experiment
 from .plots import pyplot, save_figure
@@ -73,6 +73,8 @@ class FinetuneConfig:
     dataset: str = BUILTIN_DATASET
     zoo_model: str | None = None
     env_id: str | None = None
+    trust_model_pickle: bool = False
+    trust_env_spec: bool = False
     dataset_steps: int = 50_000
     noise_std: float = 0.5
     n_codes: int = 16
@@ -106,9 +108,12 @@ class FinetuneConfig:
 
 def _dataset_spec(config: FinetuneConfig) -> DatasetSpec:
     """The dataset: built-in, a local Minari id/path, or (``zoo_model``) a ``medium`` dataset
-    rolled out from an SB3 model file into the cache, once per model, size and noise level."""
+    rolled out from an SB3 model file into the cache, once per model, size and noise level.
+
+    ``trust_env_spec`` goes into the spec (the loader rebuilds a Minari dataset's env only from
+    the Gymnasium registry without it); ``trust_model_pickle`` to the model loader."""
     if config.zoo_model is None:
-        return DatasetSpec.parse(config.dataset)
+        return dataclasses.replace(DatasetSpec.parse(config.dataset), trust_env_spec=config.trust_env_spec)
     if config.env_id is None:
         raise DataError("--zoo-model needs --env (the Gymnasium id the model acts in, e.g. Hopper-v5)")
     model_file = Path(config.zoo_model)
@@ -125,8 +130,9 @@ def _dataset_spec(config: FinetuneConfig) -> DatasetSpec:
     if not folder.is_dir():
         root.mkdir(parents=True, exist_ok=True)
         generate_dataset(config.zoo_model, config.env_id, dataset_id, "medium", n_steps=config.dataset_steps,
-                         noise_std=config.noise_std, seed=config.seed, root=root, progress=config.progress)
-    return DatasetSpec(name=name, kind="minari", source=str(folder))
+                         noise_std=config.noise_std, seed=config.seed, root=root, progress=config.progress,
+                         trust_model_pickle=config.trust_model_pickle)
+    return DatasetSpec(name=name, kind="minari", source=str(folder), trust_env_spec=config.trust_env_spec)
 
 
 def _offline_spec(config: FinetuneConfig, dataset: DatasetSpec) -> ExperimentSpec:
@@ -203,7 +209,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     # Every option is checked before any heavy work: the offline spec validates the rest.
     _offline_spec(config, DatasetSpec.parse(BUILTIN_DATASET))
     if config.zoo_model is None:
-        DatasetSpec.parse(config.dataset).check()
+        _dataset_spec(config).check()
     target = resolve_run_folder(config.output_dir, "finetune")
     say = print if config.progress else (lambda *_: None)
     started = time.perf_counter()
@@ -352,8 +358,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--dataset", default=d.dataset,
                         help="built-in dataset, local Minari dataset id, or Minari dataset folder")
     parser.add_argument("--zoo-model", default=None,
-                        help="SB3 model file: generate a 'medium' dataset from it instead (with --env)")
+                        help=f"SB3 model file: generate a 'medium' dataset from it instead (with --env). "
+                             f"{MODEL_FILE_HELP}")
+    parser.add_argument("--trust-model-pickle", action="store_true", help=TRUST_MODEL_PICKLE_HELP)
     parser.add_argument("--env", dest="env_id", default=None, help="Gymnasium id for --zoo-model, e.g. Hopper-v5")
+    parser.add_argument("--trust-dataset-env", dest="trust_env_spec", action="store_true",
+                        help="rebuild the dataset's env from whatever entry point its Minari metadata names "
+                             "(this imports and runs that code); without it only the installed Gymnasium "
+                             "registry's entry point for the env id is used")
     parser.add_argument("--dataset-steps", type=int, default=d.dataset_steps, help="env steps of the generated dataset")
     parser.add_argument("--noise-std", type=float, default=d.noise_std,
                         help="action noise of the generated medium dataset (half ranges)")
@@ -384,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
     defaults = FinetuneConfig.quick() if args.quick else FinetuneConfig()
     explicit = {
         "dataset": args.dataset, "zoo_model": args.zoo_model, "env_id": args.env_id,
+        "trust_model_pickle": args.trust_model_pickle, "trust_env_spec": args.trust_env_spec,
         "noise_std": args.noise_std, "n_codes": args.n_codes, "cql_alpha": args.cql_alpha,
         "conservative_alpha": args.conservative_alpha, "seed": args.seed, "output_dir": args.output,
         "progress": not args.quiet, "arms": tuple(a.strip() for a in args.arms.split(",") if a.strip()),

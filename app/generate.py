@@ -21,7 +21,10 @@ episodes (or the values given). They go into the Minari metadata, so
 Episode ``i`` is reset with seed ``seed + i`` (recorded per episode); a run stopped by the step
 budget ends with a truncated (timeout) episode, whose next observation is real.
 
-SB3 model files hold pickled Python objects (SB3's own format): load only files you trust.
+SB3 model files hold pickles (SB3's own format). They are loaded without running any
+(:func:`~saq_wrappers.integrations.sb3.models.load_sb3_model` says how); a file that needs more
+is refused unless ``trust_model_pickle=True`` (``--trust-model-pickle``), which lets SB3 unpickle
+it: only for files you trust.
 
 Example:
     >>> from saq_wrappers.app.generate import generate_dataset          # doctest: +SKIP
@@ -44,10 +47,24 @@ from saq_wrappers.integrations.minari import minari_info, write_minari_dataset
 from saq_wrappers.integrations.sb3.models import load_sb3_model, rollout_policy
 from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_policy, rollout
 
-__all__ = ["RECIPES", "build_parser", "generate_dataset", "run"]
+__all__ = ["MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
 
 #: The dataset recipes, D4RL's names.
 RECIPES = ("expert", "medium", "medium-expert", "random")
+
+#: What loading an SB3 model file runs, for the help of every option taking one.
+MODEL_FILE_HELP = (
+    "Loaded without running its pickles: the spaces, schedules and training state are replaced, "
+    "the other pickled entries may name only classes SB3 stores (policies, layers, optimizers, "
+    "buffers, numpy values) and the tensors are read with torch.load(weights_only=True); a file "
+    "needing more, or any file with stable-baselines3 < 2.8 or torch < 2.10 installed, is refused "
+    "(see --trust-model-pickle)"
+)
+#: The help of ``--trust-model-pickle``.
+TRUST_MODEL_PICKLE_HELP = (
+    "load the SB3 model files the way SB3 does by default, unpickling whatever they hold: this "
+    "runs code from the files, use it only for files you trust"
+)
 
 
 def _sha256(path: Path) -> str:
@@ -73,6 +90,7 @@ def generate_dataset(
     env_kwargs: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    trust_model_pickle: bool = False,
 ) -> Path:
     """Roll out an SB3 agent with a D4RL-like recipe into a new Minari dataset.
 
@@ -93,6 +111,8 @@ def generate_dataset(
         env_kwargs: extra ``gym.make`` kwargs.
         root: Minari datasets folder (default: Minari's).
         progress: show progress bars.
+        trust_model_pickle: let SB3 unpickle the model files' pickled entries that the safe
+            loader refuses (they can run code): only for files you trust.
 
     Returns:
         The dataset folder; ``minari.load_dataset(dataset_id)`` and
@@ -112,10 +132,11 @@ def generate_dataset(
         needs_expert = recipe != "random" or ref_max_score is None
         if needs_expert and model is None:
             raise DataError(f"recipe {recipe!r} needs an SB3 model file (model=...)")
-        expert = load_sb3_model(model, env, algo) if needs_expert and model is not None else None
+        expert = (load_sb3_model(model, env, algo, trust_pickle=trust_model_pickle)
+                  if needs_expert and model is not None else None)
         medium_agent = None
         if medium_model is not None and recipe in ("medium", "medium-expert"):
-            medium_agent = load_sb3_model(medium_model, env, medium_algo)
+            medium_agent = load_sb3_model(medium_model, env, medium_algo, trust_pickle=trust_model_pickle)
 
         def medium() -> StepPolicy:
             if medium_agent is not None:
@@ -196,14 +217,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", help="SB3 model file of the expert (.zip)")
+    parser.add_argument("--model", help=f"SB3 model file of the expert (.zip). {MODEL_FILE_HELP}")
     parser.add_argument("--env", required=True, help="Gymnasium env id, e.g. Hopper-v5")
     parser.add_argument("--dataset-id", required=True, help="id of the new Minari dataset, e.g. hopper/medium-v0")
     parser.add_argument("--recipe", choices=RECIPES, default="expert", help="dataset recipe")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--steps", type=int, help="total env steps")
     budget.add_argument("--episodes", type=int, help="number of episodes")
-    parser.add_argument("--medium-model", help="SB3 model file of a weaker agent (medium recipes)")
+    parser.add_argument("--medium-model", help="SB3 model file of a weaker agent (medium recipes), loaded as --model")
     parser.add_argument("--noise-std", type=float, default=0.5,
                         help="action noise of the noisy expert (medium without --medium-model), in half ranges")
     parser.add_argument("--algo", help="algorithm of --model when it cannot be detected (SAC, TQC, PPO, ...)")
@@ -213,6 +234,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--ref-max", type=float, help="reference max score (default: measured deterministic expert)")
     parser.add_argument("--ref-episodes", type=int, default=10, help="episodes per measured reference score")
     parser.add_argument("--root", help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    parser.add_argument("--trust-model-pickle", action="store_true", help=TRUST_MODEL_PICKLE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -236,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         ref_episodes=args.ref_episodes,
         root=args.root,
         progress=not args.quiet,
+        trust_model_pickle=args.trust_model_pickle,
     )
     info = minari_info(path)
     print(

@@ -51,7 +51,8 @@ Modules, one job each:
 - :mod:`.callbacks`: :class:`EvaluationCurveCallback` (return vs env steps);
 - :mod:`.models`: loading SB3 model files of continuous agents (:func:`load_sb3_model`) and
   :func:`rollout_policy` (such an agent as a single-observation policy for rollouts). SB3 model
-  files (``.zip``) hold pickled objects: load only files you trust.
+  files (``.zip``) are loaded without running their pickles; ``trust_pickle=True`` is for
+  files you trust.
 """
 
 from __future__ import annotations
