@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from saq_wrappers import __version__
 from saq_wrappers.errors import CheckpointError, OutputPathError
 from saq_wrappers.io import atomic_output, load_checkpoint, save_checkpoint
 
@@ -17,7 +18,7 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     tensors = {"w": torch.randn(3, 4), "b": torch.arange(5)}
     save_checkpoint(tmp_path / "c.safetensors", tensors, {"kind": "thing", "x": [1, 2]})
     loaded, meta = load_checkpoint(tmp_path / "c.safetensors", "thing")
-    assert meta == {"kind": "thing", "x": [1, 2]}
+    assert meta == {"kind": "thing", "x": [1, 2], "library_version": __version__}
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
 
 

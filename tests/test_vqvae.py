@@ -129,7 +129,8 @@ def test_decode_within_bounds_even_for_extreme_obs() -> None:
     obs, actions = bimodal_data(1024, seed=3)
     space = gym.spaces.Box(np.array([-0.3, -2.0], np.float32), np.array([0.2, 0.5], np.float32))
     q = VQVAEQuantizer(OBS_SPACE, space, n_codes=8, **SMALL)
-    q.fit(obs, actions * 3.0, n_steps=100, progress=False)
+    with pytest.warns(UserWarning, match="clipped"):
+        q.fit(obs, actions * 3.0, n_steps=100, progress=False, clip_actions=True)
     extreme = np.array([[1e6, -1e6], [-1e4, 1e4], [0.0, 0.0], [3e3, 3e3]], np.float32)
     big = np.repeat(extreme, 200, axis=0)  # above the numpy-path batch size: torch path too
     for o in (extreme, big):

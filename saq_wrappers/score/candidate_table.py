@@ -8,12 +8,14 @@ does this in batches and writes the result as a folder:
   sampler, written first (atomically);
 * ``chunk_000000.safetensors``, ... -- ``observations``, ``actions (rows, N, d)`` (original action
   space, clipped to the bounds) and ``log_lik (rows, N)`` (normalized action space, the space of
-  ``log_eps``), each written to a temporary file and renamed into place.
+  ``log_eps``), each serialised in memory and written by
+  :func:`~saq_wrappers.io.atomic_write_bytes` (a temporary file renamed into place).
 
 Because a chunk only appears under its final name once complete, an interrupted run never
 leaves a half-written chunk that could be read: running the same call again resumes after the
-last complete chunk (stray temporary files are removed), and :meth:`CandidateTable.load`
-refuses an incomplete folder. No pickle anywhere.
+last complete chunk (the temporary files of killed runs are removed,
+:func:`~saq_wrappers.io.remove_stale_temp_files`), and :meth:`CandidateTable.load` refuses an
+incomplete folder. No pickle anywhere.
 
 Candidates are those of :meth:`ScoreSupportSampler.candidates` (seeded per observation), so a
 state's table row equals what the sampler's ``candidates`` returns for it.
@@ -28,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+from safetensors.numpy import save as safetensors_bytes
 from tqdm.auto import tqdm
 
 from saq_wrappers.action_set import as_observation_batch
 from saq_wrappers.errors import CheckpointError, DataError, OutputPathError
-from saq_wrappers.io import atomic_output
+from saq_wrappers.io import atomic_write_bytes, remove_stale_temp_files
 from saq_wrappers.score.support_sampler import ScoreSupportSampler
 
 MANIFEST = "manifest.json"
@@ -167,9 +170,16 @@ def precompute_candidate_table(
     if chunk_size < 1 or batch_size < 1:
         raise DataError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
     folder = Path(directory)
+    if folder.parent.exists() and not folder.parent.is_dir():
+        raise OutputPathError(f"cannot create {str(folder)!r}: {str(folder.parent)!r} is a file, not a folder")
     if not folder.parent.is_dir():
         raise OutputPathError(f"cannot create {str(folder)!r}: its parent folder does not exist")
-    folder.mkdir(exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"cannot create {str(folder)!r}: it is a file, expected a folder")
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as error:
+        raise OutputPathError(f"cannot create {str(folder)!r}: {error.strerror or error}") from error
     manifest = {
         "kind": TABLE_KIND,
         "version": 1,
@@ -193,10 +203,8 @@ def precompute_candidate_table(
                 "differ); use a new folder"
             )
     else:
-        with atomic_output(folder / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    for stray in folder.glob(".chunk_*.tmp"):
-        stray.unlink()  # leftovers of an interrupted write: never read, never renamed
+        atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    remove_stale_temp_files(folder)  # even when no chunk is left to write
     done = [i for i in range(manifest["n_chunks"]) if _chunk_path(folder, i).is_file()]
     done_rows = sum(_chunk_rows(manifest, i) for i in done)
     bar = tqdm(total=len(obs), initial=done_rows, unit="state", desc="ARQ candidate table", disable=not progress)
@@ -217,8 +225,7 @@ def precompute_candidate_table(
                 "actions": np.ascontiguousarray(np.concatenate(acts), dtype=np.float32),
                 "log_lik": np.ascontiguousarray(np.concatenate(logp), dtype=np.float32),
             }
-            with atomic_output(_chunk_path(folder, index)) as tmp:
-                save_file(tensors, str(tmp))
+            atomic_write_bytes(_chunk_path(folder, index), safetensors_bytes(tensors))
     finally:
         bar.close()
     return CandidateTable.load(folder)

@@ -52,18 +52,40 @@ from saq_wrappers.action_set import (
     require_box,
 )
 from saq_wrappers.errors import CheckpointError, DataError, NotFittedError
-from saq_wrappers.io import load_checkpoint, save_checkpoint
+from saq_wrappers.io import (
+    CheckpointHeader,
+    check_checkpoint_format,
+    check_model_size,
+    check_stored_shapes,
+    load_checkpoint_tensors,
+    planned_state,
+    read_checkpoint_header,
+    save_checkpoint,
+)
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
 from saq_wrappers.score.pc_sampler import pc_sample
 from saq_wrappers.score.probability_flow import Divergence, ode_sample
 from saq_wrappers.score.sde import VPSDE
 from saq_wrappers.score.training import train_score_nets
+from saq_wrappers.vqvae.config import MAX_WIDTH, check_int
+from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, statistics_problem
 
 CHECKPOINT_KIND = "score_support_sampler"
+#: Version of the checkpoint layout (tensor names + metadata keys); files written before it was
+#: named ``format`` carry it as ``version``. Only this format is read, whatever library version
+#: wrote it (:func:`saq_wrappers.io.check_checkpoint_format`).
+CHECKPOINT_FORMAT = 1
 
 #: ARQ's threshold: drop candidates with log-likelihood <= -5 (eps = e^-5).
 DEFAULT_LOG_EPS = -5.0
+#: Largest ``N`` (the paper: 30): every state's candidates are ``N`` ODE solves.
+MAX_SAMPLES = 65_536
+#: Most residual blocks per network and ensemble members (the paper: 3 and 1-3).
+MAX_BLOCKS = 64
+MAX_ENSEMBLE = 64
+#: Smallest ``std_floor``: dividing by less turns float32 rounding noise into O(1) inputs.
+MIN_STD_FLOOR = 1e-6
 
 
 def observation_seeds(obs: np.ndarray, seed: int) -> np.ndarray:
@@ -98,10 +120,15 @@ class ScoreSupportSampler:
 
     Args:
         observation_space, action_space: ``Box`` spaces (observations are flattened).
-        n_samples: ``N``, candidates per state (30 in the paper); ``n`` of the action set.
+        n_samples: ``N``, candidates per state (30 in the paper); ``n`` of the action set; at
+            most :data:`MAX_SAMPLES`.
         log_eps: validity threshold on the normalized-space log-likelihood (``-5``).
-        hidden, n_blocks, fourier_scale: score network (256, 3, 30).
-        n_ensemble: ensemble members (mean score); 1 or 3 in the paper.
+        hidden, n_blocks, fourier_scale: score network (256, 3, 30); ``hidden`` at most
+            :data:`~saq_wrappers.vqvae.config.MAX_WIDTH`, ``n_blocks`` at most
+            :data:`MAX_BLOCKS`, the whole ensemble at most
+            :data:`~saq_wrappers.io.MAX_MODEL_VALUES` parameters.
+        n_ensemble: ensemble members (mean score); 1 or 3 in the paper; at most
+            :data:`MAX_ENSEMBLE`.
         beta_min, beta_max: VP-SDE (0.1, 20).
         steps, method, divergence: fast-path solver (see
             :func:`~.probability_flow.ode_sample`). The default, ``method="multistep"`` with
@@ -124,7 +151,7 @@ class ScoreSupportSampler:
             evaluation on AVX512-BF16 CPUs and moved the benchmark's log-likelihood errors vs RK45
             by < 0.01 nats (median) / 0.04 nats (max).
         seed: seeds the network init, training and the per-observation candidate noise.
-        std_floor: floor of the z-scoring stds (0.05).
+        std_floor: floor of the z-scoring stds (0.05), at least :data:`MIN_STD_FLOOR`.
         cache_size: observations whose candidates are cached for :meth:`decode`.
     """
 
@@ -153,12 +180,16 @@ class ScoreSupportSampler:
         self.action_space = require_box(action_space, "action_space")
         if len(self.action_space.shape) != 1:
             raise DataError(f"action_space must be 1-D (act_dim,), got shape {self.action_space.shape}")
-        if int(n_samples) < 1:
-            raise DataError(f"n_samples (N) must be >= 1, got {n_samples}")
+        check_int("n_samples (N)", n_samples, 1, MAX_SAMPLES)
         if not np.isfinite(log_eps) and log_eps != -np.inf:
             raise DataError(f"log_eps must be finite or -inf, got {log_eps}")
-        if n_ensemble < 1:
-            raise DataError(f"n_ensemble must be >= 1, got {n_ensemble}")
+        check_int("hidden", hidden, 1, MAX_WIDTH)
+        check_int("n_blocks", n_blocks, 0, MAX_BLOCKS)
+        check_int("n_ensemble", n_ensemble, 1, MAX_ENSEMBLE)
+        check_int("steps", steps, 1)
+        check_int("cache_size", cache_size, 0)
+        if not (np.isfinite(std_floor) and std_floor >= MIN_STD_FLOOR):
+            raise DataError(f"std_floor must be a finite number >= {MIN_STD_FLOOR}, got {std_floor}")
         if tangent_dtype not in ("bfloat16", "float32"):
             raise DataError(f"tangent_dtype must be 'bfloat16' or 'float32', got {tangent_dtype!r}")
         self.n_samples = int(n_samples)
@@ -181,6 +212,7 @@ class ScoreSupportSampler:
         self.act_std = np.ones(self.action_dim, dtype=np.float32)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.training_metrics: dict[str, Any] = {}
+        check_model_size(planned_state(self._new_model), "the score model")
 
     # ------------------------------------------------------------------ ActionSet
     @property
@@ -202,9 +234,16 @@ class ScoreSupportSampler:
     def candidates_with_log_likelihood(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cached, per-observation-seeded candidates: actions ``(B, N, d)``, log-lik ``(B, N)``.
 
-        Log-likelihoods are in the normalized action space (module docstring).
+        Log-likelihoods are in the normalized action space (module docstring). Zero observations
+        give empty arrays of these shapes.
         """
         batch = as_observation_batch(obs, self.observation_space)
+        if len(batch) == 0:
+            self._require_model()
+            return (
+                np.empty((0, self.n, self.action_dim), dtype=np.float32),
+                np.empty((0, self.n), dtype=np.float32),
+            )
         keys = [row.tobytes() for row in batch.reshape(len(batch), -1)]
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
         if missing:
@@ -351,6 +390,9 @@ class ScoreSupportSampler:
         self.obs_std = np.maximum(flat.std(0), floor).astype(np.float32)
         self.act_mean = acts.mean(0).astype(np.float32)
         self.act_std = np.maximum(acts.std(0), floor).astype(np.float32)
+        problem = statistics_problem(self._statistics(), floor)
+        if problem is not None:
+            raise DataError(f"the data cannot be z-scored: {problem}; rescale the observations or actions")
         torch.manual_seed(self.seed)
         nets = [self._new_net() for _ in range(self.config["n_ensemble"])]
         emas, metrics = train_score_nets(
@@ -365,6 +407,14 @@ class ScoreSupportSampler:
     def _new_net(self) -> ScoreNet:
         c = self.config
         return ScoreNet(self.obs_dim, self.action_dim, c["hidden"], c["n_blocks"], c["fourier_scale"], self.sde)
+
+    def _new_model(self) -> EnsembleScore:
+        """A freshly initialised ensemble of ``n_ensemble`` networks (torch's global RNG)."""
+        return EnsembleScore([self._new_net() for _ in range(self.config["n_ensemble"])])
+
+    def _statistics(self) -> dict[str, np.ndarray]:
+        """The z-scoring statistics by name (the arrays themselves)."""
+        return {name: getattr(self, name) for name in NORMALIZATION_KEYS}
 
     def _set_model(self, nets: list[ScoreNet]) -> None:
         model = EnsembleScore(nets)
@@ -401,11 +451,11 @@ class ScoreSupportSampler:
         """Write weights, normalization and settings to one safetensors file (atomically)."""
         model = self._require_model()
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
-            tensors[name] = torch.as_tensor(getattr(self, name))
+        for name, values in self._statistics().items():
+            tensors[name] = torch.as_tensor(values)
         metadata = {
             "kind": CHECKPOINT_KIND,
-            "version": 1,
+            "format": CHECKPOINT_FORMAT,
             "observation_space": box_to_dict(self.observation_space),
             "action_space": box_to_dict(self.action_space),
             "n_samples": self.n_samples,
@@ -417,24 +467,64 @@ class ScoreSupportSampler:
 
     @classmethod
     def load(cls, path: str | Path) -> "ScoreSupportSampler":
-        """Inverse of :meth:`save`; raises :class:`~saq_wrappers.errors.CheckpointError`."""
-        tensors, meta = load_checkpoint(path, CHECKPOINT_KIND)
+        """Inverse of :meth:`save`; raises :class:`~saq_wrappers.errors.CheckpointError`.
+
+        Everything the header claims is checked before any tensor is loaded or any network is
+        built: kind and format, settings (within the constructor's bounds), then the tensor
+        names and shapes they imply against those the file stores, so a small file cannot make
+        the loader allocate a large model; then the weights (float32, finite) and the z-scoring
+        statistics (:func:`~saq_wrappers.vqvae.normalization.statistics_problem`).
+        """
+        header = read_checkpoint_header(path, CHECKPOINT_KIND)
+        meta = header.metadata
+        check_checkpoint_format(header, meta.get("format", meta.get("version")), CHECKPOINT_FORMAT)
         try:
             sampler = cls(
                 box_from_dict(meta["observation_space"]), box_from_dict(meta["action_space"]),
-                n_samples=int(meta["n_samples"]), log_eps=float(meta["log_eps"]), **meta["config"],
+                n_samples=meta["n_samples"], log_eps=float(meta["log_eps"]), **meta["config"],
             )
-            for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
-                setattr(sampler, name, tensors[name].numpy().astype(np.float32))
-            nets = [sampler._new_net() for _ in range(sampler.config["n_ensemble"])]
-            model = EnsembleScore(nets)
-            state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-            model.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CheckpointError(f"{str(path)!r} is a malformed {CHECKPOINT_KIND} checkpoint ({error})") from error
+        check_stored_shapes(header, sampler._planned_tensors(), sampler._describe_sizes())
+        tensors = sampler._checked_tensors(header)
+        for name in NORMALIZATION_KEYS:
+            setattr(sampler, name, tensors[name].numpy())
+        problem = statistics_problem(sampler._statistics(), sampler.config["std_floor"])
+        if problem is not None:
+            raise CheckpointError(f"{str(path)!r} has z-scoring statistics out of range: {problem}")
+        model = sampler._new_model()
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         sampler._set_model(list(model.members))
         sampler.training_metrics = {"final_loss": meta.get("final_loss")}
         return sampler
+
+    def _planned_tensors(self) -> dict[str, tuple[int, ...]]:
+        """Names and shapes of every tensor :meth:`save` writes for these settings, computed
+        without allocating the networks."""
+        planned = {f"model.{k}": shape for k, shape in planned_state(self._new_model).items()}
+        for name in NORMALIZATION_KEYS:
+            planned[name] = (self.obs_dim if name.startswith("obs") else self.action_dim,)
+        return planned
+
+    def _describe_sizes(self) -> str:
+        """The settings the tensor shapes follow from, for error messages."""
+        c = self.config
+        return (
+            f"hidden={c['hidden']}, n_blocks={c['n_blocks']}, n_ensemble={c['n_ensemble']}, "
+            f"observation dim {self.obs_dim}, action dim {self.action_dim}"
+        )
+
+    @staticmethod
+    def _checked_tensors(header: CheckpointHeader) -> dict[str, torch.Tensor]:
+        """The checkpoint's tensors after checking that each is float32 and finite."""
+        tensors = load_checkpoint_tensors(header)
+        where = str(header.path)
+        for name, tensor in tensors.items():
+            if tensor.dtype != torch.float32:
+                raise CheckpointError(f"{where!r} tensor {name!r} is {tensor.dtype}, expected torch.float32")
+            if not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{where!r} tensor {name!r} holds NaN or inf")
+        return tensors
 
     def __repr__(self) -> str:
         fitted = "fitted" if self._model is not None else "not fitted"

@@ -12,7 +12,8 @@ One module per job:
 - :mod:`.config`: the validated hyperparameters saved with every checkpoint;
 - :mod:`.training`: the fit loop (k-means++ codebook init, dead-code restarts, codebook health);
 - :mod:`.decoding`: the numpy fast path for per-step decoding and the chunked torch path;
-- :mod:`.checkpoint`: the safetensors + JSON checkpoint (kind and format checks);
+- :mod:`.checkpoint`: the safetensors + JSON checkpoint (kind and format checks, header sizes
+  checked against the stored tensors before anything is built);
 - :mod:`.quantizer`: :class:`VQVAEQuantizer`, the :class:`~saq_wrappers.action_set.ActionSet`
   that ties them together (fit / encode / decode / candidates / save / load).
 """

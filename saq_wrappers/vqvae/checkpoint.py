@@ -17,12 +17,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
-from saq_wrappers import __version__
 from saq_wrappers.action_set import box_from_dict, box_to_dict
 from saq_wrappers.errors import CheckpointError, DataError
-from saq_wrappers.io import load_checkpoint, save_checkpoint
+from saq_wrappers.io import (
+    check_checkpoint_format,
+    check_model_size,
+    check_stored_shapes,
+    load_checkpoint_tensors,
+    read_checkpoint_header,
+    save_checkpoint,
+)
 from saq_wrappers.vqvae.config import QuantizerConfig
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 from saq_wrappers.vqvae.normalization import Normalizer
@@ -38,7 +45,8 @@ __all__ = [
 
 #: Checkpoint ``kind`` written by :meth:`VQVAEQuantizer.save`.
 CHECKPOINT_KIND = "vqvae_quantizer"
-#: Version of the checkpoint layout (tensor names + metadata keys).
+#: Version of the checkpoint layout (tensor names + metadata keys). Only this format is read,
+#: whatever library version wrote it (:func:`saq_wrappers.io.check_checkpoint_format`).
 CHECKPOINT_FORMAT = 1
 #: Prefix of the model's tensor names in the file.
 _MODEL_PREFIX = "model."
@@ -46,12 +54,12 @@ _MODEL_PREFIX = "model."
 
 @dataclass(frozen=True)
 class QuantizerCheckpoint:
-    """What :func:`read_quantizer_checkpoint` found, with the metadata layout checked."""
+    """What :func:`read_quantizer_checkpoint` found, every part checked."""
 
     observation_space: gym.spaces.Box
     action_space: gym.spaces.Box
-    config: dict[str, Any]
-    normalization: Any
+    config: QuantizerConfig
+    normalizer: Normalizer
     tensors: dict[str, torch.Tensor]
     fit_summary: dict[str, Any] | None
     user_metadata: dict[str, Any]
@@ -68,7 +76,8 @@ def write_quantizer_checkpoint(
     fit_summary: dict[str, Any] | None,
     user_metadata: dict[str, Any],
 ) -> None:
-    """Write one checkpoint atomically (:func:`saq_wrappers.io.save_checkpoint`).
+    """Write one checkpoint atomically (:func:`saq_wrappers.io.save_checkpoint`, which also
+    records ``library_version``).
 
     Raises:
         DataError: ``user_metadata`` is not JSON-serialisable (nothing is written).
@@ -78,7 +87,6 @@ def write_quantizer_checkpoint(
     metadata = {
         "kind": CHECKPOINT_KIND,
         "format": CHECKPOINT_FORMAT,
-        "library_version": __version__,
         "observation_space": box_to_dict(observation_space),
         "action_space": box_to_dict(action_space),
         "config": config_json,
@@ -98,33 +106,56 @@ def write_quantizer_checkpoint(
 
 
 def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoint:
-    """Read a checkpoint written by :func:`write_quantizer_checkpoint` and check its metadata.
+    """Read a checkpoint written by :func:`write_quantizer_checkpoint`, checking everything
+    its header claims before any tensor is loaded or any module is built.
+
+    In order: kind and format; spaces and config (sizes within
+    :class:`~saq_wrappers.vqvae.config.QuantizerConfig`'s bounds); the tensor names and shapes
+    the config implies against those the file stores (so a small file cannot make the loader
+    allocate a large model); then the tensors and the normalization statistics.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, of another kind or format, or its
-            metadata is malformed.
+        CheckpointError: the file is missing, unreadable, of another kind or format, its
+            metadata is malformed or out of range, or its header does not describe its tensors.
     """
-    tensors, metadata = load_checkpoint(path, CHECKPOINT_KIND)
+    header = read_checkpoint_header(path, CHECKPOINT_KIND)
+    metadata = header.metadata
     where = str(path)
-    found = metadata.get("format")
-    if found != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{where!r} holds a {CHECKPOINT_KIND} checkpoint of format {found!r}; this version "
-            f"of saq-wrappers ({__version__}) reads format {CHECKPOINT_FORMAT}"
-        )
+    check_checkpoint_format(header, metadata.get("format"), CHECKPOINT_FORMAT)
     try:
         observation_space = box_from_dict(metadata["observation_space"])
         action_space = box_from_dict(metadata["action_space"])
-        config = dict(metadata["config"])
+        config_json = dict(metadata["config"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(
             f"{where!r} has malformed {CHECKPOINT_KIND} metadata ({error})"
         ) from error
     fields = set(QuantizerConfig.__dataclass_fields__)
-    if set(config) != fields:
+    if set(config_json) != fields:
         raise CheckpointError(
-            f"{where!r} config keys {sorted(config)} differ from the expected {sorted(fields)}"
+            f"{where!r} config keys {sorted(config_json)} differ from the expected {sorted(fields)}"
         )
+    if len(action_space.shape) != 1:
+        raise CheckpointError(
+            f"{where!r} has malformed {CHECKPOINT_KIND} metadata (action_space has shape "
+            f"{action_space.shape}, expected (act_dim,))"
+        )
+    obs_dim = int(np.prod(observation_space.shape, dtype=np.int64))
+    act_dim = int(action_space.shape[0])
+    try:
+        config = QuantizerConfig.checked(**config_json)
+        state = config.model_state(obs_dim, act_dim)
+        check_model_size(state, "the VQ-VAE")
+    except (DataError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{where!r} has malformed {CHECKPOINT_KIND} metadata (config: {error})"
+        ) from error
+    expected = {_MODEL_PREFIX + name: shape for name, shape in state.items()}
+    check_stored_shapes(header, expected, config.describe_sizes(obs_dim, act_dim))
+    try:
+        normalizer = Normalizer.from_json(metadata.get("normalization"), obs_dim, act_dim)
+    except CheckpointError as error:
+        raise CheckpointError(f"{where!r}: {error}") from error
     summary = metadata.get("fit_summary")
     user_metadata = metadata.get("user_metadata", {})
     if not isinstance(user_metadata, dict):
@@ -135,8 +166,8 @@ def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoi
         observation_space=observation_space,
         action_space=action_space,
         config=config,
-        normalization=metadata.get("normalization"),
-        tensors=tensors,
+        normalizer=normalizer,
+        tensors=load_checkpoint_tensors(header),
         fit_summary=summary if isinstance(summary, dict) else None,
         user_metadata=user_metadata,
     )
@@ -145,29 +176,22 @@ def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoi
 def checked_model_state(
     tensors: dict[str, torch.Tensor], model: StateConditionedVQVAE, where: str
 ) -> dict[str, torch.Tensor]:
-    """The state dict for ``model`` out of a checkpoint's ``tensors``, after checking that the
-    names, shapes and dtypes are exactly ``model``'s and that every value is finite.
+    """The state dict for ``model`` out of a checkpoint's ``tensors`` (whose names and shapes
+    :func:`read_quantizer_checkpoint` has checked), after checking that every dtype is
+    ``model``'s and every value finite.
 
     Raises:
-        CheckpointError: a tensor is missing, extra, of another shape or dtype, or not finite.
+        CheckpointError: a tensor is of another dtype or holds NaN or inf.
     """
-    expected = {_MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
-    if set(tensors) != set(expected):
-        missing = sorted(set(expected) - set(tensors))[:5]
-        extra = sorted(set(tensors) - set(expected))[:5]
-        raise CheckpointError(
-            f"{where!r} tensors do not match a {CHECKPOINT_KIND}: missing {missing}, "
-            f"unexpected {extra}"
-        )
     state = {}
-    for name, reference in expected.items():
-        tensor = tensors[name]
-        if tensor.shape != reference.shape or tensor.dtype != reference.dtype:
+    for name, reference in model.state_dict().items():
+        tensor = tensors[_MODEL_PREFIX + name]
+        if tensor.dtype != reference.dtype:
             raise CheckpointError(
-                f"{where!r} tensor {name!r} has shape {tuple(tensor.shape)} "
-                f"{tensor.dtype}, expected {tuple(reference.shape)} {reference.dtype}"
+                f"{where!r} tensor {_MODEL_PREFIX + name!r} is {tensor.dtype}, "
+                f"expected {reference.dtype}"
             )
         if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{where!r} tensor {name!r} holds NaN or inf")
-        state[name[len(_MODEL_PREFIX) :]] = tensor
+            raise CheckpointError(f"{where!r} tensor {_MODEL_PREFIX + name!r} holds NaN or inf")
+        state[name] = tensor
     return state

@@ -13,15 +13,37 @@ from typing import Any
 
 import numpy as np
 
-from saq_wrappers.errors import CheckpointError
+from saq_wrappers.errors import CheckpointError, DataError
 
-__all__ = ["NORMALIZATION_KEYS", "STD_FLOOR", "Normalizer"]
+__all__ = ["NORMALIZATION_KEYS", "STAT_LIMIT", "STD_FLOOR", "Normalizer", "statistics_problem"]
 
 #: Floor of the z-score standard deviations: a (near-)constant dimension is divided by this
 #: instead of ~0, so it neither blows up nor dominates the loss.
 STD_FLOOR = 1e-3
+#: Largest magnitude of a mean or standard deviation: far beyond any quantity in sensible units,
+#: and far below float32's overflow (3.4e38), so z-scoring and unnormalizing stay finite and
+#: meaningful. Data beyond it must be rescaled; a checkpoint beyond it is refused.
+STAT_LIMIT = 1e12
 #: The four statistics, in the order they are saved in a checkpoint's ``normalization``.
 NORMALIZATION_KEYS = ("obs_mean", "obs_std", "act_mean", "act_std")
+
+
+def statistics_problem(stats: dict[str, np.ndarray], std_floor: float) -> str | None:
+    """What is wrong with z-score statistics ``stats`` (the :data:`NORMALIZATION_KEYS`), or
+    ``None``: every mean must be finite within ``+-STAT_LIMIT``, every std within
+    ``[std_floor, STAT_LIMIT]`` (fitting floors stds at ``std_floor``, compared in float32 as
+    they are stored)."""
+    for key in NORMALIZATION_KEYS:
+        values = np.asarray(stats[key], dtype=np.float32)
+        low = np.float32(std_floor) if key.endswith("std") else np.float32(-STAT_LIMIT)
+        inside = (values >= low) & (values <= np.float32(STAT_LIMIT))  # False for NaN
+        if not inside.all():
+            index = int(np.argmin(inside))
+            return (
+                f"{key}[{index}] is {float(values[index]):.6g}, expected a finite value in "
+                f"[{float(low):.6g}, {STAT_LIMIT:.6g}]"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,17 @@ class Normalizer:
 
         obs_mean, obs_std = stats(obs)
         act_mean, act_std = stats(actions)
-        return cls(obs_mean, obs_std, act_mean, act_std)
+        normalizer = cls(obs_mean, obs_std, act_mean, act_std)
+        problem = statistics_problem(normalizer.as_dict(), STD_FLOOR)
+        if problem is not None:
+            raise DataError(
+                f"the data cannot be z-scored: {problem}; rescale the observations or actions"
+            )
+        return normalizer
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The four statistics by name (the arrays themselves, not copies)."""
+        return {key: getattr(self, key) for key in NORMALIZATION_KEYS}
 
     def normalize_observations(self, obs: np.ndarray) -> np.ndarray:
         """``(obs - obs_mean) / obs_std`` for flat float32 observations ``(B, obs_dim)``."""
@@ -59,11 +91,12 @@ class Normalizer:
 
     def to_json(self) -> dict[str, list[float]]:
         """The statistics as lists of floats (the checkpoint's ``normalization`` entry)."""
-        return {k: [float(v) for v in getattr(self, k)] for k in NORMALIZATION_KEYS}
+        return {k: [float(v) for v in values] for k, values in self.as_dict().items()}
 
     @classmethod
     def from_json(cls, data: Any, obs_dim: int, act_dim: int) -> "Normalizer":
-        """Inverse of :meth:`to_json`, checking keys, shapes, finiteness and positive stds.
+        """Inverse of :meth:`to_json`, checking keys, shapes and ranges
+        (:func:`statistics_problem`: finite means, stds in ``[STD_FLOOR, STAT_LIMIT]``).
 
         Raises:
             CheckpointError: ``data`` is not a valid ``normalization`` entry for these sizes.
@@ -80,12 +113,12 @@ class Normalizer:
                 array = np.asarray(data[key], dtype=np.float32)
             except (TypeError, ValueError) as error:
                 raise CheckpointError(f"checkpoint normalization {key!r} is malformed") from error
-            if array.shape != (want,) or not np.isfinite(array).all():
+            if array.shape != (want,):
                 raise CheckpointError(
-                    f"checkpoint normalization {key!r} has shape {array.shape}, expected "
-                    f"({want},) finite values"
+                    f"checkpoint normalization {key!r} has shape {array.shape}, expected ({want},)"
                 )
-            if key.endswith("std") and (array <= 0).any():
-                raise CheckpointError(f"checkpoint normalization {key!r} must be positive")
             arrays[key] = array
+        problem = statistics_problem(arrays, STD_FLOOR)
+        if problem is not None:
+            raise CheckpointError(f"checkpoint normalization is out of range: {problem}")
         return cls(**arrays)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from dataclasses import asdict, replace
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -22,10 +24,10 @@ from saq_wrappers.action_set import (
     check_spaces_match,
     require_box,
 )
-from saq_wrappers.errors import CheckpointError, DataError, NotFittedError
+from saq_wrappers.errors import DataError, NotFittedError
+from saq_wrappers.io import check_model_size
 from saq_wrappers.metrics import code_usage_stats, reconstruction_stats
 from saq_wrappers.vqvae.checkpoint import (
-    CHECKPOINT_KIND,
     checked_model_state,
     read_quantizer_checkpoint,
     write_quantizer_checkpoint,
@@ -35,6 +37,10 @@ from saq_wrappers.vqvae.decoding import CHUNK_ROWS, NUMPY_MAX_ROWS, NumpyDecoder
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, Normalizer
 from saq_wrappers.vqvae.training import train_vqvae
+
+#: Tolerance, as a fraction of each dimension's range, within which fitted actions may exceed
+#: the action space's bounds (float rounding of stored data) without counting as outside.
+BOUNDS_TOLERANCE = 1e-4
 
 __all__ = ["VQVAEQuantizer"]
 
@@ -56,7 +62,14 @@ class VQVAEQuantizer:
     ``decode`` of a few observations (the per-step call of a Gymnasium wrapper) runs in numpy on
     a copy of the decoder weights, with the code half of the first decoder layer precomputed for
     all ``K`` codes; large batches run in torch. Both give the same actions (to float32
-    rounding). Decoded actions are always clipped into ``action_space``.
+    rounding). Decoded actions are always clipped into ``action_space``, so ``fit`` refuses
+    actions outside it (or clips them, with ``clip_actions=True``).
+
+    Reproducibility: a fit is bit-identical for the same seed, data, settings, device, torch
+    build and number of torch threads (``torch.get_num_threads()``, recorded in
+    ``fit_summary["torch_threads"]``). With another thread count, float sums are reduced in
+    another order and the weights differ by float rounding (~1e-7); a checkpoint restores a
+    fitted quantizer exactly on any setup.
 
     Example:
         Fit 8 codes to a damping controller's actions on Pendulum states, relabel the data with
@@ -107,21 +120,30 @@ class VQVAEQuantizer:
     Args:
         observation_space: ``Box`` of observations (flattened internally).
         action_space: ``Box`` of the continuous actions; decoded actions are clipped into it.
-        n_codes: codebook size ``K`` (paper default 64; results flat over 16..128, Table 4).
-        embedding_dim: code size ``D`` (128).
-        hidden_sizes: encoder/decoder hidden widths (512, 512).
+        n_codes: codebook size ``K`` (paper default 64; results flat over 16..128, Table 4), at
+            most :data:`~saq_wrappers.vqvae.config.MAX_CODES` (65,536) and at most the number
+            of rows ``fit`` gets.
+        embedding_dim: code size ``D`` (128), at most
+            :data:`~saq_wrappers.vqvae.config.MAX_WIDTH` (16,384).
+        hidden_sizes: encoder/decoder hidden widths (512, 512), each at most ``MAX_WIDTH``, at
+            most :data:`~saq_wrappers.vqvae.config.MAX_HIDDEN_LAYERS` (16) of them; the whole
+            model at most :data:`~saq_wrappers.io.MAX_MODEL_VALUES` parameters.
         state_conditioned: ``False`` is the "no state" ablation (SAQ Table 3).
         codebook_weight, commitment_weight: weights of the two VQ terms of SAQ eq. 7 (1.0, 1.0).
         learning_rate: Adam step size (3e-4).
-        batch_size: minibatch size (256).
-        seed: seeds weights, k-means++ init, minibatches and restarts (bit-reproducible).
+        batch_size: minibatch size (256); a dataset of fewer rows uses all its rows per
+            minibatch (with a warning).
+        seed: seeds weights, k-means++ init, minibatches and restarts (bit-reproducible on
+            the same setup and thread count, see above).
         device: torch device for training and large-batch encode/decode.
         n_steps: default number of updates of :meth:`fit`
             (:data:`~saq_wrappers.vqvae.config.DEFAULT_N_STEPS`).
         dead_code_restart: restart codes unused over a window of updates (on by default).
         restart_every: window length, in updates, of the dead-code check.
         restart_until: fraction of training after which no more restarts happen.
-        codebook_init: ``"kmeans++"`` (from data embeddings) or ``"uniform"`` (``U(+-1/K)``).
+        codebook_init: ``"kmeans++"`` (from data embeddings; above
+            :data:`~saq_wrappers.vqvae.training.KMEANS_MAX_CODES` codes, the embeddings of
+            random data rows, with a warning) or ``"uniform"`` (``U(+-1/K)``).
         log_every: updates between entries of the loss history.
     """
 
@@ -181,6 +203,7 @@ class VQVAEQuantizer:
         self.act_dim = int(self.action_space.shape[0])
         self._low = np.asarray(self.action_space.low, dtype=np.float32).copy()
         self._high = np.asarray(self.action_space.high, dtype=np.float32).copy()
+        check_model_size(self.config.model_state(self.obs_dim, self.act_dim), "the VQ-VAE")
         self.model = self._new_model()
         self._normalizer: Normalizer | None = None
         self.fit_summary: dict[str, Any] | None = None
@@ -222,13 +245,21 @@ class VQVAEQuantizer:
         *,
         n_steps: int | None = None,
         progress: bool = True,
+        clip_actions: bool = False,
     ) -> dict[str, Any]:
         """Train on ``(observations, actions)`` or on a :class:`~saq_wrappers.Transitions`.
 
-        Every call starts from the seeded initialisation (so the same seed and data give
-        bit-identical weights) and minimises SAQ eq. 7 with Adam for ``n_steps`` updates
-        (default: the constructor's ``n_steps``,
+        Every call starts from the seeded initialisation (so the same seed, data and setup give
+        bit-identical weights, see the class docstring) and minimises SAQ eq. 7 with Adam for
+        ``n_steps`` updates (default: the constructor's ``n_steps``,
         :data:`~saq_wrappers.vqvae.config.DEFAULT_N_STEPS`).
+
+        Decoded actions are clipped into ``action_space``, so actions outside it (beyond
+        :data:`BOUNDS_TOLERANCE` of each dimension's range) could never be reproduced: they
+        raise :class:`~saq_wrappers.errors.DataError`, or with ``clip_actions=True`` are clipped
+        into the bounds first (a warning counts the rows; the caller's array is untouched).
+        ``n_codes`` must not exceed the number of rows (the extra codes could never be used);
+        a ``batch_size`` above it is lowered to it (with a warning).
 
         Returns a dict with ``loss_history`` (every ``log_every`` updates: mean ``loss``,
         ``reconstruction``, ``codebook``, ``commitment``, and the window's ``perplexity`` and
@@ -238,9 +269,10 @@ class VQVAEQuantizer:
         from :func:`~saq_wrappers.metrics.reconstruction_stats` in the original action units).
         """
         obs, acts = self._fit_arrays(observations, actions)
+        acts = self._actions_in_bounds(acts, clip_actions)
         steps = self.config.n_steps if n_steps is None else n_steps
         check_int("n_steps", steps, 1)
-        cfg = self.config
+        cfg = self._config_for_rows(len(obs))
         started = time.perf_counter()
 
         normalizer = Normalizer.fit(obs, acts)
@@ -270,6 +302,8 @@ class VQVAEQuantizer:
             "final_reconstruction_loss": history[-1]["reconstruction"],
             "n_restarted_codes": int(sum(r["codes"] for r in restarts)),
             "n_restart_events": len(restarts),
+            "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__,
             **final,
         }
         self.fit_summary = summary
@@ -303,7 +337,54 @@ class VQVAEQuantizer:
             )
         check_finite(acts, "actions")
         # only read from here on (normalization makes new arrays): the caller's data are untouched
-        return obs.reshape(len(obs), -1), acts
+        return obs.reshape(len(obs), self.obs_dim), acts
+
+    def _actions_in_bounds(self, acts: np.ndarray, clip: bool) -> np.ndarray:
+        """``acts`` if every row lies within ``action_space`` (up to :data:`BOUNDS_TOLERANCE` of
+        each finite range); otherwise a clipped copy when ``clip``, else
+        :class:`~saq_wrappers.errors.DataError` naming how many rows are outside."""
+        finite_range = np.isfinite(self._low) & np.isfinite(self._high)
+        slack = np.where(finite_range, BOUNDS_TOLERANCE * (self._high - self._low), 0.0)
+        outside = ((acts < self._low - slack) | (acts > self._high + slack)).any(axis=1)
+        n_outside = int(outside.sum())
+        if n_outside == 0:
+            return acts
+        bounds = f"low={self._low.tolist()}, high={self._high.tolist()}"
+        if not clip:
+            raise DataError(
+                f"{n_outside} of {len(acts)} action rows lie outside the action space bounds "
+                f"({bounds}; actions range over [{acts.min():.6g}, {acts.max():.6g}]): decoded "
+                "actions are clipped into these bounds, so the quantizer could never reproduce "
+                "them. Check the action scaling or the action space, or pass clip_actions=True "
+                "to clip them into the bounds"
+            )
+        warnings.warn(
+            f"clip_actions=True: clipped {n_outside} of {len(acts)} action rows into the "
+            f"action space bounds ({bounds}) before fitting",
+            UserWarning,
+            stacklevel=3,
+        )
+        return np.clip(acts, self._low, self._high)
+
+    def _config_for_rows(self, n_rows: int) -> QuantizerConfig:
+        """The config to fit ``n_rows`` rows with: ``n_codes <= n_rows`` is required, and a
+        ``batch_size`` above ``n_rows`` is lowered to it (minibatches are drawn with replacement,
+        so a larger one only costs memory: ``10**9`` would not fit in it)."""
+        cfg = self.config
+        if cfg.n_codes > n_rows:
+            raise DataError(
+                f"n_codes={cfg.n_codes} is more than the {n_rows} data rows: at most {n_rows} "
+                f"codes could ever be used; expected n_codes <= {n_rows} (or more data)"
+            )
+        if cfg.batch_size > n_rows:
+            warnings.warn(
+                f"batch_size={cfg.batch_size} is more than the {n_rows} data rows: using "
+                f"minibatches of {n_rows} rows",
+                UserWarning,
+                stacklevel=3,
+            )
+            cfg = replace(cfg, batch_size=n_rows)
+        return cfg
 
     def _final_health(self, obs: np.ndarray, acts: np.ndarray) -> dict[str, Any]:
         """Codebook health (SAQ has none; we report it) and reconstruction on all fitted rows."""
@@ -330,7 +411,7 @@ class VQVAEQuantizer:
                 f"obs has {len(batch)} rows but actions has {len(acts)}: expected equal lengths"
             )
         check_finite(acts, "actions")
-        return self._encode_flat(batch.reshape(len(batch), -1), acts)
+        return self._encode_flat(batch.reshape(len(batch), self.obs_dim), acts)
 
     @torch.no_grad()
     def _encode_flat(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
@@ -376,7 +457,7 @@ class VQVAEQuantizer:
                 check_indices(np.asarray([code]), self.config.n_codes, 1)
             return decoder.decode_one(o[0], code)
         idx = check_indices(index, self.config.n_codes, batch)
-        flat = o.reshape(batch, -1)
+        flat = o.reshape(batch, self.obs_dim)
         if batch <= NUMPY_MAX_ROWS:
             return decoder.decode(flat, idx)
         return self._decode_torch(flat, idx)
@@ -398,7 +479,7 @@ class VQVAEQuantizer:
         """All ``K`` decoded actions at each state, ``(B, K, act_dim)``, and an all-True mask."""
         self._require_fitted("candidates")
         batch = as_observation_batch(obs, self.observation_space, "obs")
-        flat = batch.reshape(len(batch), -1)
+        flat = batch.reshape(len(batch), self.obs_dim)
         k = self.config.n_codes
         rows = np.repeat(flat, k, axis=0)
         codes = np.tile(np.arange(k, dtype=np.int64), len(flat))
@@ -410,7 +491,7 @@ class VQVAEQuantizer:
         self._require_fitted("decode_torch")
         batch = as_observation_batch(obs, self.observation_space, "obs")
         idx = check_indices(index, self.n, len(batch))
-        return self._decode_torch(batch.reshape(len(batch), -1), idx)
+        return self._decode_torch(batch.reshape(len(batch), self.obs_dim), idx)
 
     def decode_numpy(self, obs: np.ndarray, index: np.ndarray) -> np.ndarray:
         """:meth:`decode` forced through the numpy path (for checking and benchmarking)."""
@@ -418,7 +499,7 @@ class VQVAEQuantizer:
         batch = as_observation_batch(obs, self.observation_space, "obs")
         idx = check_indices(index, self.n, len(batch))
         assert self._numpy_decoder is not None
-        return self._numpy_decoder.decode(batch.reshape(len(batch), -1), idx)
+        return self._numpy_decoder.decode(batch.reshape(len(batch), self.obs_dim), idx)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights + metadata (spaces, config, normalization, version, fit summary) to one
@@ -449,24 +530,18 @@ class VQVAEQuantizer:
 
         With ``env`` (or ``observation_space``/``action_space``) the spaces are checked against
         the checkpoint's and :class:`~saq_wrappers.errors.SpaceMismatchError` is raised if they
-        differ. A missing, corrupted or foreign file raises
-        :class:`~saq_wrappers.errors.CheckpointError`.
+        differ. A missing, corrupted, forged or foreign file raises
+        :class:`~saq_wrappers.errors.CheckpointError`; every size in its header is checked
+        against the tensors it stores before the model is built
+        (:func:`~saq_wrappers.vqvae.checkpoint.read_quantizer_checkpoint`).
         """
         checkpoint = read_quantizer_checkpoint(path)
         where = str(path)
-        try:
-            quantizer = cls(
-                checkpoint.observation_space,
-                checkpoint.action_space,
-                **checkpoint.config,
-                device=device,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise CheckpointError(
-                f"{where!r} has malformed {CHECKPOINT_KIND} metadata ({error})"
-            ) from error
-        normalizer = Normalizer.from_json(
-            checkpoint.normalization, quantizer.obs_dim, quantizer.act_dim
+        quantizer = cls(
+            checkpoint.observation_space,
+            checkpoint.action_space,
+            **asdict(checkpoint.config),
+            device=device,
         )
         quantizer.model.load_state_dict(
             checked_model_state(checkpoint.tensors, quantizer.model, where)
@@ -474,7 +549,7 @@ class VQVAEQuantizer:
         quantizer.model.eval()
         quantizer.fit_summary = checkpoint.fit_summary
         quantizer.metadata = checkpoint.user_metadata
-        quantizer._set_normalizer(normalizer)
+        quantizer._set_normalizer(checkpoint.normalizer)
         if env is not None:
             observation_space = env.observation_space
             action_space = env.action_space
@@ -491,16 +566,7 @@ class VQVAEQuantizer:
         """A freshly initialised module, seeded by ``generator`` (default: the config's seed)."""
         if generator is None:
             generator = torch.Generator().manual_seed(self.config.seed)
-        cfg = self.config
-        return StateConditionedVQVAE(
-            self.obs_dim,
-            self.act_dim,
-            cfg.n_codes,
-            embedding_dim=cfg.embedding_dim,
-            hidden_sizes=cfg.hidden_sizes,
-            state_conditioned=cfg.state_conditioned,
-            generator=generator,
-        ).to(self.device)
+        return self.config.new_model(self.obs_dim, self.act_dim, generator).to(self.device)
 
     def _set_normalizer(self, normalizer: Normalizer) -> None:
         """Mark the quantizer fitted with ``normalizer`` and rebuild the numpy decoder from the

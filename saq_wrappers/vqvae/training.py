@@ -7,11 +7,13 @@ training, so the final codebook settles). Both keep all ``K`` codes in use, so t
 space offline RL sees (SAQ eq. 5) really has ``K`` actions.
 
 Everything random is drawn from the two generators passed in, in a fixed order, so a seeded fit
-is bit-identical from run to run (on one thread, on the same device).
+is bit-identical from run to run on the same device, torch build and number of torch threads
+(another thread count sums floats in another order: the weights then differ by rounding).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -21,10 +23,14 @@ from saq_wrappers.metrics import code_usage_from_counts
 from saq_wrappers.vqvae.config import QuantizerConfig
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 
-__all__ = ["kmeans_plus_plus", "restart_dead_codes", "train_vqvae"]
+__all__ = ["KMEANS_MAX_CODES", "kmeans_plus_plus", "restart_dead_codes", "train_vqvae"]
 
 #: Data rows whose embeddings seed the k-means++ codebook initialisation.
 KMEANS_SAMPLE_ROWS = 4096
+#: Largest codebook k-means++ initialises (about 2 s on one CPU core at this size; the cost
+#: grows as ``K * rows``). Larger codebooks start at the embeddings of ``K`` distinct random
+#: data rows instead, with a warning.
+KMEANS_MAX_CODES = 4096
 #: The loss parts averaged between two entries of the loss history, in this order.
 LOSS_PARTS = ("loss", "reconstruction", "codebook", "commitment")
 
@@ -54,12 +60,28 @@ def init_codebook_kmeans_plus_plus(
     rng: np.random.Generator,
 ) -> None:
     """Set the codebook to k-means++ seeds among the encoder embeddings of (up to
-    :data:`KMEANS_SAMPLE_ROWS`) data rows, so every code starts where data embeds."""
+    :data:`KMEANS_SAMPLE_ROWS`) data rows, so every code starts where data embeds.
+
+    A codebook above :data:`KMEANS_MAX_CODES` (which needs ``K <= rows``, checked by the
+    quantizer) starts at the embeddings of ``K`` distinct random rows instead: k-means++ would
+    take minutes with no progress shown.
+    """
     n_rows = len(obs_t)
-    sample = rng.choice(n_rows, size=min(n_rows, KMEANS_SAMPLE_ROWS), replace=False)
+    k = model.n_codes
+    sample = rng.choice(n_rows, size=min(n_rows, max(KMEANS_SAMPLE_ROWS, k)), replace=False)
     index = torch.from_numpy(np.sort(sample)).to(obs_t.device)
     embeddings = model.embed(obs_t[index], act_t[index]).cpu().numpy()
-    chosen = kmeans_plus_plus(embeddings.astype(np.float64), model.n_codes, rng)
+    if k <= KMEANS_MAX_CODES:
+        chosen = kmeans_plus_plus(embeddings.astype(np.float64), k, rng)
+    else:
+        warnings.warn(
+            f"codebook_init='kmeans++' is skipped for n_codes={k} > {KMEANS_MAX_CODES} (its "
+            f"cost grows with K): the codes start at the embeddings of {k} distinct random data "
+            "rows instead",
+            UserWarning,
+            stacklevel=4,  # the caller of VQVAEQuantizer.fit
+        )
+        chosen = rng.permutation(len(sample))[:k]
     model.codebook.copy_(torch.from_numpy(embeddings[chosen]))
 
 
@@ -101,7 +123,8 @@ def train_vqvae(
     Returns ``(history, restarts)``: every ``log_every`` updates the mean ``loss``,
     ``reconstruction``, ``codebook`` and ``commitment`` terms with the window's ``perplexity`` and
     ``dead_codes`` (:func:`~saq_wrappers.metrics.code_usage_from_counts`), and one
-    ``{"step", "codes"}`` entry per dead-code restart event.
+    ``{"step", "codes"}`` entry per dead-code restart event. ``config.batch_size`` must not
+    exceed the rows (the quantizer lowers it).
     """
     cfg = config
     device = obs_t.device

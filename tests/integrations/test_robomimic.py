@@ -278,7 +278,7 @@ def test_observation_layout_is_recorded_with_the_quantizer(tmp_path: Path) -> No
     layout = robomimic_layout(src, obs_keys=keys)
     data = load_robomimic(src, obs_keys=keys)
     quantizer = VQVAEQuantizer(gym.spaces.Box(-np.inf, np.inf, (layout.obs_dim,), np.float32),
-                               gym.spaces.Box(-1, 1, (data.action_dim,), np.float32), n_codes=4,
+                               gym.spaces.Box(-11, 11, (data.action_dim,), np.float32), n_codes=4,
                                hidden_sizes=(8,), embedding_dim=4, n_steps=5)
     quantizer.fit(data, progress=False)
     quantizer.metadata["observation_layout"] = layout.to_json()

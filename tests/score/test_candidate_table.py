@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from saq_wrappers.errors import CheckpointError, DataError
+from saq_wrappers.io import temp_prefix
 from saq_wrappers.score import CandidateTable, ScoreSupportSampler, precompute_candidate_table
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
@@ -57,14 +60,21 @@ def test_interrupted_precompute_resumes_and_never_reads_partial_chunks(
     with pytest.raises(KeyboardInterrupt):
         precompute_candidate_table(sampler, OBS, folder, chunk_size=5, batch_size=5, progress=False)
     assert len(list(folder.glob("chunk_*.safetensors"))) == 2
-    # A half-written chunk left by a crash in the middle of a write: it must be ignored.
-    (folder / ".chunk_000002.safetensors.abc123.tmp").write_bytes(b"\x00garbage")
+    # A half-written chunk left by a writer killed in the middle of a write: it must be ignored,
+    # and removed on resume since its writer is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stray = folder / (temp_prefix(folder / "chunk_000002.safetensors", pid=dead.pid) + "abc123.tmp")
+    stray.write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match="incomplete"):
         CandidateTable.load(folder)
     monkeypatch.setattr(sampler, "_sample_seeded", real)
     calls["n"] = 0
     resumed = precompute_candidate_table(sampler, OBS, folder, chunk_size=5, batch_size=5, progress=False)
-    assert not list(folder.glob(".chunk_*.tmp"))
+    assert not stray.exists() and not list(folder.glob(".*.tmp"))
+    stray.write_bytes(b"\x00garbage")  # also removed when no chunk is left to write
+    precompute_candidate_table(sampler, OBS, folder, chunk_size=5, batch_size=5, progress=False)
+    assert not stray.exists()
     fresh = precompute_candidate_table(sampler, OBS, tmp_path / "fresh", chunk_size=5, batch_size=5, progress=False)
     np.testing.assert_array_equal(resumed.actions, fresh.actions)
     np.testing.assert_array_equal(resumed.log_lik, fresh.log_lik)
