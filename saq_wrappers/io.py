@@ -283,6 +283,9 @@ def read_checkpoint_header(
         CheckpointError: the file is missing, corrupted, foreign or of another kind.
     """
     source = Path(path)
+    if source.is_dir():
+        raise CheckpointError(f"checkpoint {str(source)!r} is a folder: expected a checkpoint file "
+                              "(e.g. quantizer.safetensors)")
     if not source.is_file():
         raise CheckpointError(f"checkpoint {str(source)!r} does not exist")
     try:

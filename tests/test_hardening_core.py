@@ -424,3 +424,12 @@ def test_fit_is_bit_identical_for_the_same_thread_count(tmp_path: Path) -> None:
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert meta_a["normalization"] == meta_b["normalization"]
     assert json.dumps(meta_a["fit_summary"]["usage"]) == json.dumps(meta_b["fit_summary"]["usage"])
+
+
+def test_loading_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    from saq_wrappers import ScoreSupportSampler, VQVAEQuantizer
+    from saq_wrappers.errors import CheckpointError
+
+    for cls in (VQVAEQuantizer, ScoreSupportSampler):
+        with pytest.raises(CheckpointError, match="is a folder: expected a checkpoint file"):
+            cls.load(tmp_path)
