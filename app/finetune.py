@@ -17,11 +17,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import VecEnv
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.experts import default_cache_dir
@@ -41,6 +40,9 @@ from .generate import MODEL_FILE_HELP, TRUST_MODEL_PICKLE_HELP, generate_dataset
 from .outputs import resolve_run_folder, run_folder
 from .pipeline import ArtifactStore, ExperimentOutcome, run_experiment
 from .plots import pyplot, save_figure
+
+if TYPE_CHECKING:  # SB3 itself is imported through saq_wrappers.integrations (its gym notice silenced)
+    from stable_baselines3.common.vec_env import VecEnv
 
 __all__ = [
     "ARMS",
