@@ -9,8 +9,11 @@ on every 10th dataset state and in ``--episodes`` seeded episodes:
 * how often eq. 10's choice is the dataset's code, and how often it is a code pi_beta gives
   < 0.1% (``out-of-support``);
 * at how many states some out-of-support code has a higher Q than the dataset's code;
-* the return of each acting rule: eq. 10 as the authors run it (lambda 0.1, clip -8), without
-  the clip, with lambda 1, restricted to codes pi_beta supports, and pi_beta's own argmax.
+* the return of each acting rule: eq. 10 as the authors run it (lambda 0.1, clip -8; argmax and
+  sampled), without the clip, with lambda 1, restricted to codes pi_beta supports, under eq. 9's
+  KL constraint solved per state (the library's default since this diagnosis; argmax and
+  sampled, several budgets), and pi_beta's own argmax;
+* the mean mass each rule puts on out-of-support codes.
 
 Usage (a Minari dataset folder, e.g. made by ``saq data generate``)::
 
@@ -35,6 +38,7 @@ import torch
 from saq_wrappers.app.datasets import DatasetSpec, load_dataset
 from saq_wrappers.app.pipeline import flush_denormals
 from saq_wrappers.integrations.d3rlpy import registry, to_discrete_dataset, train_with_budget
+from saq_wrappers.integrations.d3rlpy.torch.iql_impl import iql_policy_logits
 from saq_wrappers.integrations.d3rlpy.torch.utility import stack_q_values
 from saq_wrappers.integrations.d3rlpy.training import seed_everything
 from saq_wrappers.io import atomic_output
@@ -45,17 +49,30 @@ RESULTS = Path(__file__).resolve().parent / "results" / "saq_iql_diagnosis.json"
 #: pi_beta mass below which a code counts as out of the data's support at a state.
 OUT_OF_SUPPORT = 1e-3
 
-Rule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-RULES: dict[str, Rule] = {
-    "eq. 10, lambda 0.1, log pi_beta clipped at -8 (the preset)": lambda a, lb: a / 0.1 + lb.clamp(min=-8.0),
-    "eq. 10, lambda 0.1, no clip": lambda a, lb: a / 0.1 + lb,
-    "eq. 10, lambda 1, clip -8": lambda a, lb: a / 1.0 + lb.clamp(min=-8.0),
-    "eq. 10, lambda 0.1, only codes with pi_beta >= 1%":
-        lambda a, lb: torch.where(lb >= np.log(0.01), a / 0.1 + lb, torch.full_like(lb, -1e9)),
+Rule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _eq10(temperature: float, kl_budget: float | None = None) -> Rule:
+    """Eq. 10's logits from (advantage, log pi_beta), through the library's own function."""
+    return lambda a, lb: iql_policy_logits(a, torch.zeros_like(a[:, :1]), lb, temperature, -8.0, kl_budget)
+
+
+def _restricted(threshold: Callable[[torch.Tensor], torch.Tensor]) -> Rule:
+    return lambda a, lb: torch.where(threshold(lb), a / 0.1 + lb, torch.full_like(lb, -1e9))
+
+
+#: name -> (logits rule, sample a code from softmax(logits) instead of taking the argmax)
+RULES: dict[str, tuple[Rule, bool]] = {
+    "eq. 10, lambda 0.1, log pi_beta clipped at -8 (the authors' rule), argmax": (_eq10(0.1), False),
+    "eq. 10, lambda 0.1, clip -8 (the authors' rule), sampled as their scripts do": (_eq10(0.1), True),
+    "eq. 10, lambda 0.1, no clip": (lambda a, lb: a / 0.1 + lb, False),
+    "eq. 10, lambda 1, clip -8": (_eq10(1.0), False),
+    "eq. 10, lambda 0.1, only codes with pi_beta >= 1%": (_restricted(lambda lb: lb >= np.log(0.01)), False),
     "eq. 10, lambda 0.1, only codes with pi_beta >= 10% of its max":
-        lambda a, lb: torch.where(lb >= lb.max(1, keepdim=True).values + np.log(0.1), a / 0.1 + lb,
-                                  torch.full_like(lb, -1e9)),
-    "argmax pi_beta (behavior cloning from the same model)": lambda a, lb: lb,
+        (_restricted(lambda lb: lb >= lb.max(1, keepdim=True).values + np.log(0.1)), False),
+    **{f"eq. 10 under eq. 9's constraint KL <= {eps:g} per state, {'sampled' if sample else 'argmax'}":
+       (_eq10(0.1, eps), sample) for eps in (0.03, 0.1, 0.3, 1.0) for sample in (False, True)},
+    "argmax pi_beta (behavior cloning from the same model)": (lambda a, lb: lb, False),
 }
 
 
@@ -113,15 +130,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "rules": {},
     }
-    for name, rule in RULES.items():
-        picks = rule(advantage, log_behavior).argmax(1)
+    for name, (rule, sample) in RULES.items():
+        logits = rule(advantage, log_behavior)
+        picks = logits.argmax(1)
         returns = []
+        generator = torch.Generator().manual_seed(args.seed)
         for episode in range(args.episodes):
             observation, _ = env.reset(seed=args.seed + episode)
             done, total = False, 0.0
             while not done:
                 _, a, lb = parts(observation[None])
-                code = int(rule(a, lb).argmax(1)[0])
+                step_logits = rule(a, lb)
+                code = int(torch.multinomial(torch.softmax(step_logits, 1), 1, generator=generator)[0, 0]
+                           if sample else step_logits.argmax(1)[0])
                 action = quantizer.decode(observation[None].astype(np.float32), np.array([code]))[0]
                 observation, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
@@ -133,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "normalized score": float(100 * (mean - data.random_return) / (data.expert_return - data.random_return)),
             "picks the dataset code": float((picks == codes).float().mean()),
             "picks an out-of-support code": float(outside.gather(1, picks.view(-1, 1)).float().mean()),
+            "mean policy mass on out-of-support codes":
+                float((torch.softmax(logits, 1) * outside.float()).sum(1).mean()),
         }
     result["seconds"] = time.perf_counter() - started
     RESULTS.parent.mkdir(exist_ok=True)

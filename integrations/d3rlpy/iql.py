@@ -29,6 +29,8 @@ eqs. 9-10: :func:`expectile_loss`, :func:`iql_policy_logits`) is in
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import Optional
 
 import numpy as np
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
@@ -49,9 +51,14 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     DiscreteIQLModules,
     expectile_loss,
     iql_policy_logits,
+    kl_constrained_temperature,
 )
 
+#: ``eps`` of SAQ eq. 9 that acting enforces at every state (nats); see ``DiscreteIQLConfig``.
+DEFAULT_KL_BUDGET = 0.1
+
 __all__ = [
+    "DEFAULT_KL_BUDGET",
     "DiscreteActionSpaceError",
     "DiscreteIQL",
     "DiscreteIQLConfig",
@@ -59,6 +66,7 @@ __all__ = [
     "DiscreteIQLModules",
     "expectile_loss",
     "iql_policy_logits",
+    "kl_constrained_temperature",
 ]
 
 
@@ -80,10 +88,17 @@ class DiscreteIQLConfig(LearnableConfig):
       stationary, so by the end of ``fit`` it is as trained as a separate phase of the same
       length would make it, and one ``fit(n_steps)`` call stays the whole recipe.
 
-    Acting: ``pi*(k|s) ∝ exp((min_j Qbar_j(s,k) - V(s)) / temperature + max(log pi_beta(k|s),
-    log_behavior_min))`` (SAQ eq. 10; ``temperature`` is the Lagrange multiplier ``lambda``).
-    The advantage uses the target critics because ``V`` regresses on them, so ``A`` is measured
-    on one scale. ``predict`` is its argmax, ``sample_action`` samples it, and
+    Acting: ``pi*(k|s) ∝ exp((min_j Qbar_j(s,k) - V(s)) / lambda(s) + max(log pi_beta(k|s),
+    log_behavior_min))`` (SAQ eq. 10). ``lambda(s)`` is eq. 9's Lagrange multiplier solved per
+    state so that ``KL(pi* || pi_beta) <= kl_budget`` (never below ``temperature``); with
+    ``kl_budget=None`` it is the constant ``temperature``, as in the authors' code. Why the
+    budget is the default: the critics are trained only at each state's dataset code, so
+    ``Q(s, k)`` at the codes a state never takes is an extrapolation, and with a constant
+    ``lambda = 0.1`` an extrapolated advantage of one unit outweighs any ``log pi_beta``. On
+    narrow data that policy follows the extrapolations and collapses (hopper-expert: normalized
+    -0.2 with the constant, 24.5 with the budget, 25.4 for pi_beta's own argmax;
+    ``benchmarks/diagnose_saq_iql.py``). The advantage uses the target critics because ``V``
+    regresses on them, so ``A`` is measured on one scale. ``predict`` is its argmax, ``sample_action`` samples it, and
     ``predict_value(x, k)`` returns ``Q(s, k)`` (mean of the critics), as in d3rlpy.
 
     Args:
@@ -101,8 +116,11 @@ class DiscreteIQLConfig(LearnableConfig):
         tau: soft target update rate.
         n_critics: number of critics (min over their targets).
         expectile: expectile of ``V`` (0.7-0.9 in SAQ's runs).
-        temperature: ``lambda`` of SAQ eq. 10 (0.1 by default in the authors' code).
+        temperature: ``lambda`` of SAQ eq. 10 (0.1 by default in the authors' code); with a
+            ``kl_budget``, the smallest ``lambda`` used.
         log_behavior_min: lower clip of ``log pi_beta`` in eq. 10 (-8 in the authors' code).
+        kl_budget: ``eps`` of SAQ eq. 9 in nats, enforced exactly at every state when acting
+            (:func:`kl_constrained_temperature`); ``None`` for the authors' constant ``lambda``.
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -120,6 +138,13 @@ class DiscreteIQLConfig(LearnableConfig):
     expectile: float = 0.7
     temperature: float = 0.1
     log_behavior_min: float = -8.0
+    kl_budget: Optional[float] = DEFAULT_KL_BUDGET
+
+    def __post_init__(self) -> None:
+        if self.kl_budget is not None and not (math.isfinite(self.kl_budget) and self.kl_budget > 0):
+            raise ValueError(f"kl_budget must be a finite number > 0 or None, got {self.kl_budget!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteIQL":
         return DiscreteIQL(self, device, enable_ddp)
@@ -180,6 +205,7 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             expectile=config.expectile,
             temperature=config.temperature,
             log_behavior_min=config.log_behavior_min,
+            kl_budget=config.kl_budget,
             compiled=self.compiled,
             device=self._device,
         )

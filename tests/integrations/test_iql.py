@@ -17,6 +17,7 @@ from saq_wrappers.integrations.d3rlpy.iql import (
     DiscreteIQLConfig,
     expectile_loss,
     iql_policy_logits,
+    kl_constrained_temperature,
 )
 
 from two_step_mdp import EYE, K, P_GOOD, R_GOOD, two_step_dataset
@@ -107,7 +108,7 @@ def test_expectile_loss_is_minimized_at_the_expectile(tau: float) -> None:
 def test_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
     torch.manual_seed(3)
     # temperature 1 so no probability is numerically 0/1; a high clip so clipping is exercised
-    algo = small_config(temperature=0.7, log_behavior_min=-1.3).create(device="cpu:0")
+    algo = small_config(temperature=0.7, log_behavior_min=-1.3, kl_budget=None).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(200), n_steps=50)
     x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     modules = algo.impl.modules
@@ -141,7 +142,84 @@ def test_iql_policy_logits_function() -> None:
     log_beta = torch.log(torch.tensor([[0.5, 0.5 - 1e-6, 1e-6]]))
     logits = iql_policy_logits(q, v, log_beta, temperature=0.5, log_behavior_min=-8.0)
     expected = torch.tensor([[1.0, 3.0, -1.0]]) + torch.tensor([[np.log(0.5), np.log(0.5 - 1e-6), -8.0]])
-    torch.testing.assert_close(logits, expected.float())
+    # the logits are eq. 10 up to a per-state constant (the clipped pi_beta is renormalized)
+    torch.testing.assert_close(torch.log_softmax(logits, 1), torch.log_softmax(expected.float(), 1))
+
+
+def _kl(logits: torch.Tensor, log_beta: torch.Tensor) -> torch.Tensor:
+    log_pi = torch.log_softmax(logits, 1)
+    return (log_pi.exp() * (log_pi - log_beta)).sum(1)
+
+
+def test_kl_constrained_temperature_solves_eq9_exactly() -> None:
+    torch.manual_seed(0)
+    advantages = 5 * torch.randn(256, 16, dtype=torch.float64)
+    log_beta = torch.log_softmax(2 * torch.randn(256, 16, dtype=torch.float64), 1)
+    for budget in (0.01, 0.1, 1.0):
+        lam = kl_constrained_temperature(advantages, log_beta, min_temperature=0.1, kl_budget=budget)
+        kl = _kl(advantages / lam + log_beta, log_beta)
+        active = lam.view(-1) > 0.1
+        # eq. 9's constraint holds everywhere and is active (KL = budget) where lambda was raised
+        assert (kl <= budget * (1 + 1e-6)).all()
+        torch.testing.assert_close(kl[active], torch.full_like(kl[active], budget), rtol=1e-4, atol=0)
+        # where the floor lambda already satisfies the budget, it is kept
+        assert (_kl(advantages[~active] / 0.1 + log_beta[~active], log_beta[~active]) <= budget).all()
+        assert active.any()
+    # no rows: an empty (0, 1) answer
+    assert kl_constrained_temperature(advantages[:0], log_beta[:0], 0.1, 0.1).shape == (0, 1)
+
+
+def test_kl_budget_is_validated() -> None:
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="kl_budget"):
+            DiscreteIQLConfig(kl_budget=bad)
+    with pytest.raises(ValueError, match="temperature"):
+        DiscreteIQLConfig(temperature=0.0)
+
+
+def unseen_codes_dataset(n_states: int = 64, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
+    """One-step episodes that pay -5 at every state; the data takes codes 0 and 1 only.
+
+    IQL trains Q only at dataset codes, so Q(s, 2) and Q(s, 3) stay near their initial ~0:
+    five units *above* every value the data supports. That is the SAQ-IQL collapse in
+    miniature: the critic's values at codes a state never takes are extrapolations.
+    """
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(n_states, 3)).astype(np.float32)
+    codes = (states[:, 0] > 0).astype(np.int64)
+    repeats = 20
+    return d3rlpy.dataset.MDPDataset(
+        np.repeat(states, repeats, axis=0),
+        np.repeat(codes, repeats),
+        np.full(n_states * repeats, -5.0, dtype=np.float32),
+        np.ones(n_states * repeats, dtype=np.float32),
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
+        action_size=K,
+    )
+
+
+def test_eq10_never_picks_codes_the_data_never_takes() -> None:
+    dataset = unseen_codes_dataset()
+    states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
+    seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
+    torch.manual_seed(0)
+    algo = small_config().create(device="cpu:0")
+    quiet_fit(algo, dataset, n_steps=1500)
+    # the premise: unseen codes look better than the data's code to the critic
+    q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
+    assert (q[:, 2:].max(axis=1) > q[np.arange(len(states)), seen] + 3).all()
+    picks = algo.predict(states)
+    probs = algo.predict_policy(states)
+    np.testing.assert_array_equal(picks, seen)
+    assert probs[:, 2:].sum(axis=1).max() < 0.05
+    assert np.isin(algo.sample_action(np.repeat(states, 50, axis=0)), [2, 3]).mean() < 0.05
+    # the authors' fixed lambda = 0.1 on the same networks follows the extrapolation (the collapse)
+    x = torch.from_numpy(states)
+    modules = algo.impl.modules
+    with torch.no_grad():
+        q_min = torch.minimum(*[f(x).q_value for f in modules.targ_q_funcs])
+        logits = iql_policy_logits(q_min, modules.value_func(x), modules.behavior_policy(x).logits, 0.1, -8.0, None)
+    assert (logits.argmax(1).numpy() >= 2).mean() > 0.9
 
 
 # ---- learning ---------------------------------------------------------------------------------
@@ -151,7 +229,8 @@ def test_learns_the_optimal_codes_and_the_expectile_value(trained: DiscreteIQL) 
     # optimal code 0 at s0 (leads to sG), code 1 at sG, although the data mostly holds others
     assert list(trained.predict(EYE[:2])) == [0, 1]
     probs = trained.predict_policy(EYE)
-    assert probs[0, 0] > 0.9 and probs[1, 1] > 0.9
+    # eq. 9's budget (0.1 nats) lets the policy lean towards the better code, not jump to it
+    assert probs[0, 0] > 0.4 and probs[1, 1] > 0.4
     # the never-seen code 3 gets (almost) no mass anywhere
     assert probs[:, 3].max() < 0.05
     # V(sG) is the 0.8-expectile of Q(sG, code) under the behavior codes, not their mean (0.44)

@@ -18,7 +18,13 @@ from torch.optim import Optimizer
 
 from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
 
-__all__ = ["DiscreteIQLImpl", "DiscreteIQLModules", "expectile_loss", "iql_policy_logits"]
+__all__ = [
+    "DiscreteIQLImpl",
+    "DiscreteIQLModules",
+    "expectile_loss",
+    "iql_policy_logits",
+    "kl_constrained_temperature",
+]
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -31,23 +37,84 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     return (weight * diff.pow(2)).mean()
 
 
+def _policy_kl(advantages: torch.Tensor, log_behavior: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """``KL(pi_lambda || pi_beta)`` per row, ``pi_lambda ∝ pi_beta exp(A / lambda)`` (SAQ eq. 10)."""
+    log_policy = torch.log_softmax(advantages / temperature + log_behavior, dim=1)
+    return (log_policy.exp() * (log_policy - log_behavior)).sum(dim=1, keepdim=True)
+
+
+def kl_constrained_temperature(
+    advantages: torch.Tensor,
+    log_behavior: torch.Tensor,
+    min_temperature: float,
+    kl_budget: float,
+    iterations: int = 40,
+) -> torch.Tensor:
+    """Per-state ``lambda(s)`` (B, 1) at which eq. 10's policy meets eq. 9's constraint.
+
+    SAQ eq. 10 is the Lagrangian solution of eq. 9, ``max_pi E_pi[A] s.t. KL(pi || pi_beta) <=
+    eps``; its multiplier ``lambda`` is a property of each state, not a constant. With K codes the
+    constraint can be solved exactly: ``KL(lambda)`` falls monotonically from the KL of the
+    advantage's argmax (``lambda -> 0``) to 0 (``lambda -> inf``), so ``lambda(s)`` is
+    ``min_temperature`` where that already satisfies the budget and otherwise the root of
+    ``KL(lambda) = kl_budget``, found by bisection in ``log lambda``. The upper end of the
+    bracket, ``range(A) / sqrt(8 eps)``, is feasible by Hoeffding's lemma (``KL <= range^2 /
+    (8 lambda^2)``), and the returned value is always the feasible end of the final bracket.
+
+    Why it matters: a fixed small ``lambda`` lets an advantage of a few units outweigh any
+    ``log pi_beta``, so eq. 10 follows critic values at codes the data never took at ``s``
+    (extrapolations, since IQL trains ``Q`` only at dataset codes); the budget caps how far the
+    policy may move from ``pi_beta`` at every state, whatever the critic's scale.
+
+    Args:
+        advantages: ``A(s, k)`` (B, K).
+        log_behavior: normalized ``log pi_beta(k|s)`` (B, K).
+        min_temperature: the smallest ``lambda`` used (the config's ``temperature``).
+        kl_budget: ``eps`` of eq. 9, > 0.
+        iterations: bisection steps (the bracket shrinks by 2^-iterations in log space).
+    """
+    floor = torch.full_like(advantages[:, :1], float(min_temperature))
+    if advantages.shape[0] == 0:
+        return floor
+    spread = (advantages.max(dim=1, keepdim=True).values - advantages.min(dim=1, keepdim=True).values)
+    ceiling = torch.maximum(floor, spread / (8.0 * kl_budget) ** 0.5)
+    low, high = floor.log(), ceiling.log()
+    feasible_at_floor = _policy_kl(advantages, log_behavior, floor) <= kl_budget
+    for _ in range(iterations):
+        middle = 0.5 * (low + high)
+        over = _policy_kl(advantages, log_behavior, middle.exp()) > kl_budget
+        low = torch.where(over, middle, low)
+        high = torch.where(over, high, middle)
+    return torch.where(feasible_at_floor, floor, high.exp())
+
+
 def iql_policy_logits(
     q_values: torch.Tensor,
     values: torch.Tensor,
     behavior_log_probs: torch.Tensor,
     temperature: float,
     log_behavior_min: float,
+    kl_budget: float | None = None,
 ) -> torch.Tensor:
     """Unnormalized log-probabilities of SAQ eq. 10: ``A(s,k)/lambda + max(log pi_beta, min)``.
 
     ``q_values`` (B, K), ``values`` (B, 1) or (B,), ``behavior_log_probs`` (B, K). The clip of
     ``log pi_beta`` at ``log_behavior_min`` (-8 in the authors' code) keeps a code that the
     behavior net gives vanishing mass from being excluded outright by numerical noise.
+
+    ``kl_budget=None`` uses ``lambda = temperature`` at every state (the authors' code). A budget
+    ``eps`` solves eq. 9's constraint per state instead (:func:`kl_constrained_temperature`, with
+    ``temperature`` as the smallest ``lambda``), against the clipped and renormalized ``pi_beta``
+    that the logits use.
     """
     if values.dim() == 1:
         values = values.unsqueeze(1)
     advantages = q_values - values
-    return advantages / temperature + behavior_log_probs.clamp(min=log_behavior_min)
+    log_behavior = torch.log_softmax(behavior_log_probs.clamp(min=log_behavior_min), dim=1)
+    if kl_budget is None:
+        return advantages / temperature + log_behavior
+    lam = kl_constrained_temperature(advantages, log_behavior, temperature, kl_budget)
+    return advantages / lam + log_behavior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +149,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         expectile: float,
         temperature: float,
         log_behavior_min: float,
+        kl_budget: float | None,
         compiled: bool,
         device: str,
     ):
@@ -97,6 +165,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         self._expectile = expectile
         self._temperature = temperature
         self._log_behavior_min = log_behavior_min
+        self._kl_budget = kl_budget
         self._compute_critic_grad = (
             CudaGraphWrapper(self.compute_critic_grad) if compiled else self.compute_critic_grad
         )
@@ -151,7 +220,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
             values = self._modules.value_func(x)
             behavior_log_probs = self._modules.behavior_policy(x).logits
             return iql_policy_logits(
-                q_values, values, behavior_log_probs, self._temperature, self._log_behavior_min
+                q_values, values, behavior_log_probs, self._temperature, self._log_behavior_min, self._kl_budget
             )
 
     @eval_api
