@@ -152,7 +152,16 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
         tiny_grid(["SAQ-XYZ"])
 
     runs = build_suite("ablation-k", Path("/data"))
-    assert len({r.run_id for r in runs}) == len(runs) == 12  # 3 algorithms x K in {16, 32, 64, 128}
+    # 3 algorithms x K in {16, 32, 64, 128} x 3 seeds, at the standard budget on its data
+    assert len({r.run_id for r in runs}) == len(runs) == 36
+    assert {r.steps for r in runs} == {20_000} and {r.seed for r in runs} == {0, 1, 2}
+    assert {r.dataset.source for r in runs} == {"/data/minari/saqbench-std/hopper-expert-v0"}
+    standard = build_suite("standard", Path("/data"))
+    assert len(standard) == 5 * 9 * 3
+    assert {r.dataset.name for r in standard} == {
+        "hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert", "lift-mm"}
+    # X and SAQ-X: same updates and networks
+    assert {(r.steps, r.hidden) for r in standard} == {(20_000, (256, 256))}
     assert all(RunSpec.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in runs)
     state = build_suite("ablation-state", Path("/data"))
     assert {(r.quantizer.n_codes, r.quantizer.state_conditioned) for r in state} == {(16, True), (16, False)}

@@ -1,8 +1,8 @@
 """Running a grid of runs: a local spawn process pool (default), in-process, or Ray tasks.
 
-The grid runs in two phases: first the shared artifacts its unfinished runs need (one task per
-quantizer / ARQ table, so two SAQ runs on the same data never fit the same quantizer twice),
-then the runs. Finished runs (a result file with the same fingerprint) are skipped; a run whose
+The grid runs seed by seed (so an interrupted grid already holds whole tables), each seed in
+two phases: first the shared artifacts its unfinished runs need (one task per quantizer / ARQ
+table, so two SAQ runs on the same data never fit the same quantizer twice), then the runs. Finished runs (a result file with the same fingerprint) are skipped; a run whose
 task fails is reported and retried on the next invocation.
 """
 
@@ -191,6 +191,11 @@ def run_grid(
         f"({len(artifact_runs)} shared artifacts first) on backend {backend!r} with {workers} worker(s)")
     if todo:
         with EXECUTORS[backend](workers) as executor:
-            _execute(executor, todo, artifact_runs, out, device, summary, started, log)
+            # seed by seed: a grid interrupted after seed 0 already holds a whole table
+            for seed in sorted({r.seed for r in todo}):
+                group = [r for r in todo if r.seed == seed]
+                keys = {artifact_key(r) for r in group}
+                needed = [r for r in artifact_runs if artifact_key(r) in keys]
+                _execute(executor, group, needed, out, device, summary, started, log)
     summary.seconds = time.perf_counter() - started
     return summary

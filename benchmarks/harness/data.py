@@ -65,17 +65,18 @@ def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True)
 
         generate_dataset(
             str(model), item["env_id"], dataset_id, item["recipe"], n_steps=item["n_steps"],
+            n_episodes=item["n_episodes"],
             medium_model=str(medium) if item["recipe"] != "expert" else None,
             seed=0, root=root, progress=progress,
         )
         lines.append(f"wrote {item['name']}: {folder}")
     if plan["lift_demos"]:
-        path = data_dir / f"lift_ph_{plan['lift_demos']}.hdf5"
+        path = data_dir / plan["lift_file"]
         if path.is_file():
-            lines.append(f"kept lift-ph: {path}")
+            lines.append(f"kept {path.stem}: {path}")
         else:
             from saq_wrappers.integrations.robomimic import generate_lift_demos
 
             stats = generate_lift_demos(path, plan["lift_demos"], seed=0, progress=progress)
-            lines.append(f"wrote lift-ph: {path} ({stats['n_demos']} demos, mean length {stats['mean_length']:.0f})")
+            lines.append(f"wrote {path.stem}: {path} ({stats['n_demos']} demos, mean length {stats['mean_length']:.0f})")
     return lines

@@ -29,7 +29,9 @@ RunSpec = ExperimentSpec
 
 # ---------------------------------------------------------------------------------- suites
 #: Suites ``python -m benchmarks.run --suite`` knows.
-SUITES = ("tiny", "small", "paper", "ablation-state", "ablation-k", "ablation-penalty")
+SUITES = ("tiny", "small", "standard", "paper", "ablation-state", "ablation-k", "ablation-penalty")
+#: Suites on the standard suite's data and budget (the ablations re-run SAQ Tables 3-4 on it).
+STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state")
 MAIN_ALGOS = ("BC", "CQL", "IQL", "SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC", "ARQ")
 
 
@@ -37,7 +39,7 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     """The datasets of a suite, as ``prepare`` writes them under ``data_dir``."""
     minari = data_dir / "minari"
     # the paper suite's datasets are 10x larger: another Minari namespace, never mixed up
-    namespace = "saqbench-full" if suite == "paper" else "saqbench"
+    namespace = "saqbench-full" if suite == "paper" else "saqbench-std" if suite in STANDARD_FAMILY else "saqbench"
 
     def loco(env: str, recipe: str) -> DatasetSpec:
         name = f"{env}-{recipe}"
@@ -53,6 +55,15 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
             DatasetSpec(name="lift-ph", kind="robomimic", source=str(data_dir / "lift_ph_100.hdf5"),
                         paper_key="robomimic-lift-ph", horizon=200, filter_key="train"),
         ]
+    if suite == "standard":
+        return [
+            loco("hopper", "expert"),
+            loco("walker2d", "expert"),
+            loco("halfcheetah", "expert"),
+            loco("hopper", "medium-expert"),
+            DatasetSpec(name="lift-mm", kind="robomimic", source=str(data_dir / f"lift_mm_{STANDARD_LIFT_DEMOS}.hdf5"),
+                        paper_key="robomimic-lift-ph", horizon=200, filter_key="train"),
+        ]
     if suite == "paper":
         sets = [loco(env, recipe) for env in ("hopper", "halfcheetah", "walker2d")
                 for recipe in ("expert", "medium-expert", "medium")]
@@ -66,10 +77,19 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     raise DataError(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
 
 
-#: Data each suite's ``prepare`` generates: (name, env, recipe, steps, expert model, medium model).
+#: Gradient updates of every run of the ``standard`` suite and its ablations.
+STANDARD_STEPS = 20_000
+#: Expert episodes of each narrow locomotion dataset of the ``standard`` suite (medium-expert:
+#: as many medium episodes again).
+STANDARD_EXPERT_EPISODES = 10
+#: Scripted Lift demonstrations of the ``standard`` suite (multi-modal approach paths).
+STANDARD_LIFT_DEMOS = 30
+
+
 def prepare_plan(suite: str) -> dict[str, Any]:
-    """What ``prepare`` must generate for ``suite`` (zoo models are paths relative to ``--zoo``)."""
-    small = suite in ("small", "ablation-k", "ablation-state", "ablation-penalty")
+    """What ``prepare`` must generate for ``suite`` (zoo models are paths relative to ``--zoo``):
+    per locomotion dataset its env, recipe, budget (``n_steps`` or ``n_episodes``) and zoo agents."""
+    small = suite in ("small", "ablation-penalty")
     steps = 10_000 if small else 100_000
     plan: list[dict[str, Any]] = []
     envs = {"hopper": "Hopper", "halfcheetah": "HalfCheetah", "walker2d": "Walker2d"}
@@ -78,14 +98,18 @@ def prepare_plan(suite: str) -> dict[str, Any]:
             continue
         env, recipe = ds.name.split("-", 1)
         title = envs[env]
+        share = 2 if recipe == "medium-expert" else 1
+        budget = (dict(n_episodes=share * STANDARD_EXPERT_EPISODES, n_steps=None) if suite in STANDARD_FAMILY
+                  else dict(n_steps=share * steps, n_episodes=None))
         plan.append(dict(
             name=ds.name, env_id=f"{title}-v5", recipe=recipe,
             dataset_id="/".join(Path(ds.source).parts[-2:]),
-            n_steps=2 * steps if recipe == "medium-expert" else steps,
-            model=f"tqc/{title}-v3/model.zip", medium_model=f"sac/{title}-v3/model.zip",
+            model=f"tqc/{title}-v3/model.zip", medium_model=f"sac/{title}-v3/model.zip", **budget,
         ))
     lift = [ds for ds in suite_datasets(suite, Path(".")) if ds.kind == "robomimic"]
-    return {"minari": plan, "lift_demos": (100 if small else 200) if lift else 0}
+    demos = STANDARD_LIFT_DEMOS if suite == "standard" else (100 if small else 200)
+    return {"minari": plan, "lift_demos": demos if lift else 0,
+            "lift_file": Path(lift[0].source).name if lift else None}
 
 
 def build_suite(
@@ -108,13 +132,22 @@ def build_suite(
                     arq=ARQSettings(n_samples=4, hidden=32, n_blocks=1, ode_steps=2, fit_steps=100,
                                     fit_batch=256, fit_lr=3e-3, kth=2))
         default_algos, default_seeds = ["BC", "SAQ-BC"], [0]
+    elif suite in STANDARD_FAMILY:
+        # the standard budget: 20,000 updates for every algorithm (X and SAQ-X alike), 256-256
+        # networks everywhere, the library's default quantizer (K=64, 512-512, 5,000 updates),
+        # a 16-sample ARQ table; 10 final episodes and an 8-point learning curve of 3 episodes.
+        base = dict(steps=STANDARD_STEPS, hidden=(256, 256), evaluation=EvaluationSettings(10, 8, 3),
+                    quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=5000),
+                    arq=ARQSettings(n_samples=16, hidden=256, n_blocks=3, ode_steps=6, fit_steps=10_000,
+                                    fit_batch=512, fit_lr=1e-3, kth=5))
+        default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
     elif suite == "paper":
         base = dict(steps=200_000, hidden=None, evaluation=EvaluationSettings(10, 10, 5),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=20_000),
                     arq=ARQSettings(n_samples=30, fit_steps=100_000))
         default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
     else:
-        # small and the ablations: 256-256 networks everywhere (the IQL size of the authors),
+        # small and the penalty ablation: 256-256 networks everywhere (the IQL size of the authors),
         # one short budget, a quick quantizer and a small ARQ sampler.
         base = dict(steps=4000, hidden=(256, 256), evaluation=EvaluationSettings(5, 4, 2),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(256, 256), steps=3000),
