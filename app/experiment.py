@@ -79,18 +79,21 @@ class ARQSettings:
 class EvaluationSettings:
     """How a run is scored: ``episodes`` final episodes, seeded from the run's seed plus
     ``seed_offset``, and a learning curve of ``curve_points`` evaluations (0: none) of
-    ``curve_episodes`` episodes each."""
+    ``curve_episodes`` episodes each; ``greedy`` acts by the policy's argmax, else by sampling it."""
 
     episodes: int = 10
     curve_points: int = 5
     curve_episodes: int = 2
     seed_offset: int = 0
+    greedy: bool = True
 
     def __post_init__(self) -> None:
         _check_positive("eval episodes", self.episodes)
         _check_positive("curve points", self.curve_points, minimum=0)
         _check_positive("curve episodes", self.curve_episodes)
         _check_positive("evaluation seed offset", self.seed_offset, minimum=0)
+        if not isinstance(self.greedy, bool):
+            raise DataError(f"evaluation greedy must be true or false, got {self.greedy!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +162,8 @@ class ExperimentSpec:
         extra = [f"K={self.quantizer.n_codes}"]
         if not self.quantizer.state_conditioned:
             extra.append("no state")
+        if not self.evaluation.greedy:
+            extra.append("sampled")
         return f"{self.algo} ({', '.join(extra)})"
 
     @property
@@ -168,6 +173,8 @@ class ExperimentSpec:
         variant = ""
         if self.is_saq:
             variant = f"-K{self.quantizer.n_codes}" + ("" if self.quantizer.state_conditioned else "-nostate")
+        if not self.evaluation.greedy:
+            variant += "-sampled"
         penalty = "-penalty" if self.track_penalty else ""
         return f"{self.dataset.name}__{algo}{variant}{penalty}__seed{self.seed}"
 
@@ -193,9 +200,13 @@ class ExperimentSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of every setting that changes a result (not ``tag``, nor how the data may be
-        fetched or its env rebuilt): equal fingerprints mean the same run."""
+        fetched or its env rebuilt): equal fingerprints mean the same run. Settings added after
+        results were written (``evaluation.greedy``) are left out at their default, so those
+        results stay valid."""
         data = self.to_dict()
         data.pop("tag", None)
+        if data["evaluation"].get("greedy", True):
+            data["evaluation"].pop("greedy", None)
         for permission in ("download", "trust_env_spec"):
             data["dataset"].pop(permission, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -257,7 +257,7 @@ def run_experiment(
             if monitor is not None:
                 monitor.record(trained, int(trained.grad_step))
             result = evaluate_algo(trained, env, action_set, n_episodes=ev.curve_episodes,
-                                   seed=spec.seed + 10_000, progress=False)
+                                   seed=spec.seed + 10_000, progress=False, greedy=ev.greedy)
             return score_of(spec, data, result)
 
         say(f"training {spec.label} ({_budget_text(spec)})")
@@ -266,7 +266,7 @@ def run_experiment(
                                    n_evaluations=max(1, ev.curve_points), progress=progress, desc=spec.label)
         eval_started = time.perf_counter()
         final = evaluate_algo(algo, env, action_set, n_episodes=ev.episodes, seed=spec.seed + ev.seed_offset,
-                              progress=False)
+                              progress=False, greedy=ev.greedy)
         eval_seconds = time.perf_counter() - eval_started
     finally:
         env.close()

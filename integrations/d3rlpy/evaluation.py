@@ -35,15 +35,19 @@ def evaluate_algo(
     n_episodes: int = 10,
     seed: int = 0,
     progress: bool = True,
+    greedy: bool = True,
 ) -> EvaluationResult:
-    """Greedy (``algo.predict``) returns over ``n_episodes`` seeded episodes.
+    """Returns over ``n_episodes`` seeded episodes, acting greedily (``algo.predict``) or, with
+    ``greedy=False``, by sampling the algorithm's policy (``algo.sample_action``; the authors
+    sample SAQ-IQL's codes from eq. 10).
 
     With ``action_set``, the algorithm is a discrete one on codes and acts through
     ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly.
     """
     target = SAQActionWrapper(env, action_set) if action_set is not None else env
+    act = algo.predict if greedy else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:
-        return np.asarray(algo.predict(observations.astype(np.float32)))
+        return np.asarray(act(observations.astype(np.float32)))
 
     return evaluate(policy, target, n_episodes=n_episodes, seed=seed, progress=progress)
