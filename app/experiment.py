@@ -156,23 +156,28 @@ class ExperimentSpec:
 
     @property
     def label(self) -> str:
-        """Algorithm name with the variant an ablation changes (K, no-state)."""
+        """Algorithm name with the variant an ablation changes (K, no-state, a quantizer budget
+        other than the library's default, sampled acting)."""
         if not self.is_saq:
             return self.algo
         extra = [f"K={self.quantizer.n_codes}"]
         if not self.quantizer.state_conditioned:
             extra.append("no state")
+        if self.quantizer.steps != QuantizerSettings.steps:
+            extra.append(f"{self.quantizer.steps:,} quantizer updates")
         if not self.evaluation.greedy:
             extra.append("sampled")
         return f"{self.algo} ({', '.join(extra)})"
 
     @property
     def run_id(self) -> str:
-        """File-name key: dataset, algorithm, variant, seed."""
+        """File-name key: dataset, algorithm, variant (as in :attr:`label`), seed."""
         algo = self.algo.replace("+", "p")
         variant = ""
         if self.is_saq:
             variant = f"-K{self.quantizer.n_codes}" + ("" if self.quantizer.state_conditioned else "-nostate")
+            if self.quantizer.steps != QuantizerSettings.steps:
+                variant += f"-q{self.quantizer.steps}"
         if not self.evaluation.greedy:
             variant += "-sampled"
         penalty = "-penalty" if self.track_penalty else ""

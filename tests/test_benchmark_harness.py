@@ -70,10 +70,10 @@ def test_tiny_grid_writes_json_table_plot_and_resumes(cache: Path, tmp_path: Pat
     saq = next(r for r in document["runs"] if r["algo"] == "SAQ-BC")
     assert saq["quantizer"]["n_codes"] == 8 and saq["quantizer"]["codes_used"] >= 1
     table = (out / "results.md").read_text()
-    assert "| pendulum-expert |" in table and "BC" in table and "SAQ-BC (K=8)" in table
+    assert "| pendulum-expert |" in table and "BC" in table and "SAQ-BC (K=8, 200 quantizer updates)" in table
     assert "± 0.0" in table  # one seed: std 0
     assert (out / "learning_curves.png").read_bytes()[:8] == PNG_MAGIC
-    assert report["plots"] == ["learning_curves.png"]
+    assert report["plots"][:2] == ["learning_curves.png", "wall_clock_curves.png"]
 
     # resume: nothing is recomputed, no result file is touched
     mtimes = {r.run_id: result_path(out, r).stat().st_mtime_ns for r in runs}
@@ -162,6 +162,14 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
         "hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert", "lift-mm"}
     # X and SAQ-X: same updates and networks
     assert {(r.steps, r.hidden) for r in standard} == {(20_000, (256, 256))}
+    # the study shares the standard runs at the default quantizer and adds budgets and sampling
+    study = build_suite("quantizer-study", Path("/data"))
+    standard_ids = {r.run_id: r.fingerprint() for r in standard}
+    shared = [r for r in study if r.run_id in standard_ids]
+    assert len(shared) == 3 * 3 and all(standard_ids[r.run_id] == r.fingerprint() for r in shared)
+    assert {r.quantizer.steps for r in study} == {5000, 20_000, 50_000}
+    assert {r.algo for r in study if not r.evaluation.greedy} == {"SAQ-BC", "SAQ-IQL"}
+    assert len({r.run_id for r in study}) == len(study) == 3 * 3 * 3 + 2 * 3
     assert all(RunSpec.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in runs)
     state = build_suite("ablation-state", Path("/data"))
     assert {(r.quantizer.n_codes, r.quantizer.state_conditioned) for r in state} == {(16, True), (16, False)}
@@ -175,3 +183,22 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert paper_number("robomimic-lift-ph", "ARQ") == (98.0, "ARQ Tab. A.4")
     assert paper_number("hopper-expert-v2", "TD3+BC") is None
     assert paper_number(None, "CQL") is None
+
+
+def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    runs = build_suite("tiny", Path("."), algos=["BC"], seeds=[0, 1, 2, 3], steps=50)
+    (out).mkdir()
+    (out / "STOP").touch()  # left by an earlier invocation: a new one starts anyway
+
+    def stop_after_first(line: str) -> None:
+        if "[1/" in line:
+            (out / "STOP").touch()
+
+    first = run_grid(runs, out, backend="serial", log=stop_after_first)
+    # one run per seed, seed by seed: the stop is seen before the next seed starts
+    assert first.stopped and len(first.executed) == 1 and not first.failed
+    assert sum(result_path(out, r).is_file() for r in runs) == 1
+    second = run_grid(runs, out, backend="serial", log=quiet)
+    assert not second.stopped and len(second.executed) == 3 and len(second.skipped) == 1
+    assert all(result_path(out, r).is_file() for r in runs)

@@ -40,6 +40,12 @@ class GridSummary:
     skipped: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    stopped: bool = False
+
+
+#: A file of this name in the output folder asks a running grid to stop gracefully: tasks already
+#: running finish and are saved, none is started after them (``touch <out>/STOP``).
+STOP_FILE = "STOP"
 
 
 def _clean_stray(out: Path) -> int:
@@ -54,10 +60,15 @@ def _clean_stray(out: Path) -> int:
 
 
 class Executor:
-    """Runs tasks and yields their replies as they complete; a context manager."""
+    """Runs tasks and yields their replies as they complete; a context manager.
+    :meth:`cancel_pending` keeps every task not yet started from starting."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.cancelled = False
+
+    def cancel_pending(self) -> None:
+        self.cancelled = True
 
     def __enter__(self) -> "Executor":
         return self
@@ -75,6 +86,8 @@ class SerialExecutor(Executor):
     def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
         init_worker()
         for task in tasks:
+            if self.cancelled:
+                return
             yield execute_task(*task)
 
 
@@ -91,10 +104,16 @@ class LocalExecutor(Executor):
     def __exit__(self, *exc: Any) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def cancel_pending(self) -> None:
+        super().cancel_pending()
+        for future in getattr(self, "futures", []):
+            future.cancel()  # only futures not yet running can be cancelled
+
     def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        futures = [self.pool.submit(execute_task, *task) for task in tasks]
-        for future in cf.as_completed(futures):
-            yield future.result()
+        self.futures = [self.pool.submit(execute_task, *task) for task in tasks]
+        for future in cf.as_completed(self.futures):
+            if not future.cancelled():
+                yield future.result()
 
 
 class RayExecutor(Executor):
@@ -116,12 +135,20 @@ class RayExecutor(Executor):
         self.remote = ray.remote(num_cpus=1, max_retries=0)(execute_task)
         return self
 
+    def cancel_pending(self) -> None:
+        super().cancel_pending()
+        for ref in getattr(self, "pending", []):
+            self.ray.cancel(ref)  # a task not yet started never starts; a running one finishes
+
     def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        pending = [self.remote.remote(*task) for task in tasks]
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
+        self.pending = [self.remote.remote(*task) for task in tasks]
+        while self.pending:
+            done, self.pending = self.ray.wait(self.pending, num_returns=1)
             for ref in done:
-                yield self.ray.get(ref)
+                try:
+                    yield self.ray.get(ref)
+                except self.ray.exceptions.TaskCancelledError:
+                    continue
 
 
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "local": LocalExecutor, "ray": RayExecutor}
@@ -146,13 +173,24 @@ def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], 
 
 def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str,
              summary: GridSummary, started: float, log: Callable[[str], None]) -> None:
+    def stop_requested() -> bool:
+        if not summary.stopped and (out / STOP_FILE).exists():
+            summary.stopped = True
+            log(f"  {out / STOP_FILE} found: the running tasks finish, no new task starts")
+            executor.cancel_pending()
+        return summary.stopped
+
     if artifact_runs:
         for reply in executor.run([("artifact", r.to_dict(), str(out), device) for r in artifact_runs]):
+            stop_requested()
             if reply["ok"]:
                 log(f"  artifact ready: {reply['key']}")
             else:
                 log(f"  artifact FAILED ({reply['run_id']}): {reply['error']}")
+    if stop_requested():
+        return
     for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out), device) for r in todo]), start=1):
+        stop_requested()
         elapsed = time.perf_counter() - started
         if reply["ok"]:
             summary.executed.append(reply["run_id"])
@@ -184,6 +222,7 @@ def run_grid(
     out = Path(out).resolve()
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     _clean_stray(out)
+    (out / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier invocation
     started = time.perf_counter()
     finished, todo, artifact_runs = plan(runs, out)
     summary = GridSummary(skipped=[r.run_id for r in finished])
@@ -193,6 +232,8 @@ def run_grid(
         with EXECUTORS[backend](workers) as executor:
             # seed by seed: a grid interrupted after seed 0 already holds a whole table
             for seed in sorted({r.seed for r in todo}):
+                if summary.stopped:
+                    break
                 group = [r for r in todo if r.seed == seed]
                 keys = {artifact_key(r) for r in group}
                 needed = [r for r in artifact_runs if artifact_key(r) in keys]

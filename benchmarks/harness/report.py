@@ -1,30 +1,64 @@
 """``results.json``, ``results.md`` and the PNG plots of a grid, from its per-run result files.
 
-Scores are aggregated over seeds per (dataset, algorithm label) as mean ± std (population std;
-``n`` says how many seeds finished). The paper's number goes beside ours where one exists
-(:mod:`.paper`). Plots: learning curves (score against gradient steps, mean over seeds), the
-codebook-size curve (score against K, SAQ Table 4 dashed) when the grid varies K, the CQL
-penalty gap (SAQ Figure 2) when runs tracked it, and state vs no-state bars when present.
+What the report shows, and how it is computed (:mod:`.statistics`):
+
+* **Per dataset and algorithm**: the mean score over seeds with a 95% percentile-bootstrap
+  interval over seeds (``n`` says how many seeds finished), the paper's number beside it where
+  one exists (:mod:`.paper`); the "every group" table keeps mean ± std (population std), speed
+  and time.
+* **X against SAQ-X at equal gradient updates** (the suites give both the same budget): both
+  means, the difference with its bootstrap interval (seeds resampled independently), and the
+  paper's difference. TD3+BC stands in for SAQ-BRAC's BRAC.
+* **Across datasets**: the IQM per algorithm with stratified-bootstrap intervals, and
+  P(SAQ-X > X), from rliable, for algorithms whose seeds x datasets matrix is complete.
+* **At equal wall-clock**: per pair, the slower one's learning curve read at the training time
+  the faster one needed for its whole budget.
+* ``results.json`` carries all of it plus ``per_seed`` (one entry per run: score, steps, training
+  seconds, curve) and the full run records; ``runs/<run_id>.json`` are the per-run files.
+
+Plots: score against gradient steps and against training seconds per dataset (seed mean, band:
+min-max over seeds), the IQM intervals, the codebook-size curve (score against K, SAQ Table 4
+dashed) when the grid varies K, the CQL penalty gap (SAQ Figure 2) when runs tracked it, and
+state vs no-state bars when present.
+
+The report is rewritten while a suite runs: every table and plot works with missing runs, one
+seed, or datasets where only some algorithms finished.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from saq_wrappers.app.plots import plot_curves, pyplot, save_figure
+from saq_wrappers.app.plots import pyplot, save_figure
 from saq_wrappers.io import atomic_output
 
 from .paper import SAQ_TABLE4, paper_number
 from .runner import failure_path, load_result, machine
 from .spec import RunSpec
+from .statistics import (
+    AGGREGATE_REPS,
+    BOOTSTRAP_REPS,
+    IMPROVEMENT_REPS,
+    AggregateResult,
+    MissingDependencyError,
+    aggregate_iqm,
+    bootstrap_ci,
+    bootstrap_difference_ci,
+    equal_wall_clock,
+    pair_labels,
+    per_seed_record,
+)
 
 METRIC_NAMES = {"normalized": "normalized score", "success": "success rate (%)"}
+#: The paper's baseline for SAQ-BRAC, which d3rlpy lacks (TD3+BC stands in for it).
+PAPER_BASE = {"SAQ-BRAC": "BRAC"}
 
 
 def collect(runs: list[RunSpec], out: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -39,8 +73,10 @@ def collect(runs: list[RunSpec], out: Path) -> tuple[list[dict[str, Any]], dict[
     return results, failures
 
 
-def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (dataset, label): mean/std of the score over seeds and the paper's number."""
+def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
+              reps: int = BOOTSTRAP_REPS, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per (dataset, label): mean, bootstrap interval and std over seeds, speed, time and
+    the paper's number."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["dataset"], r["label"]), []).append(r)
@@ -48,16 +84,19 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (dataset, label), members in groups.items():
         spec = RunSpec.from_dict(members[0]["spec"])
         scores = np.array([m["score"] for m in members], dtype=float)
+        interval = bootstrap_ci(scores, confidence, reps, seed)
         paper = paper_number(spec.dataset.paper_key, spec.algo, spec.quantizer.n_codes,
                              spec.quantizer.state_conditioned) if spec.is_saq else \
             paper_number(spec.dataset.paper_key, spec.algo)
         q = [m.get("quantizer") or {} for m in members]
         rows.append({
             "dataset": dataset, "label": label, "algo": spec.algo, "metric": members[0]["metric"],
+            "paper_key": spec.dataset.paper_key,
             "n_codes": spec.quantizer.n_codes if spec.is_saq else None,
             "state_conditioned": spec.quantizer.state_conditioned if spec.is_saq else None,
             "seeds": [m["seed"] for m in members], "scores": scores.tolist(),
             "mean": float(scores.mean()), "std": float(scores.std()),
+            "ci_low": interval.low, "ci_high": interval.high, "confidence": confidence,
             "mean_return": float(np.mean([m["evaluation"]["mean_return"] for m in members])),
             "steps": float(np.mean([m["training"]["steps"] for m in members])),
             "updates_per_second": float(np.mean([m["training"]["updates_per_second"] for m in members])),
@@ -75,20 +114,60 @@ def _mean_or_none(values: list[Any]) -> Optional[float]:
     return float(np.mean(present)) if present else None
 
 
+def pair_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
+              seed: int = 0) -> list[dict[str, Any]]:
+    """X against SAQ-X per dataset where both finished: means, intervals, the difference with its
+    bootstrap interval, the updates and training seconds of each, and the paper's difference."""
+    by_key = {(r["dataset"], r["label"]): r for r in rows}
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        for base, saq in pair_labels(rows):
+            if (ds, base) not in by_key or (ds, saq) not in by_key:
+                continue
+            x, y = by_key[(ds, base)], by_key[(ds, saq)]
+            diff = bootstrap_difference_ci(x["scores"], y["scores"], confidence, reps, seed)
+            paper_x = x["paper"]
+            paper_base = base
+            if paper_x is None and y["algo"] in PAPER_BASE:
+                found = paper_number(y["paper_key"], PAPER_BASE[y["algo"]])
+                paper_x, paper_base = (found[0], PAPER_BASE[y["algo"]]) if found else (None, base)
+            out.append({
+                "dataset": ds, "x": base, "saq_x": saq,
+                "x_mean": x["mean"], "x_ci": [x["ci_low"], x["ci_high"]], "x_n": len(x["seeds"]),
+                "saq_mean": y["mean"], "saq_ci": [y["ci_low"], y["ci_high"]], "saq_n": len(y["seeds"]),
+                "difference": diff.point, "difference_ci": [diff.low, diff.high],
+                "x_steps": x["steps"], "saq_steps": y["steps"],
+                "x_train_seconds": x["train_seconds"], "saq_train_seconds": y["train_seconds"],
+                "paper_difference": (y["paper"] - paper_x) if (y["paper"] is not None and paper_x is not None)
+                else None,
+                "paper_base": paper_base,
+            })
+    return out
+
+
+# ---------------------------------------------------------------------------------- markdown
+def _interval(mean: float, low: float, high: float, n: int, digits: int = 1) -> str:
+    """``mean [low, high]``; one value has no interval to show."""
+    if n <= 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def _cell(row: dict[str, Any]) -> str:
-    text = f"{row['mean']:.1f} ± {row['std']:.1f}"
-    if len(row["seeds"]) > 1:
-        text += f" (n={len(row['seeds'])})"
-    if row["paper"] is not None:
-        text += f" [{row['paper']:.1f}]"
-    return text
+    n = len(row["seeds"])
+    extra = [f"n={n}"] + ([f"paper {row['paper']:.1f}"] if row["paper"] is not None else [])
+    return f"{_interval(row['mean'], row['ci_low'], row['ci_high'], n)} ({'; '.join(extra)})"
 
 
 def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], command: str,
-             missing: int = 0) -> str:
+             missing: int = 0, pairs: Optional[list[dict[str, Any]]] = None,
+             wall_clock: Optional[list[dict[str, Any]]] = None,
+             aggregate_result: Optional[AggregateResult] = None, aggregate_note: Optional[str] = None,
+             confidence: float = 0.95, reps: int = BOOTSTRAP_REPS) -> str:
     """The ``results.md`` text."""
     info = machine()
     load = f"{info['load_1min']:.1f}" if info["load_1min"] is not None else "?"
+    pct = f"{100 * confidence:g}%"
     lines = [
         f"# Benchmark harness: suite `{suite}`",
         "",
@@ -96,36 +175,88 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
         f"Written {_dt.datetime.now().isoformat(timespec='minutes')} on {platform.node()} "
         f"({info['cpus']} CPUs, 1-min load {load} at report time).",
         "",
-        "Score: D4RL-style normalized return (0 = random, 100 = the dataset's expert reference) for "
-        "locomotion; success rate in % for robomimic-style tasks. Mean ± std over seeds. "
-        "[bracketed]: the paper's number on the original D4RL / robomimic dataset (SAQ Tables 2, 4, 5; "
+        "**What was measured.** Each run trains one algorithm on one dataset with one seed for a fixed "
+        "number of gradient updates (the same for X and SAQ-X, with the same network sizes), then is "
+        "scored by a final evaluation. Score: D4RL-style normalized return (0 = random, 100 = the "
+        "dataset's expert reference) for locomotion; success rate in % for robomimic-style tasks. "
+        "Training seconds are wall-clock time of the updates only (evaluation excluded), measured on "
+        "this machine while other runs of the grid shared its cores, so they compare algorithms run "
+        "under the same conditions, not absolute speeds.",
+        "",
+        f"**Intervals.** `mean [low, high]`: mean over seeds with a {pct} percentile-bootstrap interval "
+        f"over seeds ({reps:,} resamples); `n` seeds finished (one seed: no interval). With 3 seeds "
+        "such an interval is narrow and optimistic: read it as the spread of the seeds we ran. "
+        "`paper`: the paper's number on the original D4RL / robomimic dataset (SAQ Tables 2, 4, 5; "
         "ARQ Table A.4); our datasets are generated stand-ins and our budgets are far shorter, so "
         "compare the X vs SAQ-X ordering, not the absolute values.",
+        "",
+        "Per-seed results: `per_seed` in `results.json` (score, updates, training seconds, learning "
+        "curve of every run) and one file per run in `runs/<run_id>.json`.",
         "",
     ]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     labels = list(dict.fromkeys(r["label"] for r in rows))
     by_key = {(r["dataset"], r["label"]): r for r in rows}
-    lines += ["## Scores", "", "| dataset | " + " | ".join(labels) + " |",
+    lines += ["## Scores per dataset", "", "| dataset | " + " | ".join(labels) + " |",
               "|---|" + "---|" * len(labels)]
     for ds in datasets:
         cells = [_cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
-    pairs = [(r["label"], r["label"].split(" (")[0].replace("SAQ-", "")) for r in rows if r["algo"].startswith("SAQ-")]
-    pair_lines = []
-    for ds in datasets:
-        for saq_label, base in dict.fromkeys(pairs):
-            if (ds, saq_label) in by_key and (ds, base) in by_key:
-                x, y = by_key[(ds, base)], by_key[(ds, saq_label)]
-                pair_lines.append(f"| {ds} | {base} vs {saq_label} | {x['mean']:.1f} | {y['mean']:.1f} | "
-                                  f"{y['mean'] - x['mean']:+.1f} | {_paper_delta(x, y)} |")
-    if pair_lines:
-        lines += ["", "## SAQ-X against X (same data, networks and update budget)", "",
-                  "| dataset | pair | X | SAQ-X | SAQ-X − X | paper's SAQ-X − X |", "|---|---|---|---|---|---|"]
-        lines += pair_lines
+
+    if pairs:
+        lines += ["", "## SAQ-X against X at equal gradient updates", "",
+                  "Same data, networks and number of updates. SAQ-X − X: difference of the seed means "
+                  f"with a {pct} bootstrap interval (the two algorithms' seeds resampled independently). "
+                  "TD3+BC is the closest continuous behaviour-regularised method d3rlpy has and stands in "
+                  "for the paper's BRAC baseline of SAQ-BRAC; the paper's difference for that pair is "
+                  "SAQ-BRAC − BRAC.",
+                  "", "| dataset | X | SAQ-X | X score | SAQ-X score | SAQ-X − X | updates X / SAQ-X | "
+                  "train s X / SAQ-X | paper's SAQ-X − X |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for p in pairs:
+            n = min(p["x_n"], p["saq_n"])
+            paper = "-" if p["paper_difference"] is None else (
+                f"{p['paper_difference']:+.1f}" + (f" (vs {p['paper_base']})" if p["paper_base"] != p["x"] else ""))
+            lines.append(
+                f"| {p['dataset']} | {p['x']} | {p['saq_x']} | "
+                f"{_interval(p['x_mean'], *p['x_ci'], p['x_n'])} (n={p['x_n']}) | "
+                f"{_interval(p['saq_mean'], *p['saq_ci'], p['saq_n'])} (n={p['saq_n']}) | "
+                f"{_signed_interval(p['difference'], *p['difference_ci'], n)} | "
+                f"{p['x_steps']:.0f} / {p['saq_steps']:.0f} | "
+                f"{p['x_train_seconds']:.0f} / {p['saq_train_seconds']:.0f} | {paper} |")
+
+    lines += ["", "## Aggregate across datasets (IQM)", ""]
+    lines += _aggregate_lines(aggregate_result, aggregate_note, pct)
+
+    if wall_clock:
+        lines += ["", "## At equal wall-clock", "",
+                  "Per pair, T = the mean training seconds the faster of X and SAQ-X needed for its whole "
+                  "update budget. The faster one is scored by its final evaluation; the slower one by the "
+                  "last point of each seed's learning curve at or before T (curve points use fewer "
+                  "evaluation episodes than the final score), averaged over the seeds that have one. "
+                  "\"no point yet\": the slower one's first curve point came after T.",
+                  "", "| dataset | X | SAQ-X | faster | T (s) | faster: final score (updates) | "
+                  "slower at T: score (updates, s of the point, seeds) | slower after its whole budget: "
+                  "score (s) | SAQ-X − X at T |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for w in wall_clock:
+            fast = w["fast_score"]
+            fast_text = f"{_interval(fast['point'], fast['low'], fast['high'], fast['n'])} ({w['fast_steps']:.0f})"
+            if w["slow_score"] is None:
+                slow_text, diff = "no point yet", "-"
+            else:
+                slow_text = (f"{w['slow_score']:.1f} ({w['slow_step']:.0f}, {w['slow_seconds']:.0f} s, "
+                             f"{w['slow_n']}/{w['slow_total']})")
+                sign = 1.0 if w["faster"] == w["saq_x"] else -1.0
+                diff = f"{sign * (fast['point'] - w['slow_score']):+.1f}"
+            lines.append(
+                f"| {w['dataset']} | {w['x']} | {w['saq_x']} | {w['faster']} | {w['seconds']:.0f} | "
+                f"{fast_text} | {slow_text} | {w['slow_final_score']:.1f} ({w['slow_train_seconds']:.0f} s) | "
+                f"{diff} |")
+
     lines += ["", "## Every group", "",
-              "| dataset | algorithm | metric | score | seeds | paper | mean return | updates | updates/s | "
-              "train s | eval s | quantizer recon. MSE / codes used |",
+              "| dataset | algorithm | metric | score (mean ± std) | seeds | paper | mean return | updates | "
+              "updates/s | train s | eval s | quantizer recon. MSE / codes used |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         paper = f"{r['paper']:.1f} ({r['paper_source']})" if r["paper"] is not None else "-"
@@ -144,28 +275,136 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
     return "\n".join(lines) + "\n"
 
 
-def _paper_delta(x: dict[str, Any], y: dict[str, Any]) -> str:
-    if x["paper"] is None or y["paper"] is None:
-        return "-"
-    return f"{y['paper'] - x['paper']:+.1f}"
+def _signed_interval(value: float, low: float, high: float, n: int) -> str:
+    if n <= 1:
+        return f"{value:+.1f}"
+    return f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def _aggregate_lines(result: Optional[AggregateResult], note: Optional[str], pct: str) -> list[str]:
+    if result is None:
+        return [f"Not computed: {note or 'no finished runs'}."]
+    lines = [
+        f"Interquartile mean (the mean of the middle 50% of all seed x dataset scores) over "
+        f"{len(result.tasks)} dataset(s) ({', '.join(result.tasks)}), with {pct} stratified-bootstrap "
+        f"intervals (seeds resampled within each dataset, {result.reps:,} resamples), computed with rliable "
+        "(Agarwal et al., NeurIPS 2021). Locomotion normalized scores and Lift success rates are both on "
+        "a 0-100 scale, so they are pooled as they are. Each algorithm enters with the seeds it finished "
+        "on every dataset (a complete seeds x datasets matrix); runs of other seeds wait until their seed "
+        "has finished everywhere.",
+        "",
+    ]
+    if result.iqm:
+        lines += ["| algorithm | IQM | seeds | scores pooled |", "|---|---|---|---|"]
+        for label, iv in sorted(result.iqm.items(), key=lambda item: -item[1].point):
+            lines.append(f"| {label} | {_interval(iv.point, iv.low, iv.high, len(result.seeds[label]))} | "
+                         f"{','.join(map(str, result.seeds[label]))} | {iv.n} |")
+    else:
+        lines.append("No algorithm has a complete seeds x datasets matrix yet.")
+    if result.dropped:
+        lines += ["", "Runs not in the aggregate yet:", ""]
+        lines += [f"- {label}: {reason}" for label, reason in result.dropped.items()]
+    if result.excluded:
+        lines += ["", "Left out of the aggregate:", ""]
+        lines += [f"- {label}: {reason}" for label, reason in result.excluded.items()]
+    if result.improvement:
+        lines += ["", f"Probability of improvement P(SAQ-X > X): the chance that a run of SAQ-X scores higher "
+                  f"than a run of X on a dataset picked at random (Mann-Whitney U, averaged over datasets), "
+                  f"with {pct} stratified-bootstrap intervals ({result.improvement_reps:,} resamples). 0.5 = no "
+                  "difference.", "",
+                  "| pair | P(SAQ-X > X) |", "|---|---|"]
+        for (x, y), iv in result.improvement.items():
+            lines.append(f"| {y} vs {x} | {_interval(iv.point, iv.low, iv.high, iv.n, digits=2)} |")
+    if result.improvement_note:
+        lines += ["", f"Probability of improvement: {result.improvement_note}."]
+    return lines
 
 
 # ---------------------------------------------------------------------------------- plots
-def plot_learning_curves(results: list[dict[str, Any]], path: Path) -> None:
-    """Score against gradient steps; one panel per dataset, one line per algorithm (seed mean)."""
-    panels: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for ds in dict.fromkeys(r["dataset"] for r in results):
-        members = [r for r in results if r["dataset"] == ds]
-        panels[ds] = {}
+#: One learning-curve line: x (seed mean), y (seed mean), y min and y max over seeds, seeds.
+Band = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
+def curve_bands(records: Sequence[dict[str, Any]], x_key: str) -> dict[str, dict[str, Band]]:
+    """Per dataset and label, the curves of its seeds combined at matching indices (truncated to
+    the shortest): x averaged (``step`` or ``seconds``), score mean, min and max over seeds."""
+    panels: dict[str, dict[str, Band]] = {}
+    for ds in dict.fromkeys(r["dataset"] for r in records):
+        members = [r for r in records if r["dataset"] == ds]
         for label in dict.fromkeys(r["label"] for r in members):
-            curves = [r["training"]["curve"] for r in members if r["label"] == label and r["training"]["curve"]]
-            if curves:
-                n = min(len(c) for c in curves)
-                steps = np.mean([[p["step"] for p in c[:n]] for c in curves], axis=0)
-                scores = np.mean([[p["score"] for p in c[:n]] for c in curves], axis=0)
-                panels[ds][label] = list(zip(steps.tolist(), scores.tolist()))
-    metric = METRIC_NAMES[results[0]["metric"]] if results else "score"
-    plot_curves(panels, path, "gradient steps", metric)
+            curves = [r["curve"] for r in members if r["label"] == label and r["curve"]]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            xs = np.array([[p[x_key] for p in c[:n]] for c in curves], dtype=float)
+            ys = np.array([[p["score"] for p in c[:n]] for c in curves], dtype=float)
+            panels.setdefault(ds, {})[label] = (xs.mean(0), ys.mean(0), ys.min(0), ys.max(0), len(curves))
+    return panels
+
+
+def _colors(labels: Sequence[str]) -> dict[str, Any]:
+    plt = pyplot()
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def plot_curve_bands(records: Sequence[dict[str, Any]], path: Path, x_key: str, xlabel: str) -> bool:
+    """One panel per dataset, one line per algorithm (seed mean) with a min-max band over seeds;
+    ``False`` (nothing written) when no run has a curve."""
+    panels = curve_bands(records, x_key)
+    if not panels:
+        return False
+    metrics = {r["dataset"]: r.get("metric") for r in records}
+    colors = _colors(list(dict.fromkeys(r["label"] for r in records)))
+    plt = pyplot()
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for axis, (ds, lines) in zip(axes.ravel(), panels.items()):
+        for label, (x, mean, low, high, n) in lines.items():
+            axis.plot(x, mean, marker="o", ms=3, color=colors[label], label=f"{label} (n={n})")
+            if n > 1:
+                axis.fill_between(x, low, high, color=colors[label], alpha=0.15, lw=0)
+        axis.set(title=ds, xlabel=xlabel, ylabel=METRIC_NAMES.get(metrics.get(ds) or "", "score"))
+        axis.legend(fontsize=7)
+    for axis in axes.ravel()[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle("line: mean over seeds; band: min-max over seeds", fontsize=9)
+    figure.tight_layout()
+    save_figure(figure, path)
+    return True
+
+
+def plot_learning_curves(records: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Score against gradient steps per dataset (seed mean, min-max band)."""
+    return plot_curve_bands(records, path, "step", "gradient steps")
+
+
+def plot_wall_clock_curves(records: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Score against training seconds per dataset (seed mean at matching curve points, seconds
+    averaged; evaluation time excluded)."""
+    return plot_curve_bands(records, path, "seconds", "training seconds (evaluation excluded)")
+
+
+def plot_iqm(result: AggregateResult, path: Path) -> bool:
+    """The IQM of each algorithm across datasets with its interval; ``False`` when none."""
+    if not result.iqm:
+        return False
+    items = sorted(result.iqm.items(), key=lambda item: item[1].point)
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(items) + 1.5))
+    y = np.arange(len(items))
+    points = np.array([iv.point for _, iv in items])
+    errors = np.array([[iv.point - iv.low for _, iv in items], [iv.high - iv.point for _, iv in items]])
+    axis.errorbar(points, y, xerr=errors, fmt="o", capsize=4)
+    axis.set_yticks(y, [label for label, _ in items], fontsize=8)
+    axis.set(xlabel="IQM of scores (0-100 scale)",
+             title=f"IQM across {len(result.tasks)} dataset(s), {100 * result.confidence:g}% stratified "
+                   "bootstrap CI")
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    save_figure(figure, path)
+    return True
 
 
 def plot_codebook_size(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -249,29 +488,61 @@ def plot_state_ablation(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def write_report(runs: list[RunSpec], out: Path, suite: str, command: str) -> dict[str, Any]:
-    """Write ``results.json``, ``results.md`` and the plots of ``runs`` into ``out``."""
+def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, confidence: float = 0.95,
+                 bootstrap_reps: int = BOOTSTRAP_REPS, aggregate_reps: int = AGGREGATE_REPS,
+                 improvement_reps: int = IMPROVEMENT_REPS, seed: int = 0,
+                 report_dir: Optional[Path] = None) -> dict[str, Any]:
+    """Write ``results.json``, ``results.md`` and the plots of the finished ``runs`` of ``out``
+    into ``report_dir`` (default ``out``; suites sharing one folder of runs report apart).
+
+    ``confidence``, ``*_reps`` and ``seed``: the bootstrap intervals (deterministic for a seed).
+    Without rliable the aggregate is left out (the report says how to install it); everything else
+    is still written.
+    """
     results, failures = collect(runs, out)
-    rows = aggregate(results)
-    text = markdown(suite, rows, failures, command, missing=len(runs) - len(results))
+    folder = report_dir if report_dir is not None else out
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [per_seed_record(r) for r in results]
+    rows = aggregate(results, confidence, bootstrap_reps, seed)
+    pairs = pair_rows(rows, confidence, bootstrap_reps, seed)
+    wall_clock = equal_wall_clock(records, confidence, bootstrap_reps, seed)
+    aggregate_result: Optional[AggregateResult] = None
+    aggregate_note: Optional[str] = None
+    if records:
+        try:
+            aggregate_result = aggregate_iqm(records, confidence, aggregate_reps, seed,
+                                             improvement_reps=improvement_reps)
+        except MissingDependencyError as error:
+            aggregate_note = str(error)
+    text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
+                    wall_clock=wall_clock, aggregate_result=aggregate_result, aggregate_note=aggregate_note,
+                    confidence=confidence, reps=bootstrap_reps)
     document = {
         "suite": suite, "command": command,
         "written": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
         "n_runs": len(runs), "n_finished": len(results), "failures": failures,
-        "summary": rows, "runs": results,
+        "statistics": {"confidence": confidence, "bootstrap_reps": bootstrap_reps,
+                       "aggregate_reps": aggregate_reps, "improvement_reps": improvement_reps, "seed": seed,
+                       "per_dataset": "percentile bootstrap of the mean over seeds"},
+        "summary": rows, "pairs": pairs, "equal_wall_clock": wall_clock,
+        "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
+        "per_seed": records, "runs": results,
     }
-    with atomic_output(out / "results.json") as tmp:
+    with atomic_output(folder / "results.json") as tmp:
         tmp.write_text(json.dumps(document, indent=1))
-    with atomic_output(out / "results.md") as tmp:
+    with atomic_output(folder / "results.md") as tmp:
         tmp.write_text(text)
     plots = []
-    if results:
-        plot_learning_curves(results, out / "learning_curves.png")
+    if plot_learning_curves(records, folder / "learning_curves.png"):
         plots.append("learning_curves.png")
-    if plot_codebook_size(rows, out / "codebook_size.png"):
+    if plot_wall_clock_curves(records, folder / "wall_clock_curves.png"):
+        plots.append("wall_clock_curves.png")
+    if aggregate_result is not None and plot_iqm(aggregate_result, folder / "iqm.png"):
+        plots.append("iqm.png")
+    if plot_codebook_size(rows, folder / "codebook_size.png"):
         plots.append("codebook_size.png")
-    if plot_penalty_gap(results, out / "penalty_gap.png"):
+    if plot_penalty_gap(results, folder / "penalty_gap.png"):
         plots.append("penalty_gap.png")
-    if plot_state_ablation(rows, out / "state_ablation.png"):
+    if plot_state_ablation(rows, folder / "state_ablation.png"):
         plots.append("state_ablation.png")
     return {"markdown": text, "plots": plots, "n_finished": len(results), "failures": failures}

@@ -112,6 +112,10 @@ def init_worker() -> None:
     import saq_wrappers.integrations.d3rlpy  # noqa: F401 - d3rlpy configures structlog on import
 
     torch.set_num_threads(1)
+    # a worker may rebuild an Adroit env: register gymnasium-robotics' envs where it is installed
+    from .real_suites import register_installed_robotics_envs
+
+    register_installed_robotics_envs()
     # d3rlpy logs every epoch at info level through structlog: keep warnings only
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 

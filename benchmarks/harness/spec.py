@@ -29,9 +29,14 @@ RunSpec = ExperimentSpec
 
 # ---------------------------------------------------------------------------------- suites
 #: Suites ``python -m benchmarks.run --suite`` knows.
-SUITES = ("tiny", "small", "standard", "paper", "ablation-state", "ablation-k", "ablation-penalty")
+SUITES = ("tiny", "small", "standard", "paper", "ablation-state", "ablation-k", "ablation-penalty",
+          "quantizer-study")
 #: Suites on the standard suite's data and budget (the ablations re-run SAQ Tables 3-4 on it).
-STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state")
+STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state", "quantizer-study")
+#: What limits the SAQ variants (issue 12, part 4): quantizer budgets and acting, on hopper-expert.
+STUDY_ALGOS = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL")
+STUDY_QUANTIZER_STEPS = (5000, 20_000, 50_000)
+STUDY_SAMPLED_ALGOS = ("SAQ-BC", "SAQ-IQL")
 MAIN_ALGOS = ("BC", "CQL", "IQL", "SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC", "ARQ")
 
 
@@ -70,7 +75,7 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
         sets.append(DatasetSpec(name="lift-ph", kind="robomimic", source=str(data_dir / "lift_ph_200.hdf5"),
                                 paper_key="robomimic-lift-ph", horizon=400, filter_key="train"))
         return sets
-    if suite in ("ablation-k", "ablation-penalty"):
+    if suite in ("ablation-k", "ablation-penalty", "quantizer-study"):
         return [loco("hopper", "expert")]
     if suite == "ablation-state":
         return [loco("hopper", "medium-expert")]
@@ -141,6 +146,8 @@ def build_suite(
                     arq=ARQSettings(n_samples=16, hidden=256, n_blocks=3, ode_steps=6, fit_steps=10_000,
                                     fit_batch=512, fit_lr=1e-3, kth=5))
         default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
+        if suite == "quantizer-study":
+            default_algos = list(STUDY_ALGOS)
     elif suite == "paper":
         base = dict(steps=200_000, hidden=None, evaluation=EvaluationSettings(10, 10, 5),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=20_000),
@@ -179,6 +186,18 @@ def build_suite(
                         q = dataclasses.replace(base["quantizer"], n_codes=16, state_conditioned=conditioned)
                         runs.append(RunSpec(ds, algo, seed, tag=suite, **{**base, "quantizer": q}))
                     continue
+                if suite == "quantizer-study" and not algos:
+                    # the quantizer's budget (the library's default fits 5,000 updates, the authors
+                    # 500 epochs), then greedy vs sampled acting at the default quantizer; K is
+                    # the ablation-k suite's
+                    if algo in STUDY_ALGOS:
+                        for q_steps in STUDY_QUANTIZER_STEPS:
+                            q = dataclasses.replace(base["quantizer"], steps=q_steps)
+                            runs.append(RunSpec(ds, algo, seed, tag=suite, **{**base, "quantizer": q}))
+                    if algo in STUDY_SAMPLED_ALGOS:
+                        evaluation = dataclasses.replace(base["evaluation"], greedy=False)
+                        runs.append(RunSpec(ds, algo, seed, tag=suite, **{**base, "evaluation": evaluation}))
+                    continue
                 if suite == "ablation-penalty" and not algos:
                     if algo not in ("CQL", "SAQ-CQL"):
                         continue
@@ -190,3 +209,4 @@ def build_suite(
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
     return runs
+
