@@ -9,14 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder of the checkout, not installed
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness.backends import plan, run_grid  # noqa: E402
 from benchmarks.harness.paper import paper_number  # noqa: E402

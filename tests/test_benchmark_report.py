@@ -15,9 +15,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder of the checkout, not installed
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness.report import curve_bands, write_report  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402

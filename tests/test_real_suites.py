@@ -25,8 +25,6 @@ import pytest
 from gymnasium.envs.registration import EnvSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `benchmarks` is a top-level folder of the checkout, not installed
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness.backends import run_grid  # noqa: E402
 from benchmarks.harness.real_suites import (  # noqa: E402
