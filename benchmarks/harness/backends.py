@@ -227,7 +227,7 @@ def run_grid(
     finished, todo, artifact_runs = plan(runs, out)
     summary = GridSummary(skipped=[r.run_id for r in finished])
     log(f"{len(runs)} runs: {len(finished)} finished, {len(todo)} to run "
-        f"({len(artifact_runs)} shared artifacts first) on backend {backend!r} with {workers} worker(s)")
+        f"({len(artifact_runs)} shared artifacts, each built before its seed's runs) on backend {backend!r} with {workers} worker(s)")
     if todo:
         with EXECUTORS[backend](workers) as executor:
             # seed by seed: a grid interrupted after seed 0 already holds a whole table
