@@ -293,7 +293,7 @@ def run_experiment(
         **info,
         "wall_seconds": time.perf_counter() - started,
         "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine(device),
     }
     return ExperimentOutcome(record=json.loads(json.dumps(result, default=_json_default)), algo=algo,
                              action_set=action_set, data=data, relabeled=relabeled, dataset=dataset)
@@ -316,11 +316,18 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def machine() -> dict[str, Any]:
-    """Where a run ran: host, CPU count, torch threads, load average."""
+def machine(device: Optional[str] = None) -> dict[str, Any]:
+    """Where a run ran: host, CPU count, torch threads, load average, and (given the run's torch
+    ``device``) that device, with the GPU's name on CUDA. Timings are comparable only between runs
+    on the same kind of device, so the benchmark report keys its wall-clock views on it."""
     try:
         load: Optional[float] = os.getloadavg()[0]
     except OSError:
         load = None
-    return {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "load_1min": load}
+    info: dict[str, Any] = {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "load_1min": load}
+    if device is not None:
+        info["device"] = str(device)
+        if str(device).startswith("cuda") and torch.cuda.is_available():
+            info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return info

@@ -27,6 +27,7 @@ re-exported here.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from typing import Any, Optional
 
@@ -53,6 +54,7 @@ from saq_wrappers.integrations.d3rlpy.torch.brac_impl import (
     brac_soft_value,
     categorical_kl,
 )
+from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
 
 __all__ = [
     "DiscreteBRAC",
@@ -83,6 +85,21 @@ class DiscreteBRACConfig(LearnableConfig):
     See the module docstring for how these signs relate to ``- beta KL(pi_phi || pi_beta)``:
     with ``alpha == beta`` the actor objective is exactly ``E_pi[Q] - beta KL``.
 
+    **The KL budget** (``kl_budget``, default 0.1 nats). A constant ``beta`` is a Lagrange
+    multiplier fixed in advance, and the critics are trained only at the dataset's code of each
+    state: wherever the extrapolated ``Q(s, k)`` of codes the data never takes spreads by more
+    than a few ``beta``, eq. 4's optimum ``pi ∝ pi_beta exp(Q / beta)`` moves onto them, eq. 3
+    then bootstraps from them, and the values diverge (standard hopper-expert: the KL grew to
+    5-7 nats, Q to about 800, and the score fell from 28 to 0). With a budget the actor's weight
+    at each state is raised to the smallest ``beta(s) >= beta`` whose optimum satisfies
+    ``KL(pi || pi_beta) <= kl_budget`` (solved exactly over the K codes,
+    :func:`~saq_wrappers.integrations.d3rlpy.torch.kl_constraint.kl_constrained_temperature`),
+    and ``alpha`` is scaled by the same factor, so eq. 4 keeps its form with a per-state
+    multiplier: BRAC's penalty read as the Lagrangian of its KL constraint, enforced exactly as
+    SAQ argues discrete actions allow. The critic target keeps the constant ``beta``: it sums over
+    ``pi_phi``, which the budget already keeps on the data's codes. ``None`` restores the
+    constant ``beta`` everywhere.
+
     ``pi_beta`` is trained by maximum likelihood on the codes as a **first phase** (SAQ sec. 4.2
     "we first learn a categorical ... behavior policy"): the first gradient steps of each
     ``fit`` / ``fitter`` call update only ``pi_beta``; afterwards it is frozen and the critics
@@ -110,6 +127,8 @@ class DiscreteBRACConfig(LearnableConfig):
         beta: weight of ``log pi_beta`` in eqs. 3 and 4 (the KL weight).
         alpha: weight of ``- log pi_phi`` in eq. 4 (``alpha == beta`` gives the exact KL).
         entropy_in_target: also put ``- alpha log pi_phi(k|s')`` in the critic target.
+        kl_budget: per-state bound on ``KL(pi || pi_beta)`` that sets the actor's weight at each
+            state (see above); ``None`` for the constant ``beta`` of eq. 4. Needs ``beta > 0``.
         behavior_pretrain_fraction: length of the ``pi_beta``-only first phase as a fraction of
             the ``n_steps`` of each ``fit`` (0.1; 10-20% is a good range), in ``[0, 1)``.
         behavior_pretrain_steps: a fixed length of that phase in gradient steps, overriding
@@ -135,6 +154,12 @@ class DiscreteBRACConfig(LearnableConfig):
     entropy_in_target: bool = False
     behavior_pretrain_fraction: float = 0.1
     behavior_pretrain_steps: Optional[int] = None
+    kl_budget: Optional[float] = DEFAULT_KL_BUDGET
+
+    def __post_init__(self) -> None:
+        check_kl_budget(self.kl_budget)
+        if self.kl_budget is not None and not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a finite number > 0 with a kl_budget, got {self.beta!r}")
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteBRAC":
         return DiscreteBRAC(self, device, enable_ddp)
@@ -219,6 +244,7 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
             beta=config.beta,
             alpha=config.alpha,
             entropy_in_target=config.entropy_in_target,
+            kl_budget=config.kl_budget,
             behavior_phase_end=self._behavior_phase_end,
             compiled=self.compiled,
             device=self._device,

@@ -53,9 +53,7 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     iql_policy_logits,
     kl_constrained_temperature,
 )
-
-#: ``eps`` of SAQ eq. 9 that acting enforces at every state (nats); see ``DiscreteIQLConfig``.
-DEFAULT_KL_BUDGET = 0.1
+from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
 
 __all__ = [
     "DEFAULT_KL_BUDGET",
@@ -141,8 +139,7 @@ class DiscreteIQLConfig(LearnableConfig):
     kl_budget: Optional[float] = DEFAULT_KL_BUDGET
 
     def __post_init__(self) -> None:
-        if self.kl_budget is not None and not (math.isfinite(self.kl_budget) and self.kl_budget > 0):
-            raise ValueError(f"kl_budget must be a finite number > 0 or None, got {self.kl_budget!r}")
+        check_kl_budget(self.kl_budget)
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
 

@@ -22,7 +22,7 @@ from saq_wrappers.integrations.d3rlpy.brac import (
 )
 from saq_wrappers.integrations.d3rlpy.discrete import DiscreteActionSpaceError
 
-from two_step_mdp import EYE, K, R_GOOD, two_step_dataset
+from two_step_mdp import EYE, K, R_GOOD, two_step_dataset, unseen_codes_dataset
 
 
 def small_config(**overrides: object) -> DiscreteBRACConfig:
@@ -63,8 +63,9 @@ def random_log_probs(rng: np.random.Generator, shape: tuple[int, int]) -> torch.
 
 @pytest.fixture(scope="module")
 def trained() -> DiscreteBRAC:
+    """Eqs. 3-4 with the constant beta (no KL budget), whose fixed point the tests know exactly."""
     torch.manual_seed(0)
-    algo = small_config().create(device="cpu:0")
+    algo = small_config(kl_budget=None).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(), n_steps=1500)
     return algo
 
@@ -111,7 +112,7 @@ def test_sign_conventions_against_kl() -> None:
 
 def test_impl_target_and_actor_loss_use_the_networks_exactly() -> None:
     torch.manual_seed(2)
-    algo = small_config(behavior_pretrain_steps=5).create(device="cpu:0")
+    algo = small_config(behavior_pretrain_steps=5, kl_budget=None).create(device="cpu:0")
     dataset = two_step_dataset(100)
     quiet_fit(algo, dataset, n_steps=30)
     impl, modules, cfg = algo.impl, algo.impl.modules, algo.config
@@ -144,6 +145,70 @@ def test_impl_target_and_actor_loss_use_the_networks_exactly() -> None:
     assert float(losses["actor_loss"]) == pytest.approx(-objective, rel=1e-4, abs=1e-5)
     kl = np.mean([sum(float(pi_now[b, k]) * math.log(float(pi_now[b, k] / beta_now[b, k])) for k in range(K)) for b in range(32)])
     assert float(losses["kl"]) == pytest.approx(kl, rel=1e-4, abs=1e-6)
+
+
+def _kl_of_optimum(q: torch.Tensor, log_beta: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """KL(pi* || pi_beta) of eq. 4's optimum pi* ∝ pi_beta exp(Q / beta) (alpha == beta)."""
+    log_pi = torch.log_softmax(q / beta + log_beta, 1)
+    return (log_pi.exp() * (log_pi - log_beta)).sum(1)
+
+
+def test_kl_budget_sets_eq4_weights_per_state() -> None:
+    torch.manual_seed(3)
+    algo = small_config(behavior_pretrain_steps=5, kl_budget=0.1).create(device="cpu:0")
+    dataset = two_step_dataset(100)
+    quiet_fit(algo, dataset, n_steps=30)
+    impl, modules, cfg = algo.impl, algo.impl.modules, algo.config
+    # weights: beta(s) >= beta, alpha scaled alike, and eq. 4's optimum then meets the budget
+    q = 10 * torch.randn(64, K, dtype=torch.float64)
+    log_beta = torch.log_softmax(2 * torch.randn(64, K, dtype=torch.float64), 1)
+    beta, alpha = impl.actor_weights(q, log_beta)
+    assert beta.shape == (64, 1) and (beta >= cfg.beta).all() and (beta > cfg.beta).any()
+    torch.testing.assert_close(alpha, cfg.alpha * beta / cfg.beta)
+    assert (_kl_of_optimum(q, log_beta, beta) <= 0.1 * (1 + 1e-6)).all()
+    assert (_kl_of_optimum(q, log_beta, torch.tensor(cfg.beta)) > 0.1).any()  # the constant beta breaks it
+    # the actor loss is eq. 4 with those per-state weights, exactly over the codes
+    s = torch.from_numpy(EYE)
+    with torch.no_grad():
+        q_now = torch.minimum(*[f(s).q_value for f in modules.q_funcs])
+        log_pi_beta = modules.behavior_policy(s).logits
+        log_pi = modules.policy(s).logits
+        beta_s, alpha_s = impl.actor_weights(q_now, log_pi_beta)
+        loss = impl.compute_actor_loss(s)["actor_loss"]
+    explicit = (log_pi.exp() * (q_now + beta_s * log_pi_beta - alpha_s * log_pi)).sum(1).mean()
+    assert float(loss) == pytest.approx(-float(explicit), rel=1e-5, abs=1e-6)
+
+
+def test_kl_budget_is_validated() -> None:
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="kl_budget"):
+            DiscreteBRACConfig(kl_budget=bad)
+    with pytest.raises(ValueError, match="beta"):
+        DiscreteBRACConfig(beta=0.0)
+    assert DiscreteBRACConfig(beta=0.0, kl_budget=None).beta == 0.0  # eq. 4 without the KL stays legal
+
+
+def test_actor_never_moves_onto_codes_the_data_never_takes() -> None:
+    """The SAQ-BRAC collapse in miniature: with a constant beta the actor follows the untrained
+    critics onto codes the data never takes; under the default KL budget it stays on the data's."""
+    dataset = unseen_codes_dataset()
+    states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
+    seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
+    picks = {}
+    for budget in (DiscreteBRACConfig().kl_budget, None):
+        torch.manual_seed(0)
+        algo = small_config(kl_budget=budget).create(device="cpu:0")
+        quiet_fit(algo, dataset, n_steps=1500)
+        q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
+        # the premise: unseen codes look better than the data's code to the critic
+        assert (q[:, 2:].max(axis=1) > q[np.arange(len(states)), seen] + 3).all()
+        picks[budget] = (algo.predict(states), algo.predict_policy(states))
+    default_picks, default_probs = picks[DiscreteBRACConfig().kl_budget]
+    np.testing.assert_array_equal(default_picks, seen)
+    # KL(pi || pi_beta) <= eps caps the mass on codes pi_beta never gives at 1 - exp(-eps)
+    assert default_probs[:, 2:].sum(axis=1).max() < 1 - math.exp(-DiscreteBRACConfig().kl_budget)
+    constant_picks, _ = picks[None]
+    assert np.isin(constant_picks, [2, 3]).mean() > 0.9
 
 
 def test_behavior_pretraining_phase_only_trains_pi_beta() -> None:

@@ -20,7 +20,7 @@ from saq_wrappers.integrations.d3rlpy.iql import (
     kl_constrained_temperature,
 )
 
-from two_step_mdp import EYE, K, P_GOOD, R_GOOD, two_step_dataset
+from two_step_mdp import EYE, K, P_GOOD, R_GOOD, two_step_dataset, unseen_codes_dataset
 
 
 def small_config(**overrides: object) -> DiscreteIQLConfig:
@@ -175,27 +175,6 @@ def test_kl_budget_is_validated() -> None:
             DiscreteIQLConfig(kl_budget=bad)
     with pytest.raises(ValueError, match="temperature"):
         DiscreteIQLConfig(temperature=0.0)
-
-
-def unseen_codes_dataset(n_states: int = 64, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
-    """One-step episodes that pay -5 at every state; the data takes codes 0 and 1 only.
-
-    IQL trains Q only at dataset codes, so Q(s, 2) and Q(s, 3) stay near their initial ~0:
-    five units *above* every value the data supports. That is the SAQ-IQL collapse in
-    miniature: the critic's values at codes a state never takes are extrapolations.
-    """
-    rng = np.random.default_rng(seed)
-    states = rng.normal(size=(n_states, 3)).astype(np.float32)
-    codes = (states[:, 0] > 0).astype(np.int64)
-    repeats = 20
-    return d3rlpy.dataset.MDPDataset(
-        np.repeat(states, repeats, axis=0),
-        np.repeat(codes, repeats),
-        np.full(n_states * repeats, -5.0, dtype=np.float32),
-        np.ones(n_states * repeats, dtype=np.float32),
-        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
-        action_size=K,
-    )
 
 
 def test_eq10_never_picks_codes_the_data_never_takes() -> None:

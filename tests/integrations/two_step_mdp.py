@@ -1,4 +1,5 @@
-"""A two-step MDP with a known optimal code, shared by the discrete-algorithm tests."""
+"""Small code MDPs shared by the discrete-algorithm tests: a two-step MDP with a known optimal
+code, and one-step data in which some codes never occur."""
 
 from __future__ import annotations
 
@@ -38,6 +39,27 @@ def two_step_dataset(n_episodes: int = 1500, seed: int = 0) -> d3rlpy.dataset.MD
         np.asarray(act),
         np.asarray(rew, dtype=np.float32),
         np.asarray(term, dtype=np.float32),
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE,
+        action_size=K,
+    )
+
+
+def unseen_codes_dataset(n_states: int = 64, seed: int = 0) -> d3rlpy.dataset.MDPDataset:
+    """One-step episodes that pay -5 at every state; the data takes codes 0 and 1 only.
+
+    SAQ-IQL and SAQ-BRAC train Q only at dataset codes, so Q(s, 2) and Q(s, 3) stay near their
+    initial ~0: five units *above* every value the data supports. That is the collapse of both
+    in miniature: the critic's values at codes a state never takes are extrapolations.
+    """
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(n_states, 3)).astype(np.float32)
+    codes = (states[:, 0] > 0).astype(np.int64)
+    repeats = 20
+    return d3rlpy.dataset.MDPDataset(
+        np.repeat(states, repeats, axis=0),
+        np.repeat(codes, repeats),
+        np.full(n_states * repeats, -5.0, dtype=np.float32),
+        np.ones(n_states * repeats, dtype=np.float32),
         action_space=d3rlpy.constants.ActionSpace.DISCRETE,
         action_size=K,
     )

@@ -17,6 +17,7 @@ from d3rlpy.types import Shape, TorchObservation
 from torch import nn
 from torch.optim import Optimizer
 
+from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import kl_constrained_temperature
 from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
 
 __all__ = [
@@ -37,13 +38,14 @@ def brac_soft_value(
     q_values: torch.Tensor,
     log_pi: torch.Tensor,
     log_pi_beta: torch.Tensor,
-    beta: float,
-    alpha: float,
+    beta: float | torch.Tensor,
+    alpha: float | torch.Tensor,
 ) -> torch.Tensor:
     """``sum_k pi(k|s) [Q(s,k) + beta log pi_beta(k|s) - alpha log pi(k|s)]`` -> (B,).
 
     The inside of SAQ eq. 4 (and of eq. 3 with ``alpha = 0``), summed exactly over the K codes.
     ``q_values``, ``log_pi`` and ``log_pi_beta`` are (B, K); ``log_pi`` must be normalized.
+    ``beta`` and ``alpha`` are numbers or per-state (B, 1) weights (the KL budget's).
     """
     return (log_pi.exp() * (q_values + beta * log_pi_beta - alpha * log_pi)).sum(dim=-1)
 
@@ -108,6 +110,7 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
         beta: float,
         alpha: float,
         entropy_in_target: bool,
+        kl_budget: Optional[float],
         behavior_phase_end: Optional[int],
         compiled: bool,
         device: str,
@@ -124,6 +127,7 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
         self._beta = beta
         self._alpha = alpha
         self._entropy_in_target = entropy_in_target
+        self._kl_budget = kl_budget
         self.behavior_phase_end = behavior_phase_end
 
         def wrap(func: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]) -> Any:
@@ -162,16 +166,28 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
         critic_loss.backward()
         return {"critic_loss": critic_loss}
 
+    def actor_weights(
+        self, q_values: torch.Tensor, log_pi_beta: torch.Tensor
+    ) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+        """Eq. 4's ``(beta, alpha)`` at each state: the config's, or with a KL budget ``beta(s)``
+        (B, 1) from :func:`kl_constrained_temperature` and ``alpha`` scaled by ``beta(s) / beta``."""
+        if self._kl_budget is None:
+            return self._beta, self._alpha
+        beta = kl_constrained_temperature(q_values, log_pi_beta, self._beta, self._kl_budget)
+        return beta, self._alpha * beta / self._beta
+
     def compute_actor_loss(self, observations: TorchObservation) -> dict[str, torch.Tensor]:
-        """Negative SAQ eq. 4 objective, exact over the K codes, plus the logged KL."""
+        """Negative SAQ eq. 4 objective, exact over the K codes, plus the logged KL and weight."""
         with torch.no_grad():
             q_values = stack_q_values(self._modules.q_funcs, observations).min(dim=0).values
             log_pi_beta = self._modules.behavior_policy(observations).logits
+            beta, alpha = self.actor_weights(q_values, log_pi_beta)
         log_pi = self._modules.policy(observations).logits
-        objective = brac_soft_value(q_values, log_pi, log_pi_beta, self._beta, self._alpha)
+        objective = brac_soft_value(q_values, log_pi, log_pi_beta, beta, alpha)
         return {
             "actor_loss": -objective.mean(),
             "kl": categorical_kl(log_pi.detach(), log_pi_beta).mean(),
+            "kl_weight": torch.as_tensor(beta, dtype=q_values.dtype).mean(),
         }
 
     def compute_actor_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from d3rlpy.types import Shape, TorchObservation
 from torch import nn
 from torch.optim import Optimizer
 
+from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import kl_constrained_temperature
 from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
 
 __all__ = [
@@ -35,57 +36,6 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     """
     weight = torch.abs(expectile - (diff < 0.0).float())
     return (weight * diff.pow(2)).mean()
-
-
-def _policy_kl(advantages: torch.Tensor, log_behavior: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-    """``KL(pi_lambda || pi_beta)`` per row, ``pi_lambda ∝ pi_beta exp(A / lambda)`` (SAQ eq. 10)."""
-    log_policy = torch.log_softmax(advantages / temperature + log_behavior, dim=1)
-    return (log_policy.exp() * (log_policy - log_behavior)).sum(dim=1, keepdim=True)
-
-
-def kl_constrained_temperature(
-    advantages: torch.Tensor,
-    log_behavior: torch.Tensor,
-    min_temperature: float,
-    kl_budget: float,
-    iterations: int = 40,
-) -> torch.Tensor:
-    """Per-state ``lambda(s)`` (B, 1) at which eq. 10's policy meets eq. 9's constraint.
-
-    SAQ eq. 10 is the Lagrangian solution of eq. 9, ``max_pi E_pi[A] s.t. KL(pi || pi_beta) <=
-    eps``; its multiplier ``lambda`` is a property of each state, not a constant. With K codes the
-    constraint can be solved exactly: ``KL(lambda)`` falls monotonically from the KL of the
-    advantage's argmax (``lambda -> 0``) to 0 (``lambda -> inf``), so ``lambda(s)`` is
-    ``min_temperature`` where that already satisfies the budget and otherwise the root of
-    ``KL(lambda) = kl_budget``, found by bisection in ``log lambda``. The upper end of the
-    bracket, ``range(A) / sqrt(8 eps)``, is feasible by Hoeffding's lemma (``KL <= range^2 /
-    (8 lambda^2)``), and the returned value is always the feasible end of the final bracket.
-
-    Why it matters: a fixed small ``lambda`` lets an advantage of a few units outweigh any
-    ``log pi_beta``, so eq. 10 follows critic values at codes the data never took at ``s``
-    (extrapolations, since IQL trains ``Q`` only at dataset codes); the budget caps how far the
-    policy may move from ``pi_beta`` at every state, whatever the critic's scale.
-
-    Args:
-        advantages: ``A(s, k)`` (B, K).
-        log_behavior: normalized ``log pi_beta(k|s)`` (B, K).
-        min_temperature: the smallest ``lambda`` used (the config's ``temperature``).
-        kl_budget: ``eps`` of eq. 9, > 0.
-        iterations: bisection steps (the bracket shrinks by 2^-iterations in log space).
-    """
-    floor = torch.full_like(advantages[:, :1], float(min_temperature))
-    if advantages.shape[0] == 0:
-        return floor
-    spread = (advantages.max(dim=1, keepdim=True).values - advantages.min(dim=1, keepdim=True).values)
-    ceiling = torch.maximum(floor, spread / (8.0 * kl_budget) ** 0.5)
-    low, high = floor.log(), ceiling.log()
-    feasible_at_floor = _policy_kl(advantages, log_behavior, floor) <= kl_budget
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        over = _policy_kl(advantages, log_behavior, middle.exp()) > kl_budget
-        low = torch.where(over, middle, low)
-        high = torch.where(over, high, middle)
-    return torch.where(feasible_at_floor, floor, high.exp())
 
 
 def iql_policy_logits(
