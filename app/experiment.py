@@ -49,30 +49,44 @@ class QuantizerSettings:
             raise DataError(f"quantizer hidden sizes must be positive integers, got {self.hidden!r}")
 
 
+#: How ARQ acts: eq. 6 on fresh candidates, or its AWR-trained explicit policy.
+ARQ_POLICIES = ("implicit", "awr")
+
+
 @dataclasses.dataclass(frozen=True)
 class ARQSettings:
-    """ARQ's behavior model, candidate table and Q-learning settings.
+    """ARQ's behavior model, candidate table, Q-learning and acting settings.
 
     Defaults are the authors' (ARQ appendix A and their code) except the sampler's size and training, which a
     suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples per state).
+    ``ode_steps`` is the sampler's validated solver length (28): with 6 steps a trained hopper
+    sampler's candidates were about as far from the dataset's action as another state's action
+    is, so the table and the implicit policy held near-random actions (README, "ARQ").
+    ``policy``: ``"implicit"`` acts by eq. 6 on fresh candidates (a PF-ODE solve per step);
+    ``"awr"`` trains ARQ's explicit policy by advantage-weighted regression (Algorithm 1, with
+    ``alpha`` as its inverse temperature), the policy the paper reports on D4RL locomotion,
+    kitchen and Adroit, and one network pass per step.
     """
 
     n_samples: int = 30
     hidden: int = 256
     n_blocks: int = 3
-    ode_steps: int = 10
+    ode_steps: int = 28
     fit_steps: int = 100_000
     fit_batch: int = 512
     fit_lr: float = 1e-4
     kth: int = 9
     alpha: float = 1.0
     learning_rate: float = 3e-4
+    policy: str = "implicit"
 
     def __post_init__(self) -> None:
         for name in ("n_samples", "hidden", "n_blocks", "ode_steps", "fit_steps", "fit_batch", "kth"):
             _check_positive(f"arq {name}", getattr(self, name))
         if self.kth > self.n_samples + 1:
             raise DataError(f"arq kth ({self.kth}) must be <= n_samples + 1 ({self.n_samples + 1})")
+        if self.policy not in ARQ_POLICIES:
+            raise DataError(f"arq policy must be one of {', '.join(ARQ_POLICIES)}, got {self.policy!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,12 +218,19 @@ class ExperimentSpec:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        """SHA-256 of every setting that changes a result (not ``tag``, nor how the data may be
-        fetched or its env rebuilt): equal fingerprints mean the same run. Settings added after
-        results were written (``evaluation.greedy``) are left out at their default, so those
-        results stay valid."""
+        """SHA-256 of every setting that changes this run's result: equal fingerprints mean the
+        same run. Left out: ``tag``, how the data may be fetched or its env rebuilt, the
+        quantizer of a run that uses none and the ARQ settings of a run that is not ARQ (so a
+        suite can change ARQ without invalidating its CQL runs), and settings added after
+        results were written, at their defaults (``evaluation.greedy``, ``arq.policy``)."""
         data = self.to_dict()
         data.pop("tag", None)
+        if not self.is_saq:
+            data.pop("quantizer", None)
+        if self.algo != "ARQ":
+            data.pop("arq", None)
+        elif data["arq"].get("policy") == "implicit":
+            data["arq"].pop("policy")
         if data["evaluation"].get("greedy", True):
             data["evaluation"].pop("greedy", None)
         for permission in ("download", "trust_env_spec"):

@@ -237,6 +237,7 @@ def run_experiment(
                 info["arq"] = meta
                 a = spec.arq
                 options = {"learning_rate": a.learning_rate, "kth": a.kth, "alpha": a.alpha,
+                           "use_awr_policy": a.policy == "awr", "awr_beta": a.alpha,
                            "n_candidates": a.n_samples, "candidate_table": str(table_dir),
                            "sampler_path": str(sampler_path), **options}
 

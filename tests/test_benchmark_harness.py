@@ -106,6 +106,12 @@ def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> Non
     assert 0.0 < arq["arq"]["valid_fraction"] <= 1.0
     assert arq["arq"]["table_states"] >= arq["data"]["transitions"]  # s and s' rows
     assert (out / "artifacts" / "arq").is_dir()
+    # the implicit policy (eq. 6) trains no actor; policy="awr" trains ARQ's AWR policy and acts by it
+    assert "actor_loss" not in arq["training"]["last_metrics"]
+    awr_runs = [dataclasses.replace(r, arq=dataclasses.replace(r.arq, policy="awr")) for r in tiny_grid(["ARQ"], steps=100)]
+    assert not run_grid(awr_runs, tmp_path / "awr", backend="serial", log=quiet).failed
+    awr = json.loads(result_path(tmp_path / "awr", awr_runs[0]).read_text())
+    assert "actor_loss" in awr["training"]["last_metrics"] and awr["spec"]["arq"]["policy"] == "awr"
 
     penalty_runs = [dataclasses.replace(r, track_penalty=True,
                                         evaluation=dataclasses.replace(r.evaluation, curve_points=2))
@@ -159,6 +165,8 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
         "hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert", "lift-mm"}
     # X and SAQ-X: same updates and networks
     assert {(r.steps, r.hidden) for r in standard} == {(20_000, (256, 256))}
+    # ARQ: its AWR policy and the sampler's validated solver length (6 steps gave near-random candidates)
+    assert {(r.arq.policy, r.arq.ode_steps) for r in standard if r.algo == "ARQ"} == {("awr", 28)}
     # the study shares the standard runs at the default quantizer and adds budgets and sampling
     study = build_suite("quantizer-study", Path("/data"))
     standard_ids = {r.run_id: r.fingerprint() for r in standard}

@@ -132,6 +132,7 @@ def test_locomotion_suite_ids_budgets_and_shortening() -> None:
         assert run.batch_size == (512 if run.algo == "ARQ" else 256)
     arq = next(r.arq for r in runs if r.algo == "ARQ")
     assert (arq.n_samples, arq.kth, arq.fit_steps, arq.learning_rate, arq.alpha) == (30, 9, 1_000_000, 3e-4, 1.0)
+    assert (arq.policy, arq.ode_steps) == ("awr", 28)  # the paper's D4RL policy; the validated solver
     hopper = next(r for r in runs if r.dataset.source == "mujoco/hopper/expert-v0")
     assert hopper.dataset.paper_key == "hopper-expert-v2" and hopper.dataset.name == "mujoco-hopper-expert-v0"
 

@@ -100,7 +100,7 @@ class AuthorsBudget:
         quantizer_updates: SAQ's VQ-VAE (500 epochs x 1000 updates).
         score_updates: ARQ's score model s_psi (ARQ Table A.1).
         arq_learning_rate: ARQ's critic learning rate (ARQ Table A.2).
-        arq_alpha: temperature of ARQ's implicit policy (ARQ Table A.3, "ARQ + s_psi").
+        arq_alpha: temperature of ARQ's policy, implicit or AWR (ARQ Table A.3).
         eval_episodes: final evaluation episodes.
         curve_points: learning-curve evaluations (every 50 epochs of 1000 updates).
         curve_episodes: episodes per curve evaluation.
@@ -280,8 +280,9 @@ def build_real_suite(
         )
         quantizer = QuantizerSettings(n_codes=_QUANTIZER_CODES, hidden=_QUANTIZER_HIDDEN,
                                       steps=_scaled(budget.quantizer_updates, budget_scale))
+        # ARQ acts with its AWR policy, as the paper reports it on D4RL locomotion and Adroit
         arq = ARQSettings(n_samples=30, kth=9, fit_steps=_scaled(budget.score_updates, budget_scale),
-                          alpha=budget.arq_alpha, learning_rate=budget.arq_learning_rate)
+                          alpha=budget.arq_alpha, learning_rate=budget.arq_learning_rate, policy="awr")
         for algo in chosen_algos:
             for seed in chosen_seeds:
                 runs.append(RunSpec(ds, algo, seed, steps=updates, time_budget=time_budget, hidden=None,

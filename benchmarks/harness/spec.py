@@ -140,11 +140,13 @@ def build_suite(
     elif suite in STANDARD_FAMILY:
         # the standard budget: 20,000 updates for every algorithm (X and SAQ-X alike), 256-256
         # networks everywhere, the library's default quantizer (K=64, 512-512, 5,000 updates),
-        # a 16-sample ARQ table; 10 final episodes and an 8-point learning curve of 3 episodes.
+        # a 16-sample ARQ table at the sampler's validated 28 ODE steps and ARQ's AWR policy (the
+        # paper's choice on D4RL; the implicit policy would solve a PF-ODE at every env step);
+        # 10 final episodes and an 8-point learning curve of 3 episodes.
         base = dict(steps=STANDARD_STEPS, hidden=(256, 256), evaluation=EvaluationSettings(10, 8, 3),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=5000),
-                    arq=ARQSettings(n_samples=16, hidden=256, n_blocks=3, ode_steps=6, fit_steps=10_000,
-                                    fit_batch=512, fit_lr=1e-3, kth=5))
+                    arq=ARQSettings(n_samples=16, hidden=256, n_blocks=3, ode_steps=28, fit_steps=10_000,
+                                    fit_batch=512, fit_lr=1e-3, kth=5, policy="awr"))
         default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
         if suite == "quantizer-study":
             default_algos = list(STUDY_ALGOS)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from saq_wrappers.app.datasets import DatasetSpec
-from saq_wrappers.app.experiment import EvaluationSettings, ExperimentSpec
+from saq_wrappers.app.experiment import ARQSettings, EvaluationSettings, ExperimentSpec, QuantizerSettings
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.evaluation import evaluate_algo
 
@@ -20,15 +20,26 @@ def _spec(**evaluation: object) -> ExperimentSpec:
     return ExperimentSpec(data, "SAQ-IQL", seed=1, steps=100, evaluation=EvaluationSettings(**evaluation))
 
 
-def test_greedy_default_keeps_the_fingerprints_of_results_written_before_it_existed() -> None:
-    spec = _spec()
-    # the fingerprint as it was computed before ``evaluation.greedy`` was added
-    old = spec.to_dict()
-    old.pop("tag")
-    del old["evaluation"]["greedy"]
+def _old_rule(spec: ExperimentSpec) -> dict:
+    """The settings a fingerprint hashes, written out: everything but the tag and the data-fetching
+    permissions, minus the settings this algorithm does not read and the late defaults."""
+    data = spec.to_dict()
+    data.pop("tag")
     for permission in ("download", "trust_env_spec"):
-        old["dataset"].pop(permission, None)
-    assert spec.fingerprint() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
+        data["dataset"].pop(permission, None)
+    del data["evaluation"]["greedy"]
+    return data
+
+
+def _sha(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def test_greedy_default_is_left_out_and_sampling_is_a_new_run() -> None:
+    spec = _spec()
+    expected = _old_rule(spec)
+    del expected["arq"]  # SAQ-IQL reads no ARQ setting
+    assert spec.fingerprint() == _sha(expected)
     sampled = _spec(greedy=False)
     assert sampled.fingerprint() != spec.fingerprint()
     assert sampled.run_id == spec.run_id.replace("-K64", "-K64-sampled") != spec.run_id
@@ -36,6 +47,26 @@ def test_greedy_default_keeps_the_fingerprints_of_results_written_before_it_exis
     assert ExperimentSpec.from_dict(json.loads(json.dumps(sampled.to_dict()))) == sampled
     with pytest.raises(DataError, match="greedy"):
         EvaluationSettings(greedy="no")  # type: ignore[arg-type]
+
+
+def test_fingerprint_hashes_only_the_settings_the_algorithm_reads() -> None:
+    data = DatasetSpec(name="pendulum-expert", kind="builtin", source="pendulum-expert", episodes=3)
+    other_arq = ARQSettings(ode_steps=6, policy="awr")
+    other_quantizer = QuantizerSettings(n_codes=16)
+    for algo, reads_arq, reads_quantizer in (("CQL", False, False), ("SAQ-CQL", False, True), ("ARQ", True, False)):
+        spec = ExperimentSpec(data, algo, steps=100)
+        assert (dataclasses.replace(spec, arq=other_arq).fingerprint() != spec.fingerprint()) == reads_arq, algo
+        assert (dataclasses.replace(spec, quantizer=other_quantizer).fingerprint()
+                != spec.fingerprint()) == reads_quantizer, algo
+    # ARQ's acting policy: the default (implicit) is left out, as results before it existed had it
+    arq = ExperimentSpec(data, "ARQ", steps=100)
+    expected = _old_rule(arq)
+    del expected["quantizer"], expected["arq"]["policy"]
+    assert arq.fingerprint() == _sha(expected)
+    awr = dataclasses.replace(arq, arq=ARQSettings(policy="awr"))
+    assert ExperimentSpec.from_dict(json.loads(json.dumps(awr.to_dict()))) == awr
+    with pytest.raises(DataError, match="arq policy"):
+        ARQSettings(policy="greedy")
 
 
 class _Recorder:
