@@ -49,6 +49,10 @@ class QuantizerSettings:
             raise DataError(f"quantizer hidden sizes must be positive integers, got {self.hidden!r}")
 
 
+#: Reward preprocessing of a run: none, or the IQL / SAQ authors' locomotion scaling
+#: ``r * 1000 / (max - min episode return of the dataset)``.
+REWARD_SCALINGS = ("none", "returns")
+
 #: How ARQ acts: eq. 6 on fresh candidates, or its AWR-trained explicit policy.
 ARQ_POLICIES = ("implicit", "awr")
 
@@ -144,6 +148,7 @@ class ExperimentSpec:
     evaluation: EvaluationSettings = EvaluationSettings()
     options: tuple[tuple[str, Any], ...] = ()
     track_penalty: bool = False
+    reward_scaling: str = "none"
     tag: str = ""
 
     def __post_init__(self) -> None:
@@ -161,6 +166,8 @@ class ExperimentSpec:
         _check_positive("seed", self.seed, minimum=0)
         if self.hidden is not None and (not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden)):
             raise DataError(f"hidden sizes must be positive integers, got {self.hidden!r}")
+        if self.reward_scaling not in REWARD_SCALINGS:
+            raise DataError(f"reward_scaling must be one of {', '.join(REWARD_SCALINGS)}, got {self.reward_scaling!r}")
         if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):
             raise DataError(f"track_penalty is for CQL and SAQ-CQL, not {self.algo}")
 
@@ -222,9 +229,12 @@ class ExperimentSpec:
         same run. Left out: ``tag``, how the data may be fetched or its env rebuilt, the
         quantizer of a run that uses none and the ARQ settings of a run that is not ARQ (so a
         suite can change ARQ without invalidating its CQL runs), and settings added after
-        results were written, at their defaults (``evaluation.greedy``, ``arq.policy``)."""
+        results were written, at their defaults (``evaluation.greedy``, ``arq.policy``,
+        ``reward_scaling``)."""
         data = self.to_dict()
         data.pop("tag", None)
+        if data.get("reward_scaling") == "none":
+            data.pop("reward_scaling")
         if not self.is_saq:
             data.pop("quantizer", None)
         if self.algo != "ARQ":

@@ -34,6 +34,7 @@ import torch
 from saq_wrappers.evaluation import normalized_score
 from saq_wrappers.integrations.d3rlpy import (
     evaluate_algo,
+    presets,
     registry,
     to_continuous_dataset,
     to_discrete_dataset,
@@ -241,6 +242,11 @@ def run_experiment(
                            "n_candidates": a.n_samples, "candidate_table": str(table_dir),
                            "sampler_path": str(sampler_path), **options}
 
+        if spec.reward_scaling == "returns":
+            scaler = presets.return_range_reward_scaler(data.transitions.episode_returns())
+            options["reward_scaler"] = scaler
+            info["reward_scaler"] = {"return_min": scaler.return_min, "return_max": scaler.return_max,
+                                     "multiplier": scaler.multiplier}
         seed_everything(spec.seed)
         config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
                                       batch_size=spec.batch_size, options=options, n_steps=spec.steps)

@@ -112,6 +112,12 @@ def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> Non
     assert not run_grid(awr_runs, tmp_path / "awr", backend="serial", log=quiet).failed
     awr = json.loads(result_path(tmp_path / "awr", awr_runs[0]).read_text())
     assert "actor_loss" in awr["training"]["last_metrics"] and awr["spec"]["arq"]["policy"] == "awr"
+    # a reward-scaled run trains on r * 1000 / (max - min return) and records the scale it used
+    scaled_runs = [dataclasses.replace(r, reward_scaling="returns") for r in tiny_grid(["IQL"], steps=50)]
+    assert not run_grid(scaled_runs, tmp_path / "scaled", backend="serial", log=quiet).failed
+    scaled = json.loads(result_path(tmp_path / "scaled", scaled_runs[0]).read_text())
+    assert scaled["reward_scaler"]["multiplier"] == 1000.0
+    assert scaled["reward_scaler"]["return_max"] > scaled["reward_scaler"]["return_min"]
 
     penalty_runs = [dataclasses.replace(r, track_penalty=True,
                                         evaluation=dataclasses.replace(r.evaluation, curve_points=2))
@@ -167,6 +173,10 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert {(r.steps, r.hidden) for r in standard} == {(20_000, (256, 256))}
     # ARQ: its AWR policy and the sampler's validated solver length (6 steps gave near-random candidates)
     assert {(r.arq.policy, r.arq.ode_steps) for r in standard if r.algo == "ARQ"} == {("awr", 28)}
+    # the authors' reward scaling, exactly where they apply it: the IQL pair on locomotion
+    assert {(r.dataset.name, r.algo) for r in standard if r.reward_scaling == "returns"} == {
+        (name, algo) for name in ("hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert")
+        for algo in ("IQL", "SAQ-IQL")}
     # the study shares the standard runs at the default quantizer and adds budgets and sampling
     study = build_suite("quantizer-study", Path("/data"))
     standard_ids = {r.run_id: r.fingerprint() for r in standard}

@@ -55,7 +55,7 @@ from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import ARQSettings, EvaluationSettings, QuantizerSettings
 from saq_wrappers.errors import DataError
 
-from .spec import MAIN_ALGOS, RunSpec
+from .spec import MAIN_ALGOS, RunSpec, with_authors_reward_scaling
 
 __all__ = [
     "ADROIT_EXTRA", "ADROIT_INSTALL", "ADROIT_TASKS", "BUDGETS", "LOCOMOTION_DATASETS", "REAL_ALGOS",
@@ -285,9 +285,10 @@ def build_real_suite(
                           alpha=budget.arq_alpha, learning_rate=budget.arq_learning_rate, policy="awr")
         for algo in chosen_algos:
             for seed in chosen_seeds:
-                runs.append(RunSpec(ds, algo, seed, steps=updates, time_budget=time_budget, hidden=None,
-                                    batch_size=_ARQ_BATCH if algo == "ARQ" else _BATCH, quantizer=quantizer,
-                                    arq=arq, evaluation=evaluation, tag=tag))
+                runs.append(with_authors_reward_scaling(RunSpec(
+                    ds, algo, seed, steps=updates, time_budget=time_budget, hidden=None,
+                    batch_size=_ARQ_BATCH if algo == "ARQ" else _BATCH, quantizer=quantizer,
+                    arq=arq, evaluation=evaluation, tag=tag)))
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
     return runs

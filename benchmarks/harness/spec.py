@@ -210,5 +210,23 @@ def build_suite(
                 runs.append(RunSpec(ds, algo, seed, tag=suite, **base))
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
+    if suite in STANDARD_FAMILY or suite == "paper":
+        runs = [with_authors_reward_scaling(r) for r in runs]
     return runs
+
+
+#: Locomotion envs whose rewards the IQL and SAQ authors rescale (by 1000 / return range).
+LOCOMOTION_ENVS = ("hopper", "walker2d", "halfcheetah")
+#: The algorithms that rescale them: IQL (its paper) and SAQ-IQL (the SAQ authors' scripts).
+REWARD_SCALED_ALGOS = ("IQL", "SAQ-IQL")
+
+
+def with_authors_reward_scaling(run: RunSpec) -> RunSpec:
+    """``run`` with the authors' locomotion reward preprocessing where they apply it: IQL and
+    SAQ-IQL on hopper, walker2d and halfcheetah data (``reward_scaling="returns"``), so the pair
+    is compared as both papers ran it; every other run is returned unchanged."""
+    env = (run.dataset.paper_key or run.dataset.name).split("-")[0]
+    if run.algo in REWARD_SCALED_ALGOS and env in LOCOMOTION_ENVS:
+        return dataclasses.replace(run, reward_scaling="returns")
+    return run
 

@@ -14,6 +14,8 @@ import d3rlpy
 import numpy as np
 from d3rlpy.base import LearnableConfig
 
+from saq_wrappers.errors import DataError
+
 #: Hidden sizes of the discrete Q / policy MLP used by the authors for CQL and BC.
 SAQ_HIDDEN_UNITS: tuple[int, ...] = (512, 512)
 
@@ -168,3 +170,27 @@ def continuous_config(name: str, action_space: Any, **overrides: Any) -> Learnab
     )
     settings.update(overrides)
     return factories[name](**settings)  # type: ignore[no-any-return]
+
+
+#: The IQL and SAQ authors' locomotion reward scale: ``r * 1000 / (max - min episode return)``.
+RETURN_RANGE_MULTIPLIER = 1000.0
+
+
+def return_range_reward_scaler(episode_returns: Any) -> d3rlpy.preprocessing.ReturnBasedRewardScaler:
+    """d3rlpy's ``ReturnBasedRewardScaler`` set to the IQL / SAQ authors' locomotion preprocessing,
+    ``r * 1000 / (max - min)`` over the dataset's episode returns (IQL appendix; the SAQ authors'
+    scripts for hopper, walker2d and halfcheetah), fixed from those returns rather than refitted.
+
+    Raises:
+        DataError: fewer than two episodes, a non-finite return, or all returns equal (the
+            scale would be infinite).
+    """
+    returns = np.asarray(episode_returns, dtype=np.float64).reshape(-1)
+    if len(returns) < 2 or not np.isfinite(returns).all() or float(returns.max() - returns.min()) <= 0.0:
+        raise DataError(
+            "return-range reward scaling needs at least two episodes with finite, unequal returns; "
+            f"got {len(returns)} episode(s) with returns {returns[:5].round(2).tolist()}"
+        )
+    return d3rlpy.preprocessing.ReturnBasedRewardScaler(
+        return_max=float(returns.max()), return_min=float(returns.min()), multiplier=RETURN_RANGE_MULTIPLIER
+    )
