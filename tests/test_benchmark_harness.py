@@ -217,3 +217,18 @@ def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(cache: Path, t
     second = run_grid(runs, out, backend="serial", log=quiet)
     assert not second.stopped and len(second.executed) == 3 and len(second.skipped) == 1
     assert all(result_path(out, r).is_file() for r in runs)
+
+
+def test_stop_file_starts_no_queued_run_in_the_process_pool(cache: Path, tmp_path: Path) -> None:
+    """The local pool submits a run only when a worker is free, so a stop request leaves
+    nothing queued: with 1 worker and 4 runs of one seed, exactly 1 run executes."""
+    out = tmp_path / "bench"
+    runs = build_suite("tiny", Path("."), algos=["BC", "CQL", "IQL", "TD3+BC"], seeds=[0], steps=30)
+
+    def stop_after_first(line: str) -> None:
+        if "[1/" in line:
+            (out / "STOP").touch()
+
+    summary = run_grid(runs, out, backend="local", workers=1, log=stop_after_first)
+    assert summary.stopped and len(summary.executed) == 1 and not summary.failed
+    assert sum(result_path(out, r).is_file() for r in runs) == 1

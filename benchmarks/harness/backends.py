@@ -93,7 +93,12 @@ class SerialExecutor(Executor):
 
 class LocalExecutor(Executor):
     """``concurrent.futures`` process pool with the spawn start method (fork is unsafe with
-    torch's threads), one torch thread per worker; the pool lives for the whole grid."""
+    torch's threads), one torch thread per worker; the pool lives for the whole grid.
+
+    Tasks are submitted only as workers free up, never ahead: a process pool moves submitted
+    tasks into its call queue (``workers`` + 1 of them) where they can no longer be cancelled, so
+    submitting the whole grid at once let a stop request still start up to ``workers`` + 1 runs.
+    """
 
     def __enter__(self) -> "LocalExecutor":
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the spawned workers
@@ -104,15 +109,14 @@ class LocalExecutor(Executor):
     def __exit__(self, *exc: Any) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def cancel_pending(self) -> None:
-        super().cancel_pending()
-        for future in getattr(self, "futures", []):
-            future.cancel()  # only futures not yet running can be cancelled
-
     def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        self.futures = [self.pool.submit(execute_task, *task) for task in tasks]
-        for future in cf.as_completed(self.futures):
-            if not future.cancelled():
+        waiting = list(tasks)
+        running: set[cf.Future] = set()
+        while running or (waiting and not self.cancelled):
+            while waiting and not self.cancelled and len(running) < self.workers:
+                running.add(self.pool.submit(execute_task, *waiting.pop(0)))
+            done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
                 yield future.result()
 
 
@@ -190,7 +194,6 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
     if stop_requested():
         return
     for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out), device) for r in todo]), start=1):
-        stop_requested()
         elapsed = time.perf_counter() - started
         if reply["ok"]:
             summary.executed.append(reply["run_id"])
@@ -200,6 +203,7 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
             summary.failed[reply["run_id"]] = reply["error"]
             log(f"  [{done}/{len(todo)}] {reply['run_id']}: FAILED {reply['error']}")
             print(reply.get("traceback", ""), file=sys.stderr)
+        stop_requested()  # before the executor resumes and starts the next run
 
 
 def run_grid(
