@@ -325,8 +325,8 @@ def _json_default(value: Any) -> Any:
 
 def machine(device: Optional[str] = None) -> dict[str, Any]:
     """Where a run ran: host, CPU count, torch threads, load average, and (given the run's torch
-    ``device``) that device, with the GPU's name on CUDA. Timings are comparable only between runs
-    on the same kind of device, so the benchmark report keys its wall-clock views on it."""
+    ``device``) that device, with the GPU's name on CUDA: timings are comparable only between runs
+    on the same kind of device, so a result says which one it was timed on."""
     try:
         load: Optional[float] = os.getloadavg()[0]
     except OSError:
