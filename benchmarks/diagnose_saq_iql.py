@@ -11,7 +11,7 @@ on every 10th dataset state and in ``--episodes`` seeded episodes:
 * at how many states some out-of-support code has a higher Q than the dataset's code;
 * the return of each acting rule: eq. 10 as the authors run it (lambda 0.1, clip -8; argmax and
   sampled), without the clip, with lambda 1, restricted to codes pi_beta supports, under eq. 9's
-  KL constraint solved per state (the library's default since this diagnosis; argmax and
+  KL constraint solved per state (the closed form's default since this diagnosis; argmax and
   sampled, several budgets), and pi_beta's own argmax;
 * the mean mass each rule puts on out-of-support codes.
 

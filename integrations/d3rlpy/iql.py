@@ -8,8 +8,13 @@ has the closed-form solution
 
     pi*(k|s) ∝ exp(A(s, k) / lambda + log pi_beta(k|s))                                (SAQ eq. 10)
 
-so no actor network (and no advantage-weighted regression) is needed: acting evaluates eq. 10
-exactly over the K codes.
+The policy is eq. 10, obtained one of two ways (``policy_extraction``):
+
+* ``"weighted_likelihood"`` (default): a categorical policy fitted by advantage-weighted maximum
+  likelihood of the dataset codes, whose optimum is eq. 10 (IQL's own extraction). It reads the
+  critics only at the codes the data takes, the only codes where IQL trains them.
+* ``"closed_form"``: eq. 10 evaluated at acting time over all K codes from the critics, as the
+  authors' code does; it reads ``Q(s, k)`` at codes a state never takes (extrapolations).
 
 Usage, exactly like a d3rlpy algorithm::
 
@@ -47,8 +52,13 @@ from saq_wrappers.integrations.d3rlpy.discrete import (
 )
 from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
 from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
+    CLOSED_FORM,
+    POLICY_EXTRACTIONS,
+    WEIGHTED_LIKELIHOOD,
     DiscreteIQLImpl,
     DiscreteIQLModules,
+    advantage_weights,
+    batch_kl_temperature,
     expectile_loss,
     iql_policy_logits,
     kl_constrained_temperature,
@@ -56,13 +66,18 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
 from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
 
 __all__ = [
+    "CLOSED_FORM",
     "DEFAULT_KL_BUDGET",
+    "POLICY_EXTRACTIONS",
+    "WEIGHTED_LIKELIHOOD",
+    "advantage_weights",
     "DiscreteActionSpaceError",
     "DiscreteIQL",
     "DiscreteIQLConfig",
     "DiscreteIQLImpl",
     "DiscreteIQLModules",
     "expectile_loss",
+    "batch_kl_temperature",
     "iql_policy_logits",
     "kl_constrained_temperature",
 ]
@@ -70,7 +85,7 @@ __all__ = [
 
 @dataclasses.dataclass()
 class DiscreteIQLConfig(LearnableConfig):
-    r"""Config of discrete Implicit Q-Learning with the closed-form SAQ policy (SAQ eq. 10).
+    r"""Config of discrete Implicit Q-Learning with the SAQ policy of eq. 10.
 
     Training, per gradient step on a batch ``(s, k, r, s', d)`` of codes ``k``:
 
@@ -86,18 +101,29 @@ class DiscreteIQLConfig(LearnableConfig):
       stationary, so by the end of ``fit`` it is as trained as a separate phase of the same
       length would make it, and one ``fit(n_steps)`` call stays the whole recipe.
 
-    Acting: ``pi*(k|s) ∝ exp((min_j Qbar_j(s,k) - V(s)) / lambda(s) + max(log pi_beta(k|s),
-    log_behavior_min))`` (SAQ eq. 10). ``lambda(s)`` is eq. 9's Lagrange multiplier solved per
-    state so that ``KL(pi* || pi_beta) <= kl_budget`` (never below ``temperature``); with
-    ``kl_budget=None`` it is the constant ``temperature``, as in the authors' code. Why the
-    budget is the default: the critics are trained only at each state's dataset code, so
-    ``Q(s, k)`` at the codes a state never takes is an extrapolation, and with a constant
-    ``lambda = 0.1`` an extrapolated advantage of one unit outweighs any ``log pi_beta``. On
-    narrow data that policy follows the extrapolations and collapses (hopper-expert: normalized
-    -0.2 with the constant, 24.5 with the budget, 25.4 for pi_beta's own argmax;
-    ``benchmarks/diagnose_saq_iql.py``). The advantage uses the target critics because ``V``
-    regresses on them, so ``A`` is measured on one scale. ``predict`` is its argmax, ``sample_action`` samples it, and
-    ``predict_value(x, k)`` returns ``Q(s, k)`` (mean of the critics), as in d3rlpy.
+    - with ``policy_extraction="weighted_likelihood"``, a categorical policy ``pi`` by maximum
+      likelihood of the dataset codes weighted by ``min(exp(A(s,k) / lambda), max_weight)``,
+      ``A = min_j Qbar_j(s, k) - V(s)`` at the dataset code (IQL's extraction): its optimum is
+      ``pi ∝ pi_beta exp(A / lambda)``, SAQ eq. 10. ``lambda`` is eq. 9's multiplier, solved on
+      each batch so that the weighted batch is within ``kl_budget`` nats of the batch (an upper
+      bound of eq. 9's expected per-state KL; never below ``temperature``), or the constant
+      ``temperature`` with ``kl_budget=None`` (IQL's fixed inverse temperature).
+
+    Acting (``predict`` is the argmax, ``sample_action`` samples): the fitted ``pi``; or, with
+    ``policy_extraction="closed_form"``, ``pi*(k|s) ∝ exp((min_j Qbar_j(s,k) - V(s)) /
+    lambda(s) + max(log pi_beta(k|s), log_behavior_min))`` over all K codes, ``lambda(s)`` solved
+    per state so that ``KL(pi* || pi_beta) <= kl_budget`` (the constant ``temperature``, as in the
+    authors' code, with ``kl_budget=None``). ``predict_value(x, k)`` returns ``Q(s, k)`` (mean of
+    the critics), as in d3rlpy.
+
+    Why weighted likelihood and a budget are the defaults. The critics are trained only at each
+    state's dataset code, so ``Q(s, k)`` at the codes a state never takes is an extrapolation;
+    the closed form reads it at every code. On the standard suite's hopper-expert (seed 0,
+    20,000 updates, ``benchmarks/diagnose_variant.py --algo SAQ-IQL``, same critics in every
+    variant): closed form with the per-state budget 4.7 (its curve started at 24.6 and fell as the
+    critics trained); weighted likelihood with a constant lambda of 0.1 or 1/3: 0.2 and 0.1 (the
+    weights follow the critics' error); with the batch budget of 0.1 nats: 25.7; lambda = 100,
+    i.e. ``pi_beta``: 35.3. The target critics give ``A`` because ``V`` regresses on them.
 
     Args:
         observation_scaler: observation preprocessor.
@@ -116,9 +142,17 @@ class DiscreteIQLConfig(LearnableConfig):
         expectile: expectile of ``V`` (0.7-0.9 in SAQ's runs).
         temperature: ``lambda`` of SAQ eq. 10 (0.1 by default in the authors' code); with a
             ``kl_budget``, the smallest ``lambda`` used.
-        log_behavior_min: lower clip of ``log pi_beta`` in eq. 10 (-8 in the authors' code).
-        kl_budget: ``eps`` of SAQ eq. 9 in nats, enforced exactly at every state when acting
-            (:func:`kl_constrained_temperature`); ``None`` for the authors' constant ``lambda``.
+        log_behavior_min: lower clip of ``log pi_beta`` in the closed form (-8 in the authors'
+            code).
+        kl_budget: ``eps`` of SAQ eq. 9 in nats: per batch for the weighted likelihood
+            (:func:`~saq_wrappers.integrations.d3rlpy.torch.iql_impl.batch_kl_temperature`),
+            per state for the closed form (:func:`kl_constrained_temperature`); ``None`` for a
+            constant ``lambda = temperature``.
+        policy_extraction: ``"weighted_likelihood"`` (default) or ``"closed_form"``, see above.
+        max_weight: clip of the likelihood weights (100, IQL's).
+        actor_learning_rate: learning rate of the fitted policy.
+        actor_optim_factory: optimizer of the fitted policy.
+        actor_encoder_factory: torso of the fitted policy.
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -137,9 +171,20 @@ class DiscreteIQLConfig(LearnableConfig):
     temperature: float = 0.1
     log_behavior_min: float = -8.0
     kl_budget: Optional[float] = DEFAULT_KL_BUDGET
+    policy_extraction: str = WEIGHTED_LIKELIHOOD
+    max_weight: float = 100.0
+    actor_learning_rate: float = 3e-4
+    actor_optim_factory: OptimizerFactory = make_optimizer_field()
+    actor_encoder_factory: EncoderFactory = make_encoder_field()
 
     def __post_init__(self) -> None:
         check_kl_budget(self.kl_budget)
+        if self.policy_extraction not in POLICY_EXTRACTIONS:
+            raise ValueError(
+                f"policy_extraction must be one of {', '.join(POLICY_EXTRACTIONS)}, got {self.policy_extraction!r}"
+            )
+        if not (math.isfinite(self.max_weight) and self.max_weight > 0):
+            raise ValueError(f"max_weight must be a finite number > 0, got {self.max_weight!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
 
@@ -156,12 +201,14 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config
+        weighted = config.policy_extraction == WEIGHTED_LIKELIHOOD
         check_encoders_accept(
             type(self).__name__,
             observation_shape,
             critic_encoder_factory=config.critic_encoder_factory,
             value_encoder_factory=config.value_encoder_factory,
             behavior_encoder_factory=config.behavior_encoder_factory,
+            **({"actor_encoder_factory": config.actor_encoder_factory} if weighted else {}),
         )
         q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
             observation_shape, action_size, config.critic_encoder_factory, config.n_critics
@@ -184,6 +231,18 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
         behavior_optim = config.behavior_optim_factory.create(
             behavior_policy.named_modules(), lr=config.behavior_learning_rate, compiled=self.compiled
         )
+        policy, policy_optim = None, None
+        if weighted:
+            policy = create_categorical_policy(
+                observation_shape,
+                action_size,
+                config.actor_encoder_factory,
+                device=self._device,
+                enable_ddp=self._enable_ddp,
+            )
+            policy_optim = config.actor_optim_factory.create(
+                policy.named_modules(), lr=config.actor_learning_rate, compiled=self.compiled
+            )
         modules = DiscreteIQLModules(
             q_funcs=q_funcs,
             targ_q_funcs=targ_q_funcs,
@@ -191,6 +250,8 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             behavior_policy=behavior_policy,
             critic_optim=critic_optim,
             behavior_optim=behavior_optim,
+            policy=policy,
+            policy_optim=policy_optim,
         )
         self._impl = DiscreteIQLImpl(
             observation_shape=observation_shape,
@@ -203,6 +264,8 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             temperature=config.temperature,
             log_behavior_min=config.log_behavior_min,
             kl_budget=config.kl_budget,
+            policy_extraction=config.policy_extraction,
+            max_weight=config.max_weight,
             compiled=self.compiled,
             device=self._device,
         )

@@ -37,7 +37,7 @@ _SAQ_PRESETS = {
     "SAQ-BC": (presets.saq_bc_config, ("encoder_factory",)),
     "SAQ-CQL": (presets.saq_cql_config, ("encoder_factory",)),
     "SAQ-IQL": (presets.saq_iql_config, ("critic_encoder_factory", "value_encoder_factory",
-                                         "behavior_encoder_factory")),
+                                         "behavior_encoder_factory", "actor_encoder_factory")),
     "SAQ-BRAC": (presets.saq_brac_config, ("actor_encoder_factory", "critic_encoder_factory",
                                            "behavior_encoder_factory")),
 }

@@ -125,7 +125,8 @@ def _encoder(tuple_obs: bool) -> EncoderFactory:
 
 def _iql(tuple_obs: bool, _: Path) -> DiscreteIQLConfig:
     enc = _encoder(tuple_obs)
-    return DiscreteIQLConfig(batch_size=16, critic_encoder_factory=enc, value_encoder_factory=enc, behavior_encoder_factory=enc)
+    return DiscreteIQLConfig(batch_size=16, critic_encoder_factory=enc, value_encoder_factory=enc,
+                             behavior_encoder_factory=enc, actor_encoder_factory=enc)
 
 
 def _brac(tuple_obs: bool, _: Path) -> DiscreteBRACConfig:

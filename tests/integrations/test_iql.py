@@ -1,5 +1,6 @@
-"""DiscreteIQL (SAQ-IQL): closed-form policy (SAQ eq. 10), expectile regression, learning on a
-small MDP with a known optimal code, d3rlpy save/load round trips, evaluators, bad input."""
+"""DiscreteIQL (SAQ-IQL): SAQ eq. 10's policy, fitted by weighted likelihood (the default) or in
+closed form, expectile regression, learning on a small MDP with a known optimal code, d3rlpy
+save/load round trips, evaluators, bad input."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ import pytest
 import torch
 
 from saq_wrappers.integrations.d3rlpy.iql import (
+    CLOSED_FORM,
+    POLICY_EXTRACTIONS,
+    WEIGHTED_LIKELIHOOD,
     DiscreteActionSpaceError,
     DiscreteIQL,
     DiscreteIQLConfig,
+    advantage_weights,
+    batch_kl_temperature,
     expectile_loss,
     iql_policy_logits,
     kl_constrained_temperature,
@@ -34,6 +40,8 @@ def small_config(**overrides: object) -> DiscreteIQLConfig:
         critic_encoder_factory=encoder,
         value_encoder_factory=encoder,
         behavior_encoder_factory=encoder,
+        actor_encoder_factory=encoder,
+        actor_learning_rate=1e-3,
     )
     settings.update(overrides)
     return DiscreteIQLConfig(**settings)  # type: ignore[arg-type]
@@ -105,10 +113,12 @@ def test_expectile_loss_is_minimized_at_the_expectile(tau: float) -> None:
 # ---- SAQ eq. 10 -------------------------------------------------------------------------------
 
 
-def test_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
+def test_closed_form_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
     torch.manual_seed(3)
     # temperature 1 so no probability is numerically 0/1; a high clip so clipping is exercised
-    algo = small_config(temperature=0.7, log_behavior_min=-1.3, kl_budget=None).create(device="cpu:0")
+    algo = small_config(
+        temperature=0.7, log_behavior_min=-1.3, kl_budget=None, policy_extraction=CLOSED_FORM
+    ).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(200), n_steps=50)
     x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     modules = algo.impl.modules
@@ -169,20 +179,63 @@ def test_kl_constrained_temperature_solves_eq9_exactly() -> None:
     assert kl_constrained_temperature(advantages[:0], log_beta[:0], 0.1, 0.1).shape == (0, 1)
 
 
-def test_kl_budget_is_validated() -> None:
+def test_config_is_validated() -> None:
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="kl_budget"):
             DiscreteIQLConfig(kl_budget=bad)
+        with pytest.raises(ValueError, match="max_weight"):
+            DiscreteIQLConfig(max_weight=bad)
     with pytest.raises(ValueError, match="temperature"):
         DiscreteIQLConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="policy_extraction must be one of weighted_likelihood, closed_form"):
+        DiscreteIQLConfig(policy_extraction="awr")
+    assert DiscreteIQLConfig().policy_extraction == WEIGHTED_LIKELIHOOD
 
 
-def test_eq10_never_picks_codes_the_data_never_takes() -> None:
+def test_advantage_weights_are_eq10_tilts_clipped_at_max_weight() -> None:
+    advantages = torch.tensor([-1.0, 0.0, 0.2, 1.0])
+    torch.testing.assert_close(
+        advantage_weights(advantages, temperature=0.5, max_weight=5.0),
+        torch.tensor([np.exp(-2.0), 1.0, np.exp(0.4), 5.0], dtype=torch.float32),
+    )
+
+
+def test_batch_kl_temperature_keeps_the_weighted_batch_within_the_budget() -> None:
+    torch.manual_seed(0)
+    advantages = 3.0 * torch.randn(512, dtype=torch.float64)
+    for budget in (0.03, 0.1, 0.5):
+        lam = batch_kl_temperature(advantages, min_temperature=0.1, kl_budget=budget)
+        assert lam.shape == (1, 1) and float(lam) > 0.1
+        weighted = torch.softmax(advantages / lam.view(()), dim=0)
+        kl = float((weighted * torch.log(weighted * len(advantages))).sum())
+        assert kl == pytest.approx(budget, rel=1e-3)
+    # a batch whose weights are already mild at the floor keeps the floor
+    assert float(batch_kl_temperature(0.001 * advantages, 0.1, 0.1)) == pytest.approx(0.1)
+
+
+def test_weighted_likelihood_fits_eq10_at_the_data_codes() -> None:
+    # In sG the critics' targets are the rewards (terminal), so eq. 10 is known in closed form:
+    # pi(k|sG) ∝ P_GOOD[k] exp(R_GOOD[k] / lambda) on the data's codes 0-2 (V(sG) cancels), and 0
+    # on code 3, which the data never takes. lambda = 1 keeps every weight below the clip.
+    torch.manual_seed(0)
+    algo = small_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
+    quiet_fit(algo, two_step_dataset(), n_steps=3000)
+    expected = np.asarray(P_GOOD) * np.exp(R_GOOD / 1.0)
+    expected /= expected.sum()
+    probs = algo.predict_policy(EYE[1:2])[0]
+    np.testing.assert_allclose(probs[:3], expected, atol=0.06)
+    assert probs[3] < 0.01
+    # the fitted policy is not pi_beta: it moves mass onto the better code
+    assert probs[1] > P_GOOD[1] + 0.12
+
+
+@pytest.mark.parametrize("extraction", POLICY_EXTRACTIONS)
+def test_eq10_never_picks_codes_the_data_never_takes(extraction: str) -> None:
     dataset = unseen_codes_dataset()
     states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
     seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
     torch.manual_seed(0)
-    algo = small_config().create(device="cpu:0")
+    algo = small_config(policy_extraction=extraction).create(device="cpu:0")
     quiet_fit(algo, dataset, n_steps=1500)
     # the premise: unseen codes look better than the data's code to the critic
     q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
@@ -208,7 +261,6 @@ def test_learns_the_optimal_codes_and_the_expectile_value(trained: DiscreteIQL) 
     # optimal code 0 at s0 (leads to sG), code 1 at sG, although the data mostly holds others
     assert list(trained.predict(EYE[:2])) == [0, 1]
     probs = trained.predict_policy(EYE)
-    # eq. 9's budget (0.1 nats) lets the policy lean towards the better code, not jump to it
     assert probs[0, 0] > 0.4 and probs[1, 1] > 0.4
     # the never-seen code 3 gets (almost) no mass anywhere
     assert probs[:, 3].max() < 0.05

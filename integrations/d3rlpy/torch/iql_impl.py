@@ -4,7 +4,8 @@ closed-form policy of eq. 10; the config and the algorithm class are in :mod:`..
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import math
+from typing import Callable, Optional, Union
 
 import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
@@ -20,12 +21,23 @@ from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import kl_constrained_
 from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
 
 __all__ = [
+    "CLOSED_FORM",
+    "POLICY_EXTRACTIONS",
+    "WEIGHTED_LIKELIHOOD",
     "DiscreteIQLImpl",
     "DiscreteIQLModules",
+    "advantage_weights",
+    "batch_kl_temperature",
     "expectile_loss",
     "iql_policy_logits",
     "kl_constrained_temperature",
 ]
+
+#: Eq. 10 evaluated at acting time from the critics' values at every code (the authors' code).
+CLOSED_FORM = "closed_form"
+#: Eq. 10 fitted by advantage-weighted maximum likelihood of the dataset codes (IQL's extraction).
+WEIGHTED_LIKELIHOOD = "weighted_likelihood"
+POLICY_EXTRACTIONS: tuple[str, ...] = (WEIGHTED_LIKELIHOOD, CLOSED_FORM)
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -67,9 +79,44 @@ def iql_policy_logits(
     return advantages / lam + log_behavior
 
 
+def advantage_weights(
+    advantages: torch.Tensor, temperature: Union[float, torch.Tensor], max_weight: float
+) -> torch.Tensor:
+    """``min(exp(A / lambda), max_weight)``: the weights whose weighted maximum likelihood has SAQ
+    eq. 10 as its solution.
+
+    Why this fits eq. 10: for a state's codes drawn from ``pi_beta``, maximizing
+    ``E_{k ~ pi_beta}[exp(A(s,k)/lambda) log pi(k|s)]`` over distributions gives
+    ``pi(k|s) ∝ pi_beta(k|s) exp(A(s,k)/lambda)``, eq. 10 itself (IQL's policy extraction, with its
+    clip of the weights at 100). It reads ``A`` only at the codes the data takes, which are the
+    only codes where IQL's critics are trained.
+    """
+    return torch.exp(advantages / temperature).clamp(max=max_weight)
+
+
+def batch_kl_temperature(advantages: torch.Tensor, min_temperature: float, kl_budget: float) -> torch.Tensor:
+    """``lambda`` (1, 1) at which the advantage-weighted batch stays within eq. 9's KL budget.
+
+    Eq. 9 bounds ``E_s KL(pi(.|s) || pi_beta(.|s))``; its multiplier ``lambda`` is one number for
+    the whole expectation. Measured on a batch of dataset pairs ``(s, k)``, the weighted
+    distribution ``q ∝ exp(A / lambda)`` over the batch has ``KL(q || uniform) = KL(q(s) || p(s)) +
+    E_{q(s)} KL(q(k|s) || p(k|s)) >=`` the expected per-state KL, so ``KL(q || uniform) <= eps`` is
+    a conservative form of eq. 9's constraint that reads ``A`` only at dataset codes. Solved as one
+    row of :func:`kl_constrained_temperature` (``lambda >= min_temperature``).
+
+    Why: with a fixed ``lambda`` the weights' spread follows the critic's error. On standard
+    hopper-expert (``benchmarks/diagnose_variant.py``), a fixed lambda of 0.1 or 1/3 put the
+    weighted fit's score near 0, against 35 for lambda = 100 (pi_beta).
+    """
+    row = advantages.reshape(1, -1)
+    uniform = torch.full_like(row, -math.log(max(row.shape[1], 1)))
+    return kl_constrained_temperature(row, uniform, min_temperature, kl_budget)
+
+
 @dataclasses.dataclass(frozen=True)
 class DiscreteIQLModules(Modules):
-    """Every module and optimizer saved by ``save_model`` / ``save``."""
+    """Every module and optimizer saved by ``save_model`` / ``save``; ``policy`` and
+    ``policy_optim`` exist only with the weighted-likelihood extraction."""
 
     q_funcs: nn.ModuleList
     targ_q_funcs: nn.ModuleList
@@ -77,6 +124,8 @@ class DiscreteIQLModules(Modules):
     behavior_policy: CategoricalPolicy
     critic_optim: OptimizerWrapper
     behavior_optim: OptimizerWrapper
+    policy: Optional[CategoricalPolicy] = None
+    policy_optim: Optional[OptimizerWrapper] = None
 
 
 class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearningAlgoImplBase):
@@ -87,6 +136,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
     _q_func_forwarder: DiscreteEnsembleQFunctionForwarder
     _compute_critic_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
     _compute_behavior_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
+    _compute_policy_grad: Callable[[TorchMiniBatch], dict[str, torch.Tensor]]
 
     def __init__(
         self,
@@ -100,9 +150,15 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         temperature: float,
         log_behavior_min: float,
         kl_budget: float | None,
+        policy_extraction: str,
+        max_weight: float,
         compiled: bool,
         device: str,
     ):
+        if policy_extraction not in POLICY_EXTRACTIONS:
+            raise ValueError(f"policy_extraction must be one of {POLICY_EXTRACTIONS}, got {policy_extraction!r}")
+        if (policy_extraction == WEIGHTED_LIKELIHOOD) != (modules.policy is not None):
+            raise ValueError(f"policy_extraction {policy_extraction!r} needs a policy module exactly when weighted")
         super().__init__(
             observation_shape=observation_shape,
             action_size=action_size,
@@ -116,11 +172,16 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         self._temperature = temperature
         self._log_behavior_min = log_behavior_min
         self._kl_budget = kl_budget
+        self._policy_extraction = policy_extraction
+        self._max_weight = max_weight
         self._compute_critic_grad = (
             CudaGraphWrapper(self.compute_critic_grad) if compiled else self.compute_critic_grad
         )
         self._compute_behavior_grad = (
             CudaGraphWrapper(self.compute_behavior_grad) if compiled else self.compute_behavior_grad
+        )
+        self._compute_policy_grad = (
+            CudaGraphWrapper(self.compute_policy_grad) if compiled else self.compute_policy_grad
         )
         hard_sync(modules.targ_q_funcs, modules.q_funcs)
 
@@ -153,19 +214,47 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         critic_loss.backward()
         return {"critic_loss": critic_loss, "q_loss": q_loss, "v_loss": v_loss}
 
+    def compute_policy_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
+        """Advantage-weighted maximum likelihood of the dataset codes (:func:`advantage_weights`),
+        ``A = min_j Qbar_j(s, k) - V(s)`` at the dataset code only, with ``lambda`` the constant
+        ``temperature`` or, under a ``kl_budget``, :func:`batch_kl_temperature`; backpropagated."""
+        policy = self._modules.policy
+        policy_optim = self._modules.policy_optim
+        assert policy is not None and policy_optim is not None
+        policy_optim.zero_grad()
+        with torch.no_grad():
+            target_q = pick_codes(stack_q_values(self._modules.targ_q_funcs, batch.observations), batch.actions)
+            advantages = target_q.min(dim=0).values - self._modules.value_func(batch.observations).view(-1)
+            if self._kl_budget is None:
+                temperature = torch.full((1, 1), self._temperature, device=advantages.device)
+            else:
+                temperature = batch_kl_temperature(advantages, self._temperature, self._kl_budget)
+            weights = advantage_weights(advantages, temperature.view(()), self._max_weight)
+        log_probs = torch.log_softmax(policy(batch.observations).logits, dim=1)
+        policy_loss = -(weights * pick_codes(log_probs, batch.actions)).mean()
+        policy_loss.backward()
+        return {"policy_loss": policy_loss, "mean_weight": weights.mean(), "temperature": temperature.view(())}
+
     def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
         critic = self._compute_critic_grad(batch)
         self._modules.critic_optim.step()
         behavior = self._compute_behavior_grad(batch)
         self._modules.behavior_optim.step()
+        metrics = {**critic, **behavior}
+        if self._modules.policy_optim is not None:
+            metrics.update(self._compute_policy_grad(batch))
+            self._modules.policy_optim.step()
         soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
-        return {name: float(value.detach().cpu()) for name, value in {**critic, **behavior}.items()}
+        return {name: float(value.detach().cpu()) for name, value in metrics.items()}
 
     # ---- SAQ eq. 10 -------------------------------------------------------------------------
 
     def policy_logits(self, x: TorchObservation) -> torch.Tensor:
-        """Logits (B, K) of SAQ eq. 10 from the current networks (no gradient)."""
+        """Logits (B, K) of SAQ eq. 10 from the current networks (no gradient): the fitted policy's
+        (weighted likelihood), or eq. 10 evaluated from the critics at every code (closed form)."""
         with torch.no_grad():
+            if self._modules.policy is not None:
+                return self._modules.policy(x).logits
             q_values = stack_q_values(self._modules.targ_q_funcs, x).min(dim=0).values
             values = self._modules.value_func(x)
             behavior_log_probs = self._modules.behavior_policy(x).logits
