@@ -8,7 +8,8 @@ on every 10th dataset state and in ``--episodes`` seeded episodes:
 
 * how often eq. 10's choice is the dataset's code, and how often it is a code pi_beta gives
   < 0.1% (``out-of-support``);
-* at how many states some out-of-support code has a higher Q than the dataset's code;
+* at how many states some out-of-support code has a higher Q than the dataset's code, and how
+  much of the dataset advantage's variance lies between codes;
 * the return of each acting rule: eq. 10 as the authors run it (lambda 0.1, clip -8; argmax and
   sampled), without the clip, with lambda 1, restricted to codes pi_beta supports, under eq. 9's
   KL constraint solved per state (the closed form's default since this diagnosis; argmax and
@@ -76,6 +77,22 @@ RULES: dict[str, tuple[Rule, bool]] = {
 }
 
 
+def _between_code_share(values: torch.Tensor, codes: torch.Tensor) -> float:
+    """Share of ``values``' variance explained by the code (between-code / total variance).
+
+    Why: each code's critic output is trained only on the states where the data takes that
+    code, so a per-code bias in ``A(s, k_data)`` tilts an advantage-weighted policy towards the
+    same codes at every state; a large share points at that rather than per-state signal.
+    """
+    total = float(values.var(unbiased=False))
+    if total == 0.0:
+        return 0.0
+    means = torch.zeros(int(codes.max()) + 1).index_add_(0, codes, values)
+    counts = torch.zeros_like(means).index_add_(0, codes, torch.ones_like(values))
+    per_sample_mean = (means / counts.clamp(min=1))[codes]
+    return float(((per_sample_mean - values.mean()) ** 2).mean()) / total
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help="Minari dataset folder or id")
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "share of states where an out-of-support code has a higher Q than the dataset code":
                 float((q_outside > q_data).float().mean()),
             "median Q(dataset code)": float(q_data.median()),
+            "share of the dataset advantage's variance between codes": _between_code_share(
+                advantage.gather(1, codes.view(-1, 1)).view(-1), codes),
         },
         "rules": {},
     }

@@ -197,7 +197,8 @@ class DiscreteIQLConfig(LearnableConfig):
 
 
 class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, DiscreteIQLConfig]):
-    """Discrete IQL with the closed-form policy of SAQ eq. 10; see :class:`DiscreteIQLConfig`."""
+    """Discrete IQL with the policy of SAQ eq. 10 (weighted likelihood or closed form); see
+    :class:`DiscreteIQLConfig`."""
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         config = self._config

@@ -1,5 +1,6 @@
 """Torch side of SAQ-IQL (SAQ section 4.2, eqs. 9-10): the losses, the target update and the
-closed-form policy of eq. 10; the config and the algorithm class are in :mod:`..iql`."""
+policy of eq. 10 (its weighted-likelihood fit and its closed form); the config and the
+algorithm class are in :mod:`..iql`."""
 
 from __future__ import annotations
 
