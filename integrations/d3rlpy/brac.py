@@ -35,7 +35,6 @@ import numpy as np
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
 from d3rlpy.dataset import ReplayBufferBase
-from d3rlpy.models.builders import create_categorical_policy
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Observation, Shape
@@ -209,30 +208,30 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
         q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
             observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
-        policy = create_categorical_policy(
-            observation_shape, action_size, config.actor_encoder_factory, device=self._device, enable_ddp=self._enable_ddp
+        policy, actor_optim = self.create_categorical_policy_with_optim(
+            observation_shape,
+            action_size,
+            config.actor_encoder_factory,
+            config.actor_optim_factory,
+            config.actor_learning_rate,
         )
-        behavior_policy = create_categorical_policy(
+        behavior_policy, behavior_optim = self.create_categorical_policy_with_optim(
             observation_shape,
             action_size,
             config.behavior_encoder_factory,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
+            config.behavior_optim_factory,
+            config.behavior_learning_rate,
         )
         modules = DiscreteBRACModules(
             policy=policy,
             q_funcs=q_funcs,
             targ_q_funcs=targ_q_funcs,
             behavior_policy=behavior_policy,
-            actor_optim=config.actor_optim_factory.create(
-                policy.named_modules(), lr=config.actor_learning_rate, compiled=self.compiled
-            ),
+            actor_optim=actor_optim,
             critic_optim=config.critic_optim_factory.create(
                 q_funcs.named_modules(), lr=config.critic_learning_rate, compiled=self.compiled
             ),
-            behavior_optim=config.behavior_optim_factory.create(
-                behavior_policy.named_modules(), lr=config.behavior_learning_rate, compiled=self.compiled
-            ),
+            behavior_optim=behavior_optim,
         )
         self._impl = DiscreteBRACImpl(
             observation_shape=observation_shape,

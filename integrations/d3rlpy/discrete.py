@@ -14,10 +14,11 @@ import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.constants import IMPL_NOT_INITIALIZED_ERROR, ActionSpace
 from d3rlpy.dataset import DatasetInfo, ReplayBufferBase
-from d3rlpy.models.builders import create_discrete_q_function
+from d3rlpy.models.builders import create_categorical_policy, create_discrete_q_function
 from d3rlpy.models.encoders import EncoderFactory
 from d3rlpy.models.q_functions import MeanQFunctionFactory
-from d3rlpy.models.torch import DiscreteEnsembleQFunctionForwarder
+from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder
+from d3rlpy.optimizers.optimizers import OptimizerFactory, OptimizerWrapper
 from d3rlpy.torch_utility import convert_to_torch_recursively
 from d3rlpy.types import GymEnv, Observation, Shape
 from torch import nn
@@ -100,6 +101,27 @@ class DiscreteCodeAlgoMixin:
         ]
         (q_funcs, forwarder), (targ_q_funcs, _) = created
         return q_funcs, forwarder, targ_q_funcs
+
+    def create_categorical_policy_with_optim(
+        self,
+        observation_shape: Shape,
+        action_size: int,
+        encoder_factory: EncoderFactory,
+        optim_factory: OptimizerFactory,
+        learning_rate: float,
+    ) -> tuple[CategoricalPolicy, OptimizerWrapper]:
+        """A categorical policy over the K codes (``pi_beta`` or an actor) and its optimizer."""
+        policy = create_categorical_policy(
+            observation_shape,
+            action_size,
+            encoder_factory,
+            device=self._device,  # type: ignore[attr-defined]
+            enable_ddp=self._enable_ddp,  # type: ignore[attr-defined]
+        )
+        optim = optim_factory.create(
+            policy.named_modules(), lr=learning_rate, compiled=self.compiled  # type: ignore[attr-defined]
+        )
+        return policy, optim
 
 
 def policy_probabilities(algo: QLearningAlgoBase[Any, Any], x: Observation) -> np.ndarray:

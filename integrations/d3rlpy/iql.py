@@ -40,7 +40,7 @@ from typing import Optional
 import numpy as np
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
-from d3rlpy.models.builders import create_categorical_policy, create_value_function
+from d3rlpy.models.builders import create_value_function
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Observation, Shape
@@ -70,14 +70,14 @@ __all__ = [
     "DEFAULT_KL_BUDGET",
     "POLICY_EXTRACTIONS",
     "WEIGHTED_LIKELIHOOD",
-    "advantage_weights",
     "DiscreteActionSpaceError",
     "DiscreteIQL",
     "DiscreteIQLConfig",
     "DiscreteIQLImpl",
     "DiscreteIQLModules",
-    "expectile_loss",
+    "advantage_weights",
     "batch_kl_temperature",
+    "expectile_loss",
     "iql_policy_logits",
     "kl_constrained_temperature",
 ]
@@ -217,32 +217,26 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
         value_func = create_value_function(
             observation_shape, config.value_encoder_factory, device=self._device, enable_ddp=self._enable_ddp
         )
-        behavior_policy = create_categorical_policy(
+        behavior_policy, behavior_optim = self.create_categorical_policy_with_optim(
             observation_shape,
             action_size,
             config.behavior_encoder_factory,
-            device=self._device,
-            enable_ddp=self._enable_ddp,
+            config.behavior_optim_factory,
+            config.behavior_learning_rate,
         )
         critic_optim = config.critic_optim_factory.create(
             list(q_funcs.named_modules()) + list(value_func.named_modules()),
             lr=config.critic_learning_rate,
             compiled=self.compiled,
         )
-        behavior_optim = config.behavior_optim_factory.create(
-            behavior_policy.named_modules(), lr=config.behavior_learning_rate, compiled=self.compiled
-        )
         policy, policy_optim = None, None
         if weighted:
-            policy = create_categorical_policy(
+            policy, policy_optim = self.create_categorical_policy_with_optim(
                 observation_shape,
                 action_size,
                 config.actor_encoder_factory,
-                device=self._device,
-                enable_ddp=self._enable_ddp,
-            )
-            policy_optim = config.actor_optim_factory.create(
-                policy.named_modules(), lr=config.actor_learning_rate, compiled=self.compiled
+                config.actor_optim_factory,
+                config.actor_learning_rate,
             )
         modules = DiscreteIQLModules(
             q_funcs=q_funcs,
@@ -265,7 +259,6 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             temperature=config.temperature,
             log_behavior_min=config.log_behavior_min,
             kl_budget=config.kl_budget,
-            policy_extraction=config.policy_extraction,
             max_weight=config.max_weight,
             compiled=self.compiled,
             device=self._device,

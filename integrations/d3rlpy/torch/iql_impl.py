@@ -151,15 +151,10 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         temperature: float,
         log_behavior_min: float,
         kl_budget: float | None,
-        policy_extraction: str,
         max_weight: float,
         compiled: bool,
         device: str,
     ):
-        if policy_extraction not in POLICY_EXTRACTIONS:
-            raise ValueError(f"policy_extraction must be one of {POLICY_EXTRACTIONS}, got {policy_extraction!r}")
-        if (policy_extraction == WEIGHTED_LIKELIHOOD) != (modules.policy is not None):
-            raise ValueError(f"policy_extraction {policy_extraction!r} needs a policy module exactly when weighted")
         super().__init__(
             observation_shape=observation_shape,
             action_size=action_size,
@@ -173,7 +168,6 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         self._temperature = temperature
         self._log_behavior_min = log_behavior_min
         self._kl_budget = kl_budget
-        self._policy_extraction = policy_extraction
         self._max_weight = max_weight
         self._compute_critic_grad = (
             CudaGraphWrapper(self.compute_critic_grad) if compiled else self.compute_critic_grad
