@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None,
                         help="default benchmarks/results/variant_diagnosis/<algo>/<field=value,...>")
     args = parser.parse_args(argv)
+    malformed = [item for item in args.set if "=" not in item or not item.split("=", 1)[0]]
+    if malformed:
+        parser.error(f"--set expects FIELD=VALUE, got {', '.join(map(repr, malformed))}")
     options = tuple(sorted((key, _value(value)) for key, value in (item.split("=", 1) for item in args.set)))
     variant = ",".join(f"{key}={value}" for key, value in options) or "suite-settings"
     out: Path = args.out or ROOT / "benchmarks" / "results" / "variant_diagnosis" / args.algo / variant
