@@ -177,13 +177,21 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert {(r.dataset.name, r.algo) for r in standard if r.reward_scaling == "returns"} == {
         (name, algo) for name in ("hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert")
         for algo in ("IQL", "SAQ-IQL")}
-    # the study shares the standard runs at the default quantizer and adds budgets and sampling
+    # the authors' acting: SAQ-IQL samples its code (their sample_action=True), the rest act greedily
+    assert {r.algo for r in standard if not r.evaluation.greedy} == {"SAQ-IQL"}
+    assert all(r.run_id.split("__")[1] == "SAQ-IQL-K64-sampled" for r in standard if r.algo == "SAQ-IQL")
+    # the study shares the standard runs at the default quantizer and adds budgets and the other
+    # acting rule (SAQ-BC sampled, SAQ-IQL greedy) at the default quantizer
     study = build_suite("quantizer-study", Path("/data"))
     standard_ids = {r.run_id: r.fingerprint() for r in standard}
     shared = [r for r in study if r.run_id in standard_ids]
     assert len(shared) == 3 * 3 and all(standard_ids[r.run_id] == r.fingerprint() for r in shared)
     assert {r.quantizer.steps for r in study} == {5000, 20_000, 50_000}
-    assert {r.algo for r in study if not r.evaluation.greedy} == {"SAQ-BC", "SAQ-IQL"}
+    standard_acting = {r.algo: r.evaluation.greedy for r in standard}
+    contrast = [r for r in study if r.evaluation.greedy != standard_acting[r.algo]]
+    assert sorted((r.algo, r.seed, r.quantizer.steps) for r in contrast) == sorted(
+        (algo, seed, 5000) for algo in ("SAQ-BC", "SAQ-IQL") for seed in (0, 1, 2))
+    assert all(r.evaluation.greedy for r in contrast if r.algo == "SAQ-IQL")
     assert len({r.run_id for r in study}) == len(study) == 3 * 3 * 3 + 2 * 3
     assert all(RunSpec.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in runs)
     state = build_suite("ablation-state", Path("/data"))

@@ -37,8 +37,11 @@ alpha 1 / 10 / 0.1 (Table A.3); the registry's network sizes; a learning-curve e
 50 epochs (20 points). Seeds 0, 1, 2 (the authors' scripts use 24, 42, 43: ``--seeds 24,42,43``).
 ``budget_scale`` (``--budget-scale``) multiplies every update budget and the number of curve
 points; it is part of every run's spec (the step counts are in the fingerprint), so shortened and
-full results never mix. Not reproduced: ARQ's score-model ensembles (3 on Adroit and robomimic),
-both papers' reward rescaling, SAQ-IQL's separate 2000-epoch pi_beta on Adroit.
+full results never mix. As the authors run them: IQL and SAQ-IQL rescale locomotion rewards
+(:func:`~benchmarks.harness.spec.with_authors_reward_scaling`) and SAQ-IQL is evaluated by sampling
+its code (:func:`~benchmarks.harness.spec.authors_evaluation`). Not reproduced: ARQ's score-model
+ensembles (3 on Adroit and robomimic), ARQ's reward rescaling, SAQ-IQL's separate 2000-epoch pi_beta
+on Adroit.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import ARQSettings, EvaluationSettings, QuantizerSettings
 from saq_wrappers.errors import DataError
 
-from .spec import MAIN_ALGOS, RunSpec, with_authors_reward_scaling
+from .spec import MAIN_ALGOS, RunSpec, authors_evaluation, with_authors_reward_scaling
 
 __all__ = [
     "ADROIT_EXTRA", "ADROIT_INSTALL", "ADROIT_TASKS", "BUDGETS", "LOCOMOTION_DATASETS", "REAL_ALGOS",
@@ -288,7 +291,7 @@ def build_real_suite(
                 runs.append(with_authors_reward_scaling(RunSpec(
                     ds, algo, seed, steps=updates, time_budget=time_budget, hidden=None,
                     batch_size=_ARQ_BATCH if algo == "ARQ" else _BATCH, quantizer=quantizer,
-                    arq=arq, evaluation=evaluation, tag=tag)))
+                    arq=arq, evaluation=authors_evaluation(algo, evaluation), tag=tag)))
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
     return runs
