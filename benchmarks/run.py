@@ -32,7 +32,7 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
 * ``ablation-k``: SAQ-CQL/IQL/BRAC at K in {16, 32, 64, 128} on the standard hopper-expert, 3
   seeds, the standard budget; ``ablation-state``: the same three with and without state
   conditioning, K = 16, on the standard hopper-medium-expert; ``quantizer-study``: SAQ-BC/CQL/IQL
-  with quantizers fitted for 5,000 / 20,000 / 50,000 updates, and SAQ-BC/IQL acting by sampling,
+  with quantizers fitted for 5,000 / 20,000 / 50,000 updates, and SAQ-IQL acting greedily,
   on the standard hopper-medium-expert (where SAQ-BC trails BC most), 3 seeds. All three share the standard suite's folder (its K=64
   runs are theirs too) and write their reports to ``standard/<suite>/``.
 * ``small`` (~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k steps, TQC zoo agent),

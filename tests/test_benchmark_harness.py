@@ -181,7 +181,7 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert {r.algo for r in standard if not r.evaluation.greedy} == {"SAQ-IQL"}
     assert all(r.run_id.split("__")[1] == "SAQ-IQL-K64-sampled" for r in standard if r.algo == "SAQ-IQL")
     # the study shares the standard runs at the default quantizer and adds budgets and the other
-    # acting rule (SAQ-BC sampled, SAQ-IQL greedy) at the default quantizer
+    # acting rule (SAQ-IQL greedy) at the default quantizer
     study = build_suite("quantizer-study", Path("/data"))
     standard_ids = {r.run_id: r.fingerprint() for r in standard}
     shared = [r for r in study if r.run_id in standard_ids]
@@ -190,9 +190,9 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     standard_acting = {r.algo: r.evaluation.greedy for r in standard}
     contrast = [r for r in study if r.evaluation.greedy != standard_acting[r.algo]]
     assert sorted((r.algo, r.seed, r.quantizer.steps) for r in contrast) == sorted(
-        (algo, seed, 5000) for algo in ("SAQ-BC", "SAQ-IQL") for seed in (0, 1, 2))
-    assert all(r.evaluation.greedy for r in contrast if r.algo == "SAQ-IQL")
-    assert len({r.run_id for r in study}) == len(study) == 3 * 3 * 3 + 2 * 3
+        ("SAQ-IQL", seed, 5000) for seed in (0, 1, 2))
+    assert all(r.evaluation.greedy for r in contrast)
+    assert len({r.run_id for r in study}) == len(study) == 3 * 3 * 3 + 3
     assert all(RunSpec.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in runs)
     state = build_suite("ablation-state", Path("/data"))
     assert {(r.quantizer.n_codes, r.quantizer.state_conditioned) for r in state} == {(16, True), (16, False)}

@@ -40,8 +40,9 @@ STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state", "quantizer-study"
 STUDY_ALGOS = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL")
 STUDY_QUANTIZER_STEPS = (5000, 20_000, 50_000)
 #: The study's acting contrast: each of these also runs with the other acting rule than the
-#: suite's (SAQ-BC sampled, SAQ-IQL greedy).
-STUDY_ACTING_ALGOS = ("SAQ-BC", "SAQ-IQL")
+#: suite's (SAQ-IQL greedy). Not SAQ-BC: d3rlpy 2.8.1's ``DiscreteBC.sample_action`` returns its
+#: argmax, so a "sampled" SAQ-BC run repeats the greedy one (seed 0 gave the same return to 4 digits).
+STUDY_ACTING_ALGOS = ("SAQ-IQL",)
 MAIN_ALGOS = ("BC", "CQL", "IQL", "SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC", "ARQ")
 
 

@@ -39,7 +39,8 @@ def evaluate_algo(
 ) -> EvaluationResult:
     """Returns over ``n_episodes`` seeded episodes, acting greedily (``algo.predict``) or, with
     ``greedy=False``, by sampling the algorithm's policy (``algo.sample_action``; the authors
-    sample SAQ-IQL's codes from eq. 10).
+    sample SAQ-IQL's codes from eq. 10). d3rlpy 2.8.1's ``BC`` and ``DiscreteBC`` return their
+    greedy action from ``sample_action``, so for them (and SAQ-BC) both rules are the same.
 
     With ``action_set``, the algorithm is a discrete one on codes and acts through
     ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly.
