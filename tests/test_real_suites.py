@@ -190,7 +190,8 @@ def test_adroit_reads_the_local_dataset_and_names_the_install_line(
     assert sorted({r.dataset.source for r in runs}) == sorted(ADROIT_IDS) and len(runs) == 4 * 9 * 3
     for run in runs:
         assert not run.dataset.download and run.steps == 1_000_000
-        assert run.evaluation == EvaluationSettings(episodes=20, curve_points=20, curve_episodes=20)
+        assert run.evaluation == EvaluationSettings(episodes=20, curve_points=20, curve_episodes=20,
+                                                    greedy=run.algo != "SAQ-IQL")
     arq = next(r.arq for r in runs if r.algo == "ARQ")
     assert (arq.fit_steps, arq.learning_rate, arq.alpha, arq.kth) == (300_000, 1e-4, 10.0, 9)
 
