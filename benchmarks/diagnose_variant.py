@@ -9,11 +9,11 @@ Usage::
 
     python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-BRAC --set entropy_in_target=true
     python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-IQL --set policy_extraction=closed_form
-    python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-IQL --dataset hopper-medium-expert --sampled
+    python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-BRAC --acting sampled
 
 Writes ``<out>/runs/<run id>.json`` (``--out`` defaults to
-``benchmarks/results/variant_diagnosis/<algo>/<field=value,...>``, ``,sampled`` appended with
-``--sampled``); prints the final score, the learning curve and
+``benchmarks/results/variant_diagnosis/<algo>/<field=value,...>``, with ``,sampled`` or ``,greedy``
+appended when ``--acting`` differs from the suite's rule for that algorithm); prints the final score, the learning curve and
 the last training metrics.
 """
 
@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="config field override (repeatable), e.g. entropy_in_target=true")
-    parser.add_argument("--sampled", action="store_true",
-                        help="evaluate by sampling the policy instead of its argmax (the SAQ authors' SAQ-IQL acting)")
+    parser.add_argument("--acting", choices=("greedy", "sampled"), default=None,
+                        help="evaluate by the policy's argmax or by sampling it (default: the suite's rule, "
+                             "sampled for SAQ-IQL as its authors do, greedy otherwise)")
     parser.add_argument("--out", type=Path, default=None,
                         help="default benchmarks/results/variant_diagnosis/<algo>/<field=value,...>")
     args = parser.parse_args(argv)
@@ -68,17 +69,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if malformed:
         parser.error(f"--set expects FIELD=VALUE, got {', '.join(map(repr, malformed))}")
     options = tuple(sorted((key, _value(value)) for key, value in (item.split("=", 1) for item in args.set)))
-    variant = ",".join(f"{key}={value}" for key, value in options) or "suite-settings"
-    if args.sampled:
-        variant += ",sampled"
-    out: Path = args.out or ROOT / "benchmarks" / "results" / "variant_diagnosis" / args.algo / variant
     runs = [r for r in build_suite("standard", args.data_dir, algos=[args.algo], seeds=[args.seed])
             if r.dataset.name == args.dataset]
     if not runs:
         parser.error(f"no standard-suite run of {args.algo!r} on dataset {args.dataset!r}")
     run = dataclasses.replace(runs[0], options=options)
-    if args.sampled:
-        run = dataclasses.replace(run, evaluation=dataclasses.replace(run.evaluation, greedy=False))
+    variant = ",".join(f"{key}={value}" for key, value in options) or "suite-settings"
+    greedy = run.evaluation.greedy if args.acting is None else args.acting == "greedy"
+    if greedy != run.evaluation.greedy:  # only a change of the suite's acting rule names a variant
+        run = dataclasses.replace(run, evaluation=dataclasses.replace(run.evaluation, greedy=greedy))
+        variant += f",{args.acting}"
+    out: Path = args.out or ROOT / "benchmarks" / "results" / "variant_diagnosis" / args.algo / variant
     quantizers = SUITE_OUT / ARTIFACTS / "quantizers"
     if quantizers.is_dir():  # the suite's quantizer: the variants differ only in the overrides
         shutil.copytree(quantizers, out / ARTIFACTS / "quantizers", dirs_exist_ok=True)
