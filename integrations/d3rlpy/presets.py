@@ -87,7 +87,7 @@ def saq_iql_config(expectile: float = 0.7, temperature: float = 0.1, **overrides
     swept over {0.5, 1, 2} on Adroit. Two departures, kept from the config's defaults: eq. 10 is
     fitted by advantage-weighted likelihood of the dataset codes (``policy_extraction``) rather
     than evaluated from the critics at every code, and its lambda meets eq. 9's KL budget
-    (``kl_budget``, 0.1 nats), because on narrow data the authors' rule follows the critics'
+    (``kl_budget``, 0.01 nats), because on narrow data the authors' rule follows the critics'
     extrapolations at codes the data never takes and collapses (``DiscreteIQLConfig``); pass
     ``policy_extraction="closed_form", kl_budget=None`` for the authors' rule. The fitted policy
     uses the same 256-256 torso.

@@ -66,8 +66,10 @@ def two_point_expectile(x0: float, x1: float, p1: float, tau: float) -> float:
 
 @pytest.fixture(scope="module")
 def trained() -> DiscreteIQL:
-    torch.manual_seed(0)
-    algo = small_config().create(device="cpu:0")
+    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
+    # the data mostly holds the wrong codes here, so moving the argmax onto the optimal ones takes
+    # a larger eq. 9 budget than the narrow-data default (0.01 nats)
+    algo = small_config(kl_budget=0.1).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(), n_steps=2500)
     return algo
 
@@ -114,7 +116,7 @@ def test_expectile_loss_is_minimized_at_the_expectile(tau: float) -> None:
 
 
 def test_closed_form_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
-    torch.manual_seed(3)
+    d3rlpy.seed(3)  # torch, numpy (d3rlpy's batch sampling) and random
     # temperature 1 so no probability is numerically 0/1; a high clip so clipping is exercised
     algo = small_config(
         temperature=0.7, log_behavior_min=-1.3, kl_budget=None, policy_extraction=CLOSED_FORM
@@ -162,7 +164,7 @@ def _kl(logits: torch.Tensor, log_beta: torch.Tensor) -> torch.Tensor:
 
 
 def test_kl_constrained_temperature_solves_eq9_exactly() -> None:
-    torch.manual_seed(0)
+    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
     advantages = 5 * torch.randn(256, 16, dtype=torch.float64)
     log_beta = torch.log_softmax(2 * torch.randn(256, 16, dtype=torch.float64), 1)
     for budget in (0.01, 0.1, 1.0):
@@ -201,7 +203,7 @@ def test_advantage_weights_are_eq10_tilts_clipped_at_max_weight() -> None:
 
 
 def test_batch_kl_temperature_keeps_the_weighted_batch_within_the_budget() -> None:
-    torch.manual_seed(0)
+    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
     advantages = 3.0 * torch.randn(512, dtype=torch.float64)
     for budget in (0.03, 0.1, 0.5):
         lam = batch_kl_temperature(advantages, min_temperature=0.1, kl_budget=budget)
@@ -217,7 +219,7 @@ def test_weighted_likelihood_fits_eq10_at_the_data_codes() -> None:
     # In sG the critics' targets are the rewards (terminal), so eq. 10 is known in closed form:
     # pi(k|sG) ∝ P_GOOD[k] exp(R_GOOD[k] / lambda) on the data's codes 0-2 (V(sG) cancels), and 0
     # on code 3, which the data never takes. lambda = 1 keeps every weight below the clip.
-    torch.manual_seed(0)
+    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
     algo = small_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(), n_steps=3000)
     expected = np.asarray(P_GOOD) * np.exp(R_GOOD / 1.0)
@@ -234,7 +236,7 @@ def test_eq10_never_picks_codes_the_data_never_takes(extraction: str) -> None:
     dataset = unseen_codes_dataset()
     states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
     seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
-    torch.manual_seed(0)
+    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
     algo = small_config(policy_extraction=extraction).create(device="cpu:0")
     quiet_fit(algo, dataset, n_steps=1500)
     # the premise: unseen codes look better than the data's code to the critic
