@@ -23,7 +23,6 @@ from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMi
 
 __all__ = [
     "CLOSED_FORM",
-    "DEFAULT_IQL_KL_BUDGET",
     "POLICY_EXTRACTIONS",
     "WEIGHTED_LIKELIHOOD",
     "DiscreteIQLImpl",
@@ -40,11 +39,6 @@ CLOSED_FORM = "closed_form"
 #: Eq. 10 fitted by advantage-weighted maximum likelihood of the dataset codes (IQL's extraction).
 WEIGHTED_LIKELIHOOD = "weighted_likelihood"
 POLICY_EXTRACTIONS: tuple[str, ...] = (WEIGHTED_LIKELIHOOD, CLOSED_FORM)
-#: eps of SAQ eq. 9 for SAQ-IQL, in nats (per batch for the weighted likelihood, per state for the
-#: closed form). Why this small: on narrow data each state has one dataset code, so the dataset
-#: advantage is mostly the critics' error, and a 0.1-nat tilt by it cost SAQ-IQL against its own
-#: pi_beta (the evidence is in :class:`~saq_wrappers.integrations.d3rlpy.iql.DiscreteIQLConfig`).
-DEFAULT_IQL_KL_BUDGET = 0.01
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
