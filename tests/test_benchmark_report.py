@@ -278,6 +278,11 @@ def test_report_tables_json_and_plots(tmp_path: Path) -> None:
     bc = bootstrap_ci([90.0, 95.0, 100.0], reps=BOOTSTRAP_REPS, seed=0)
     assert f"| {bc.point:.1f} [{bc.low:.1f}, {bc.high:.1f}] (n=3; paper 98.8) |" in text  # hopper-expert BC
     assert "| 72.5 [70.0, 75.0] (n=2) |" in text  # SAQ-BRAC on lift-mm: 2 seeds, no paper number
+    # the per-seed table: each group's scores by seed, so a README table is copied, not retyped
+    per_seed = text.split("## Scores per seed")[1].split("## ")[0]
+    lift_row = next(line for line in per_seed.splitlines() if line.startswith("| lift-mm |"))
+    assert "| 0: 70.0 / 1: 75.0 |" in lift_row  # SAQ-BRAC: seed 2 not finished
+    assert "| 0: 90.0 / 1: 95.0 / 2: 100.0 |" in lift_row  # BC
     # the pair table: TD3+BC stands in for BRAC, the paper's difference is against BRAC
     assert "closest continuous behaviour-regularised method" in text
     assert "| hopper-expert | TD3+BC | SAQ-BRAC (K=64) |" in text and "+42.7 (vs BRAC)" in text

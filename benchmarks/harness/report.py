@@ -159,6 +159,11 @@ def _cell(row: dict[str, Any]) -> str:
     return f"{_interval(row['mean'], row['ci_low'], row['ci_high'], n)} ({'; '.join(extra)})"
 
 
+def _seed_cell(row: dict[str, Any]) -> str:
+    """``0: 40.0 / 1: 37.9 / 2: 43.0``: the group's scores by seed, lowest seed first."""
+    return " / ".join(f"{seed}: {score:.1f}" for seed, score in sorted(zip(row["seeds"], row["scores"])))
+
+
 def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], command: str,
              missing: int = 0, pairs: Optional[list[dict[str, Any]]] = None,
              wall_clock: Optional[list[dict[str, Any]]] = None,
@@ -201,6 +206,12 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
               "|---|" + "---|" * len(labels)]
     for ds in datasets:
         cells = [_cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
+        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    lines += ["", "## Scores per seed", "",
+              "Every finished run's final score, `seed: score`, in seed order; a seed not listed has not "
+              "finished.", "", "| dataset | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for ds in datasets:
+        cells = [_seed_cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
         lines.append(f"| {ds} | " + " | ".join(cells) + " |")
 
     if pairs:
