@@ -249,7 +249,7 @@ def run_experiment(
                                      "multiplier": scaler.multiplier}
         seed_everything(spec.seed)
         config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
-                                      batch_size=spec.batch_size, options=options, n_steps=spec.steps)
+                                      batch_size=spec.batch_size, options=options)
         algo = config.create(device=device)
 
         monitor = None

@@ -63,11 +63,10 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     iql_policy_logits,
     kl_constrained_temperature,
 )
-from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import check_kl_budget
+from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
 
 __all__ = [
     "CLOSED_FORM",
-    "DEFAULT_IQL_KL_BUDGET",
     "POLICY_EXTRACTIONS",
     "WEIGHTED_LIKELIHOOD",
     "DiscreteActionSpaceError",
@@ -82,12 +81,6 @@ __all__ = [
     "kl_constrained_temperature",
 ]
 
-
-#: eps of SAQ eq. 9 for SAQ-IQL, in nats (per batch for the weighted likelihood, per state for the
-#: closed form). Why this small: on narrow data each state has one dataset code, so the dataset
-#: advantage is mostly the critics' error, and a 0.1-nat tilt by it cost SAQ-IQL against its own
-#: pi_beta (the evidence is in :class:`DiscreteIQLConfig`).
-DEFAULT_IQL_KL_BUDGET = 0.01
 
 @dataclasses.dataclass()
 class DiscreteIQLConfig(LearnableConfig):
@@ -184,7 +177,7 @@ class DiscreteIQLConfig(LearnableConfig):
     expectile: float = 0.7
     temperature: float = 0.1
     log_behavior_min: float = -8.0
-    kl_budget: Optional[float] = DEFAULT_IQL_KL_BUDGET
+    kl_budget: Optional[float] = DEFAULT_KL_BUDGET
     policy_extraction: str = WEIGHTED_LIKELIHOOD
     max_weight: float = 100.0
     actor_learning_rate: float = 3e-4

@@ -121,11 +121,10 @@ def saq_brac_config(beta: float = 1.0, alpha: float | None = None, **overrides: 
     """``DiscreteBRACConfig`` for SAQ-BRAC (SAQ section 4.2, eqs. 3-4 with exact sums).
 
     The authors released no SAQ-BRAC code; this uses their IQL-sized networks (256-256, lr 3e-4,
-    batch 256, gamma 0.99, tau 0.005, weight decay 1e-3). ``pi_beta`` is learned in a first
-    phase whose length is a fraction of the run (the config's default), so every ``fit``
-    trains every network. ``alpha`` defaults to ``beta``, which makes the actor objective
-    exactly ``E_pi[Q] - beta KL(pi || pi_beta)``; sweep ``beta`` over {0.1, 0.3, 1, 3, 10} as
-    BRAC did.
+    batch 256, gamma 0.99, tau 0.005, weight decay 1e-3) and the config's defaults: ``pi_beta``
+    trained jointly, BRAC-v's critic target, a 0.01-nat per-state KL budget.
+    ``alpha`` defaults to ``beta``, which makes the actor objective exactly
+    ``E_pi[Q] - beta KL(pi || pi_beta)``; sweep ``beta`` over {0.1, 0.3, 1, 3, 10} as BRAC did.
     """
     encoder = saq_encoder(SAQ_IQL_HIDDEN_UNITS)
     settings: dict[str, Any] = dict(

@@ -49,11 +49,6 @@ _CONTINUOUS_ENCODERS = {
 }
 
 
-#: SAQ-BRAC learns pi_beta in a first phase, a fraction of ``fit``'s ``n_steps``; a run stopped by
-#: a time budget has no step count in advance, so its phase has this fixed length instead.
-TIME_BUDGET_BRAC_PRETRAIN_STEPS = 1000
-
-
 def check_algorithm(name: str) -> None:
     """Raise :class:`DataError` naming the known algorithms if ``name`` is not one."""
     if name not in ALGORITHMS:
@@ -80,7 +75,6 @@ def make_config(
     hidden: Optional[Sequence[int]] = None,
     batch_size: int = 256,
     options: Optional[Mapping[str, Any]] = None,
-    n_steps: Optional[int] = None,
 ) -> LearnableConfig:
     """The d3rlpy config of ``name`` (``create(device=...)`` builds the algorithm).
 
@@ -91,14 +85,10 @@ def make_config(
         batch_size: minibatch size (256, the authors').
         options: config fields to override (``{"alpha": 20.0}`` for SAQ-CQL); ARQ needs
             ``candidate_table`` and ``sampler_path``.
-        n_steps: the run's update budget, ``None`` for a run stopped by a time budget (then
-            SAQ-BRAC's pi_beta phase is :data:`TIME_BUDGET_BRAC_PRETRAIN_STEPS` long).
     """
     check_algorithm(name)
     encoder = presets.saq_encoder(tuple(hidden) if hidden is not None else default_hidden(name))
     settings: dict[str, Any] = {"batch_size": batch_size, **(options or {})}
-    if name == "SAQ-BRAC" and n_steps is None:
-        settings.setdefault("behavior_pretrain_steps", TIME_BUDGET_BRAC_PRETRAIN_STEPS)
     if name in _SAQ_PRESETS:
         factory, encoder_fields = _SAQ_PRESETS[name]
         return factory(**{field: encoder for field in encoder_fields}, **settings)  # type: ignore[no-any-return]

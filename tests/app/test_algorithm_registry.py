@@ -41,14 +41,14 @@ def test_options_override_one_field_and_continuous_actions_are_scaled() -> None:
         registry.make_config("DQN", SPACE)
 
 
-def test_a_time_budget_brac_run_gets_a_fixed_pi_beta_phase() -> None:
-    """SAQ-BRAC's pi_beta phase is a fraction of n_steps; a time-budget run has none, so it
-    gets a fixed phase, and training refuses a config that would spend the whole run on pi_beta."""
+def test_a_time_budget_brac_run_needs_a_fixed_pi_beta_phase_if_it_has_one() -> None:
+    """SAQ-BRAC trains pi_beta jointly by default, which a time budget allows; a pi_beta phase
+    given as a fraction of n_steps has no length under a time budget, so training refuses it."""
     from saq_wrappers.errors import DataError
     from saq_wrappers.integrations.d3rlpy import saq_brac_config, train_with_budget
 
-    fixed = registry.make_config("SAQ-BRAC", SPACE, n_steps=None)
-    assert fixed.behavior_pretrain_steps == registry.TIME_BUDGET_BRAC_PRETRAIN_STEPS
-    assert registry.make_config("SAQ-BRAC", SPACE, n_steps=500).behavior_pretrain_steps is None
+    default = registry.make_config("SAQ-BRAC", SPACE)
+    assert default.behavior_pretrain_fraction == 0.0 and default.behavior_pretrain_steps is None
     with pytest.raises(DataError, match="behavior_pretrain_steps"):
-        train_with_budget(saq_brac_config().create(device="cpu"), None, time_budget=1.0)  # type: ignore[arg-type]
+        algo = saq_brac_config(behavior_pretrain_fraction=0.1).create(device="cpu")
+        train_with_budget(algo, None, time_budget=1.0)  # type: ignore[arg-type]
