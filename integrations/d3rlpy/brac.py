@@ -16,9 +16,11 @@ so eq. 3 as written subtracts ``beta * KL`` (BRAC-v's value penalty) *and* an ex
 ``beta * H(pi)``; eq. 4 equals ``E_pi[Q] - beta KL + (alpha - beta) H(pi)``, i.e. exactly
 BRAC-v's KL-regularized policy objective when ``alpha == beta``. ``entropy_in_target=True``
 adds ``-alpha log pi_phi(k|s')`` inside the critic's sum too, which makes the target
-``E_pi[Qbar] - beta KL`` exactly when ``alpha == beta``. The default follows eq. 3 literally.
+``E_pi[Qbar] - beta KL`` exactly when ``alpha == beta``. That is the default (BRAC-v's target);
+``entropy_in_target=False`` follows eq. 3 as printed. By default ``pi_beta`` trains jointly with
+the critics and the actor; an optional first phase learns it alone (see the config).
 
-This module holds the config, the algorithm and the length of the ``pi_beta`` phase; the torch
+This module holds the config, the algorithm and the length of the optional ``pi_beta`` phase; the torch
 side (modules, impl, and the math: :func:`categorical_kl`, :func:`brac_soft_value`,
 :func:`brac_critic_target`) is in :mod:`saq_wrappers.integrations.d3rlpy.torch.brac_impl` and
 re-exported here.
