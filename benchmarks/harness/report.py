@@ -32,7 +32,7 @@ import json
 import math
 import platform
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -202,17 +202,18 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     labels = list(dict.fromkeys(r["label"] for r in rows))
     by_key = {(r["dataset"], r["label"]): r for r in rows}
-    lines += ["## Scores per dataset", "", "| dataset | " + " | ".join(labels) + " |",
-              "|---|" + "---|" * len(labels)]
-    for ds in datasets:
-        cells = [_cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
-        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    def dataset_table(cell: Callable[[dict[str, Any]], str]) -> list[str]:
+        """One row per dataset, one column per group, ``cell`` of each finished group."""
+        rows = ["| dataset | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for ds in datasets:
+            cells = [cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
+            rows.append(f"| {ds} | " + " | ".join(cells) + " |")
+        return rows
+
+    lines += ["## Scores per dataset", ""] + dataset_table(_cell)
     lines += ["", "## Scores per seed", "",
               "Every finished run's final score, `seed: score`, in seed order; a seed not listed has not "
-              "finished.", "", "| dataset | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    for ds in datasets:
-        cells = [_seed_cell(by_key[(ds, lab)]) if (ds, lab) in by_key else "-" for lab in labels]
-        lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+              "finished.", ""] + dataset_table(_seed_cell)
 
     if pairs:
         lines += ["", "## SAQ-X against X at equal gradient updates", "",
