@@ -22,7 +22,8 @@ Usage::
     python benchmarks/diagnose_code_policy.py --data-dir /work/bench-data \\
         --zoo ../shared/data/sb3-zoo --dataset hopper-expert --seed 0
 
-Writes ``benchmarks/results/code_policy/<dataset>__K<K>__seed<seed>.json`` and prints a table.
+Writes ``benchmarks/results/code_policy/<dataset>__K<K>__seed<seed>.json`` (``<dataset>``: the
+``--source`` folder's name when given) and prints a table.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dataset", default="hopper-expert", help="a locomotion dataset of the suite")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=3, help="rollout episodes per state set")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="train on this Minari dataset folder instead (e.g. a larger one of the same env and "
+                             "recipe, from `saq data generate`); its folder name keys its quantizer")
     parser.add_argument("--n-codes", type=int, default=None,
                         help="SAQ-BC's codebook size K (default: the suite's; other sizes share ablation-k's quantizers)")
     args = parser.parse_args(argv)
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              if r.dataset.name == args.dataset}
     if len(specs) != 2:
         parser.error(f"no standard-suite BC and SAQ-BC runs on dataset {args.dataset!r}")
+    if args.source is not None:
+        for algo, spec in specs.items():
+            dataset = dataclasses.replace(spec.dataset, name=args.source.name, source=str(args.source))
+            specs[algo] = dataclasses.replace(spec, dataset=dataset)
     if args.n_codes is not None:
         saq_spec = specs["SAQ-BC"]
         specs["SAQ-BC"] = dataclasses.replace(
@@ -132,14 +140,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{set_name:16s} {name:15s} {len(states):6d} states   action RMSE {row['action_rmse']:.3f}{extra}",
                   flush=True)
     env.close()
-    result = {"dataset": args.dataset, "seed": args.seed, "episodes": args.episodes,
+    result = {"dataset": specs["SAQ-BC"].dataset.name, "seed": args.seed, "episodes": args.episodes,
+              "transitions": len(data.observations),
               "n_codes": specs["SAQ-BC"].quantizer.n_codes,
               "scores": {name: outcome.record["score"] for name, outcome in outcomes.items()},
               "rows": rows,
               "command": "python benchmarks/diagnose_code_policy.py " + " ".join(argv or sys.argv[1:])}
     print("final scores:", {k: round(v, 1) for k, v in result["scores"].items()})
     OUT.mkdir(parents=True, exist_ok=True)
-    name = f"{args.dataset}__K{specs['SAQ-BC'].quantizer.n_codes}__seed{args.seed}"
+    name = f"{specs['SAQ-BC'].dataset.name}__K{specs['SAQ-BC'].quantizer.n_codes}__seed{args.seed}"
     with atomic_output(OUT / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     return result

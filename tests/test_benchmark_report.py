@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 
-from benchmarks.harness.report import curve_bands, write_report  # noqa: E402
+from benchmarks.harness.report import against_saq_bc_rows, curve_bands, write_report  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402
 from benchmarks.harness.spec import RunSpec, build_suite  # noqa: E402
 from benchmarks.harness.statistics import (  # noqa: E402
@@ -287,6 +287,10 @@ def test_report_tables_json_and_plots(tmp_path: Path) -> None:
     assert "closest continuous behaviour-regularised method" in text
     assert "| hopper-expert | TD3+BC | SAQ-BRAC (K=64) |" in text and "+42.7 (vs BRAC)" in text
     assert "| 20000 / 20000 |" in text  # equal update budgets shown
+    # SAQ-X against SAQ-BC on the same quantizer: SAQ-CQL (80 + 5 s) against SAQ-BC (95 + 5 s)
+    vs_bc = bootstrap_difference_ci([95.0, 100.0, 105.0], [80.0, 85.0, 90.0], reps=BOOTSTRAP_REPS, seed=0)
+    assert (f"| hopper-expert | SAQ-CQL (K=64) | 100.0 (n=3) | 85.0 (n=3) | "
+            f"-15.0 [{vs_bc.low:+.1f}, {vs_bc.high:+.1f}] |") in text
     diff = bootstrap_difference_ci([40.0, 45.0, 50.0], [80.0, 85.0, 90.0], reps=BOOTSTRAP_REPS, seed=0)
     assert f"| +40.0 [{diff.low:+.1f}, {diff.high:+.1f}] |" in text
     # the aggregate
@@ -316,9 +320,28 @@ def test_report_tables_json_and_plots(tmp_path: Path) -> None:
     assert document["aggregate"]["excluded"] == {"IQL": "no finished run on lift-mm"}
     assert {(p["x"], p["saq_x"]) for p in document["pairs"]} == {
         ("BC", "SAQ-BC (K=64)"), ("CQL", "SAQ-CQL (K=64)"), ("TD3+BC", "SAQ-BRAC (K=64)")}
+    assert sorted((a["dataset"], a["saq_x"]) for a in document["against_saq_bc"]) == [
+        (ds, saq) for ds in sorted(datasets) for saq in ("SAQ-BRAC (K=64)", "SAQ-CQL (K=64)")]
     row = next(s for s in document["summary"] if (s["dataset"], s["label"]) == ("hopper-expert", "BC"))
     assert (row["ci_low"], row["ci_high"]) == (bc.low, bc.high)
     assert document["equal_wall_clock"] and document["runs"]
+
+
+def test_saq_x_is_compared_with_saq_bc_only_on_the_same_quantizer() -> None:
+    def row(label: str, algo: str, quantizer: list[Any], scores: list[float]) -> dict[str, Any]:
+        return {"dataset": "d", "label": label, "algo": algo, "quantizer": quantizer, "seeds": [0, 1],
+                "scores": scores, "mean": float(np.mean(scores))}
+
+    default, longer = [64, True, [512, 512], 5000], [64, True, [512, 512], 20_000]
+    rows = [row("SAQ-BC (K=64)", "SAQ-BC", default, [40.0, 42.0]),
+            row("SAQ-BC (K=64, q20000)", "SAQ-BC", longer, [10.0, 12.0]),
+            row("SAQ-IQL (K=64)", "SAQ-IQL", default, [30.0, 34.0]),
+            row("SAQ-IQL (K=64, q20000)", "SAQ-IQL", longer, [30.0, 34.0]),
+            row("SAQ-CQL (K=16)", "SAQ-CQL", [16, True, [512, 512], 5000], [50.0, 50.0]),
+            row("IQL", "IQL", None, [60.0, 60.0])]
+    found = {(a["saq_x"], a["saq_bc"]): a["difference"] for a in against_saq_bc_rows(rows)}
+    assert found == {("SAQ-IQL (K=64)", "SAQ-BC (K=64)"): pytest.approx(-9.0),
+                     ("SAQ-IQL (K=64, q20000)", "SAQ-BC (K=64, q20000)"): pytest.approx(21.0)}
 
 
 def test_report_on_a_partial_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

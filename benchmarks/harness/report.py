@@ -11,6 +11,8 @@ What the report shows, and how it is computed (:mod:`.statistics`):
   paper's difference. TD3+BC stands in for SAQ-BRAC's BRAC.
 * **Across datasets**: the IQM per algorithm with stratified-bootstrap intervals, and
   P(SAQ-X > X), from rliable, for algorithms whose seeds x datasets matrix is complete.
+* **SAQ-X against SAQ-BC** on the same dataset and quantizer: what the RL adds to imitating the
+  codes, with the same difference interval.
 * **At equal wall-clock**: per pair, the slower one's learning curve read at the training time
   the faster one needed for its whole budget.
 * ``results.json`` carries all of it plus ``per_seed`` (one entry per run: score, steps, training
@@ -94,6 +96,8 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
             "paper_key": spec.dataset.paper_key,
             "n_codes": spec.quantizer.n_codes if spec.is_saq else None,
             "state_conditioned": spec.quantizer.state_conditioned if spec.is_saq else None,
+            "quantizer": ([spec.quantizer.n_codes, spec.quantizer.state_conditioned, list(spec.quantizer.hidden),
+                           spec.quantizer.steps] if spec.is_saq else None),
             "seeds": [m["seed"] for m in members], "scores": scores.tolist(),
             "mean": float(scores.mean()), "std": float(scores.std()),
             "ci_low": interval.low, "ci_high": interval.high, "confidence": confidence,
@@ -145,6 +149,25 @@ def pair_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = 
     return out
 
 
+def against_saq_bc_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Each SAQ-CQL / SAQ-IQL / SAQ-BRAC group against SAQ-BC on the same dataset and the same
+    quantizer (K, state conditioning, size, fit updates): what the RL adds to imitating the codes
+    (SAQ eq. 8's policy). The difference has the same bootstrap interval as :func:`pair_rows`."""
+    bc = {(r["dataset"], json.dumps(r["quantizer"])): r for r in rows if r["algo"] == "SAQ-BC"}
+    out = []
+    for row in rows:
+        base = bc.get((row["dataset"], json.dumps(row["quantizer"])))
+        if row["algo"] == "SAQ-BC" or base is None:
+            continue
+        diff = bootstrap_difference_ci(base["scores"], row["scores"], confidence, reps, seed)
+        out.append({"dataset": row["dataset"], "saq_bc": base["label"], "saq_x": row["label"],
+                    "saq_bc_mean": base["mean"], "saq_bc_n": len(base["seeds"]),
+                    "saq_mean": row["mean"], "saq_n": len(row["seeds"]),
+                    "difference": diff.point, "difference_ci": [diff.low, diff.high]})
+    return out
+
+
 # ---------------------------------------------------------------------------------- markdown
 def _interval(mean: float, low: float, high: float, n: int, digits: int = 1) -> str:
     """``mean [low, high]``; one value has no interval to show."""
@@ -166,6 +189,7 @@ def _seed_cell(row: dict[str, Any]) -> str:
 
 def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], command: str,
              missing: int = 0, pairs: Optional[list[dict[str, Any]]] = None,
+             against_saq_bc: Optional[list[dict[str, Any]]] = None,
              wall_clock: Optional[list[dict[str, Any]]] = None,
              aggregate_result: Optional[AggregateResult] = None, aggregate_note: Optional[str] = None,
              confidence: float = 0.95, reps: int = BOOTSTRAP_REPS) -> str:
@@ -236,6 +260,17 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
                 f"{_signed_interval(p['difference'], *p['difference_ci'], n)} | "
                 f"{p['x_steps']:.0f} / {p['saq_steps']:.0f} | "
                 f"{p['x_train_seconds']:.0f} / {p['saq_train_seconds']:.0f} | {paper} |")
+
+    if against_saq_bc:
+        lines += ["", "## SAQ-X against SAQ-BC on the same quantizer", "",
+                  "What the offline RL adds to imitating the codes: SAQ-X − SAQ-BC, same data, quantizer "
+                  f"and number of updates, with a {pct} bootstrap interval (seeds resampled independently).",
+                  "", "| dataset | SAQ-X | SAQ-BC score | SAQ-X score | SAQ-X − SAQ-BC |", "|---|---|---|---|---|"]
+        for a in against_saq_bc:
+            n = min(a["saq_bc_n"], a["saq_n"])
+            lines.append(f"| {a['dataset']} | {a['saq_x']} | {a['saq_bc_mean']:.1f} (n={a['saq_bc_n']}) | "
+                         f"{a['saq_mean']:.1f} (n={a['saq_n']}) | "
+                         f"{_signed_interval(a['difference'], *a['difference_ci'], n)} |")
 
     lines += ["", "## Aggregate across datasets (IQM)", ""]
     lines += _aggregate_lines(aggregate_result, aggregate_note, pct)
@@ -517,6 +552,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
     records = [per_seed_record(r) for r in results]
     rows = aggregate(results, confidence, bootstrap_reps, seed)
     pairs = pair_rows(rows, confidence, bootstrap_reps, seed)
+    against_bc = against_saq_bc_rows(rows, confidence, bootstrap_reps, seed)
     wall_clock = equal_wall_clock(records, confidence, bootstrap_reps, seed)
     aggregate_result: Optional[AggregateResult] = None
     aggregate_note: Optional[str] = None
@@ -527,7 +563,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         except MissingDependencyError as error:
             aggregate_note = str(error)
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
-                    wall_clock=wall_clock, aggregate_result=aggregate_result, aggregate_note=aggregate_note,
+                    against_saq_bc=against_bc, wall_clock=wall_clock, aggregate_result=aggregate_result, aggregate_note=aggregate_note,
                     confidence=confidence, reps=bootstrap_reps)
     document = {
         "suite": suite, "command": command,
@@ -536,7 +572,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         "statistics": {"confidence": confidence, "bootstrap_reps": bootstrap_reps,
                        "aggregate_reps": aggregate_reps, "improvement_reps": improvement_reps, "seed": seed,
                        "per_dataset": "percentile bootstrap of the mean over seeds"},
-        "summary": rows, "pairs": pairs, "equal_wall_clock": wall_clock,
+        "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "equal_wall_clock": wall_clock,
         "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
         "per_seed": records, "runs": results,
     }
