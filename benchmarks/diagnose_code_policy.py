@@ -41,9 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness.data import zoo_expert  # noqa: E402
 from benchmarks.harness.runner import ARTIFACTS, init_worker  # noqa: E402
 from benchmarks.harness.spec import build_suite  # noqa: E402
 from saq_wrappers.io import atomic_output  # noqa: E402
+from saq_wrappers.rollouts import rollout  # noqa: E402
 
 SUITE_OUT = ROOT / "benchmarks" / "results" / "harness" / "standard"
 OUT = ROOT / "benchmarks" / "results" / "code_policy"
@@ -51,16 +53,9 @@ Act = Callable[[np.ndarray], np.ndarray]
 
 
 def _states_of(env: Any, act: Act, episodes: int, seed: int) -> np.ndarray:
-    """Observations visited by ``act`` (batch of one -> action) over ``episodes`` episodes."""
-    states = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            states.append(np.asarray(obs, np.float32))
-            obs, _, terminated, truncated, _ = env.step(act(np.asarray(obs, np.float32)[None])[0])
-            done = terminated or truncated
-    return np.stack(states)
+    """Observations ``act`` (one observation -> action) acts on over ``episodes`` episodes."""
+    visited = rollout(env, act, n_episodes=episodes, seed=seed, progress=False)
+    return np.concatenate([np.asarray(e["observations"][:-1], np.float32) for e in visited])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -98,11 +93,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     saq = outcomes["SAQ-BC"]
     quantizer = saq.action_set
     env = saq.data.make_env()
-    title = env.spec.id.split("-")[0]
-    expert = load_sb3_model(args.zoo / "tqc" / f"{title}-v3" / "model.zip", env)
+    expert = load_sb3_model(zoo_expert("standard", args.dataset, args.zoo), env)
 
     def expert_mean(obs: np.ndarray) -> np.ndarray:
         return np.asarray(expert.predict(obs, deterministic=True)[0], np.float32)
+
+    def batch(act: Act) -> Act:  # rollouts pass one observation, the policies take a batch
+        return lambda obs: act(np.asarray(obs, np.float32)[None])[0]
 
     def saq_act(obs: np.ndarray) -> np.ndarray:
         return quantizer.decode(obs, saq.algo.predict(obs))
@@ -114,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     state_sets: dict[str, dict[str, np.ndarray]] = {
         "data": {name: data.observations for name in policies},
         "expert rollouts": {name: expert_states for name in policies},
-        "own rollouts": {name: _states_of(env, act, args.episodes, rollout_seed) for name, act in policies.items()},
+        "own rollouts": {name: _states_of(env, batch(act), args.episodes, rollout_seed)
+                         for name, act in policies.items()},
     }
     data_mean = expert_mean(data.observations)
     noise = float(np.sqrt(np.mean((data.actions - data_mean) ** 2)))
@@ -126,13 +124,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"   code = expert's {label_agreement:.2f}")
     for set_name, per_policy in state_sets.items():
         for name, states in per_policy.items():
-            act = policies[name]
             target = expert_mean(states)
+            codes = saq.algo.predict(states) if name == "SAQ-BC" else None
+            actions = quantizer.decode(states, codes) if codes is not None else policies[name](states)
             row: dict[str, Any] = {"states": set_name, "policy": name, "n_states": len(states),
-                                   "action_rmse": float(np.sqrt(np.mean((act(states) - target) ** 2)))}
-            if name == "SAQ-BC":
+                                   "action_rmse": float(np.sqrt(np.mean((actions - target) ** 2)))}
+            if codes is not None:
                 expert_codes = quantizer.encode(states, target)
-                row["code_agreement"] = float(np.mean(saq.algo.predict(states) == expert_codes))
+                row["code_agreement"] = float(np.mean(codes == expert_codes))
                 row["quantizer_floor_rmse"] = float(np.sqrt(np.mean((quantizer.decode(states, expert_codes) - target) ** 2)))
             rows.append(row)
             extra = (f"   code = expert's {row['code_agreement']:.2f}   floor {row['quantizer_floor_rmse']:.3f}"

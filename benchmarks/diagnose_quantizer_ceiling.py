@@ -26,24 +26,29 @@ Writes ``benchmarks/results/quantizer_ceiling/<dataset>__<quantizer>.json`` and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from saq_wrappers.vqvae.quantizer import VQVAEQuantizer
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness.data import zoo_expert  # noqa: E402
+from benchmarks.harness.runner import ARTIFACTS  # noqa: E402
+from benchmarks.harness.spec import build_suite  # noqa: E402
+from saq_wrappers.evaluation import normalized_score  # noqa: E402
+from saq_wrappers.io import atomic_output  # noqa: E402
+from saq_wrappers.rollouts import rollout  # noqa: E402
+from saq_wrappers.vqvae.quantizer import VQVAEQuantizer  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "results" / "quantizer_ceiling"
-QUANTIZERS = ROOT / "benchmarks" / "results" / "harness" / "standard" / "artifacts" / "quantizers"
+SUITE_OUT = ROOT / "benchmarks" / "results" / "harness" / "standard"
 
 ActionMap = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -82,56 +87,56 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
 
-    import gymnasium as gym
     import torch
 
+    from saq_wrappers.app.datasets import load_dataset
+    from saq_wrappers.app.pipeline import ArtifactStore
     from saq_wrappers.integrations.sb3.models import load_sb3_model
 
     torch.set_num_threads(args.threads)
-    folder = args.data_dir / "minari" / "saqbench-std" / f"{args.dataset}-v0" / "data"
-    metadata = json.loads((folder / "metadata.json").read_text())
-    env_id = json.loads(metadata["eval_env_spec"])["id"]
-    ref_min, ref_max = float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
-    name = f"{args.dataset}__K64__h512x512__n{args.quantizer_steps}__seed{args.seed}"
-    quantizer = VQVAEQuantizer.load(QUANTIZERS / f"{name}.safetensors")
-    env = gym.make(env_id)
-    title = env_id.split("-")[0]
-    agent = load_sb3_model(args.zoo / "tqc" / f"{title}-v3" / "model.zip", env)
+    spec = next((r for r in build_suite("standard", args.data_dir, algos=["SAQ-BC"], seeds=[args.seed])
+                 if r.dataset.name == args.dataset), None)
+    if spec is None:
+        parser.error(f"no standard-suite dataset {args.dataset!r}")
+    spec = dataclasses.replace(spec, quantizer=dataclasses.replace(spec.quantizer, steps=args.quantizer_steps))
+    path = ArtifactStore(SUITE_OUT / ARTIFACTS).quantizer_path(spec)
+    quantizer = VQVAEQuantizer.load(path)
+    data = load_dataset(spec.dataset)
+    env = data.make_env()
+    agent = load_sb3_model(zoo_expert("standard", args.dataset, args.zoo), env)
 
     rows = []
     for mode, (deterministic_source, action_map) in _modes(quantizer).items():
-        returns, errors = [], []
+        errors: list[float] = []
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            mean, _ = agent.predict(obs, deterministic=True)
+            stochastic, _ = agent.predict(obs, deterministic=False)
+            source = np.asarray(mean if deterministic_source else stochastic, np.float32)
+            sent = action_map(np.asarray(obs, np.float32), source)
+            errors.append(float(np.mean((sent - source) ** 2)))
+            return sent
+
         started = time.perf_counter()
-        for episode in range(args.episodes):
-            obs, _ = env.reset(seed=10_000 + episode)
-            total, done = 0.0, False
-            while not done:
-                mean, _ = agent.predict(obs, deterministic=True)
-                stochastic, _ = agent.predict(obs, deterministic=False)
-                source = np.asarray(mean if deterministic_source else stochastic, np.float32)
-                sent = action_map(np.asarray(obs, np.float32), source)
-                errors.append(float(np.mean((sent - source) ** 2)))
-                obs, reward, terminated, truncated, _ = env.step(sent)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-        normalized = [100.0 * (r - ref_min) / (ref_max - ref_min) for r in returns]
+        episodes = rollout(env, act, n_episodes=args.episodes, seed=10_000, progress=False)
+        normalized = [normalized_score(float(e["rewards"].sum()), data.random_return, data.expert_return)
+                      for e in episodes]
         rows.append({"policy": mode, "normalized_mean": float(np.mean(normalized)),
                      "normalized_std": float(np.std(normalized)), "normalized": normalized,
                      "action_rmse": float(np.sqrt(np.mean(errors))),
                      "seconds": time.perf_counter() - started})
         print(f"{mode:24s} {rows[-1]['normalized_mean']:7.1f} ± {rows[-1]['normalized_std']:5.1f}"
               f"   action RMSE {rows[-1]['action_rmse']:.3f}", flush=True)
+    env.close()
 
+    name = path.stem
     result = {"dataset": args.dataset, "quantizer": name, "episodes": args.episodes,
               "reset_seeds": f"10000..{10_000 + args.episodes - 1}", "rows": rows,
               "command": "python benchmarks/diagnose_quantizer_ceiling.py " + " ".join(argv or sys.argv[1:])}
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.json"
-    with tempfile.NamedTemporaryFile("w", dir=OUT, delete=False, suffix=".tmp") as handle:
-        json.dump(result, handle, indent=1)
-    os.replace(handle.name, path)
-    print(f"wrote {path}")
+    with atomic_output(OUT / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    print(f"wrote {OUT / f'{name}.json'}")
     return result
 
 

@@ -30,6 +30,14 @@ def check_available(datasets: list[DatasetSpec]) -> list[str]:
     return missing
 
 
+def zoo_expert(suite: str, dataset: str, zoo: Path) -> Path:
+    """The SB3 zoo agent that ``prepare`` generates ``dataset``'s expert episodes with."""
+    item = next((i for i in prepare_plan(suite)["minari"] if i["name"] == dataset), None)
+    if item is None:
+        raise DataError(f"suite {suite!r} generates no locomotion dataset {dataset!r}")
+    return zoo / item["model"]
+
+
 def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True) -> list[str]:
     """Generate the datasets of ``suite`` under ``data_dir`` (skipping those already there).
 
