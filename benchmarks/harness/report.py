@@ -563,8 +563,8 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         except MissingDependencyError as error:
             aggregate_note = str(error)
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
-                    against_saq_bc=against_bc, wall_clock=wall_clock, aggregate_result=aggregate_result, aggregate_note=aggregate_note,
-                    confidence=confidence, reps=bootstrap_reps)
+                    against_saq_bc=against_bc, wall_clock=wall_clock, aggregate_result=aggregate_result,
+                    aggregate_note=aggregate_note, confidence=confidence, reps=bootstrap_reps)
     document = {
         "suite": suite, "command": command,
         "written": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
