@@ -19,7 +19,11 @@ episodes (or the values given). They go into the Minari metadata, so
 :func:`saq_wrappers.integrations.minari.minari_info` gives normalized scores.
 
 Episode ``i`` is reset with seed ``seed + i`` (recorded per episode); a run stopped by the step
-budget ends with a truncated (timeout) episode, whose next observation is real.
+budget ends with a truncated (timeout) episode, whose next observation is real. The stochastic
+agents sample their actions from torch's global generator, which SB3's load re-seeds with the
+seed saved in the model file (and torch seeds at random when the file has none): generation
+seeds it with ``seed`` once the agents are loaded, so ``seed`` alone decides the dataset, and
+restores the caller's global generators (torch, numpy, ``random``) on return.
 
 SB3 model files hold pickles (SB3's own format). They are loaded without running any
 (:func:`~saq_wrappers.integrations.sb3.models.load_sb3_model` says how); a file that needs more
@@ -34,13 +38,17 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib.metadata
 import os
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.minari import minari_info, write_minari_dataset
@@ -127,84 +135,112 @@ def generate_dataset(
     except gym.error.Error as error:
         raise DataError(f"cannot make Gymnasium env {env_id!r} ({error})") from error
     try:
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise DataError(f"env {env_id!r} has actions {env.action_space}: expected a continuous Box")
-        needs_expert = recipe != "random" or ref_max_score is None
-        if needs_expert and model is None:
-            raise DataError(f"recipe {recipe!r} needs an SB3 model file (model=...)")
-        expert = (load_sb3_model(model, env, algo, trust_pickle=trust_model_pickle)
-                  if needs_expert and model is not None else None)
-        medium_agent = None
-        if medium_model is not None and recipe in ("medium", "medium-expert"):
-            medium_agent = load_sb3_model(medium_model, env, medium_algo, trust_pickle=trust_model_pickle)
+        # SB3 samples from the global generators and its load re-seeds them with the seed stored
+        # in the file (if any): both are undone on return, and ``seed`` alone decides the samples
+        with torch.random.fork_rng(devices=[]), _numpy_and_python_rng_kept():
+            if not isinstance(env.action_space, gym.spaces.Box):
+                raise DataError(f"env {env_id!r} has actions {env.action_space}: expected a continuous Box")
+            needs_expert = recipe != "random" or ref_max_score is None
+            if needs_expert and model is None:
+                raise DataError(f"recipe {recipe!r} needs an SB3 model file (model=...)")
+            expert = (load_sb3_model(model, env, algo, trust_pickle=trust_model_pickle)
+                      if needs_expert and model is not None else None)
+            medium_agent = None
+            if medium_model is not None and recipe in ("medium", "medium-expert"):
+                medium_agent = load_sb3_model(medium_model, env, medium_algo, trust_pickle=trust_model_pickle)
+            torch.manual_seed(seed)
 
-        def medium() -> StepPolicy:
-            if medium_agent is not None:
-                return rollout_policy(medium_agent)
-            return noisy_policy(rollout_policy(expert), env.action_space, noise_std, seed + 1)
+            def medium() -> StepPolicy:
+                if medium_agent is not None:
+                    return rollout_policy(medium_agent)
+                return noisy_policy(rollout_policy(expert), env.action_space, noise_std, seed + 1)
 
-        half_steps = None if n_steps is None else max(1, n_steps // 2)
-        half_episodes = None if n_episodes is None else max(1, n_episodes // 2)
-        if recipe == "random":
-            episodes = rollout(env, random_policy(env.action_space, seed), n_steps=n_steps,
-                               n_episodes=n_episodes, seed=seed, progress=progress, desc="random")
-        elif recipe == "expert":
-            episodes = rollout(env, rollout_policy(expert), n_steps=n_steps, n_episodes=n_episodes,
-                               seed=seed, progress=progress, desc="expert")
-        elif recipe == "medium":
-            episodes = rollout(env, medium(), n_steps=n_steps, n_episodes=n_episodes, seed=seed,
-                               progress=progress, desc="medium")
-        else:  # medium-expert
-            first = rollout(env, medium(), n_steps=half_steps, n_episodes=half_episodes, seed=seed,
-                            progress=progress, desc="medium")
-            rest_steps = None if n_steps is None else max(1, n_steps - sum(len(e["rewards"]) for e in first))
-            rest_episodes = None if n_episodes is None else max(1, n_episodes - len(first))
-            second = rollout(env, rollout_policy(expert), n_steps=rest_steps, n_episodes=rest_episodes,
-                             seed=seed + 1_000_000, progress=progress, desc="expert")
-            episodes = first + second
-        reference_seed = seed + 2_000_000  # never a data episode's seed
-        if ref_min_score is None:
-            ref_min_score = mean_return(env, random_policy(env.action_space, reference_seed),
-                                        ref_episodes, reference_seed, progress)
-        if ref_max_score is None:
-            ref_max_score = mean_return(env, rollout_policy(expert, deterministic=True), ref_episodes,
-                                        reference_seed, progress)
-        generation: dict[str, Any] = {
-            "recipe": recipe,
-            "env_id": env_id,
-            "seed": seed,
-            "noise_std": noise_std if recipe in ("medium", "medium-expert") and medium_agent is None else None,
-            "ref_episodes": ref_episodes,
-        }
-        for role, file, agent in (("model", model, expert), ("medium_model", medium_model, medium_agent)):
-            if file is not None and agent is not None:
-                generation[role] = {"file": Path(file).name, "sha256": _sha256(Path(file)),
-                                    "algorithm": type(agent).__name__}
-        returns = [float(e["rewards"].sum()) for e in episodes]
-        metadata = {
-            "algorithm_name": f"saq-wrappers generate ({recipe})",
-            "description": (
-                f"{recipe} dataset for {env_id}: {len(episodes)} episodes, "
-                f"{sum(len(e['rewards']) for e in episodes)} steps, mean return {np.mean(returns):.1f}"
-            ),
-            "ref_min_score": float(ref_min_score),
-            "ref_max_score": float(ref_max_score),
-            "num_episodes_average_score": int(ref_episodes),
-            "saq_generation": generation,
-        }
-        spec = env.spec
-        return write_minari_dataset(
-            dataset_id,
-            episodes,
-            env.observation_space,
-            env.action_space,
-            env_spec=spec,
-            eval_env_spec=spec,
-            metadata=metadata,
-            root=root,
-        )
+            half_steps = None if n_steps is None else max(1, n_steps // 2)
+            half_episodes = None if n_episodes is None else max(1, n_episodes // 2)
+            if recipe == "random":
+                episodes = rollout(env, random_policy(env.action_space, seed), n_steps=n_steps,
+                                   n_episodes=n_episodes, seed=seed, progress=progress, desc="random")
+            elif recipe == "expert":
+                episodes = rollout(env, rollout_policy(expert), n_steps=n_steps, n_episodes=n_episodes,
+                                   seed=seed, progress=progress, desc="expert")
+            elif recipe == "medium":
+                episodes = rollout(env, medium(), n_steps=n_steps, n_episodes=n_episodes, seed=seed,
+                                   progress=progress, desc="medium")
+            else:  # medium-expert
+                first = rollout(env, medium(), n_steps=half_steps, n_episodes=half_episodes, seed=seed,
+                                progress=progress, desc="medium")
+                rest_steps = None if n_steps is None else max(1, n_steps - sum(len(e["rewards"]) for e in first))
+                rest_episodes = None if n_episodes is None else max(1, n_episodes - len(first))
+                second = rollout(env, rollout_policy(expert), n_steps=rest_steps, n_episodes=rest_episodes,
+                                 seed=seed + 1_000_000, progress=progress, desc="expert")
+                episodes = first + second
+            reference_seed = seed + 2_000_000  # never a data episode's seed
+            if ref_min_score is None:
+                ref_min_score = mean_return(env, random_policy(env.action_space, reference_seed),
+                                            ref_episodes, reference_seed, progress)
+            if ref_max_score is None:
+                ref_max_score = mean_return(env, rollout_policy(expert, deterministic=True), ref_episodes,
+                                            reference_seed, progress)
+            generation: dict[str, Any] = {
+                "recipe": recipe,
+                "env_id": env_id,
+                "seed": seed,
+                "noise_std": noise_std if recipe in ("medium", "medium-expert") and medium_agent is None else None,
+                "ref_episodes": ref_episodes,
+                # the episodes depend on these (a new MuJoCo changes the physics' last bits)
+                "versions": _library_versions(),
+            }
+            for role, file, agent in (("model", model, expert), ("medium_model", medium_model, medium_agent)):
+                if file is not None and agent is not None:
+                    generation[role] = {"file": Path(file).name, "sha256": _sha256(Path(file)),
+                                        "algorithm": type(agent).__name__}
+            returns = [float(e["rewards"].sum()) for e in episodes]
+            metadata = {
+                "algorithm_name": f"saq-wrappers generate ({recipe})",
+                "description": (
+                    f"{recipe} dataset for {env_id}: {len(episodes)} episodes, "
+                    f"{sum(len(e['rewards']) for e in episodes)} steps, mean return {np.mean(returns):.1f}"
+                ),
+                "ref_min_score": float(ref_min_score),
+                "ref_max_score": float(ref_max_score),
+                "num_episodes_average_score": int(ref_episodes),
+                "saq_generation": generation,
+            }
+            spec = env.spec
+            return write_minari_dataset(
+                dataset_id,
+                episodes,
+                env.observation_space,
+                env.action_space,
+                env_spec=spec,
+                eval_env_spec=spec,
+                metadata=metadata,
+                root=root,
+            )
     finally:
         env.close()
+
+
+def _library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that decide the generated episodes."""
+    versions = {}
+    for package in ("mujoco", "gymnasium", "stable-baselines3", "sb3-contrib", "torch", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextlib.contextmanager
+def _numpy_and_python_rng_kept() -> Iterator[None]:
+    """Restore numpy's and ``random``'s global states on exit (SB3's load re-seeds both)."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

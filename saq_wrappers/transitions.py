@@ -198,6 +198,17 @@ class Transitions:
         """The six arrays by name (read-only views)."""
         return {k: getattr(self, k) for k in _FIELDS}
 
+    def content_sha256(self) -> str:
+        """SHA-256 over the six arrays (names, dtypes, shapes and bytes): results made from
+        the same name and recipe but different episodes never share it, so a run record can
+        say which data it was trained on."""
+        digest = hashlib.sha256()
+        for name in _FIELDS:
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
 
 _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 

@@ -131,3 +131,16 @@ def test_relabel_rejects_shape_mismatch() -> None:
     t = Transitions(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(2), np.zeros((2, 2)), np.zeros(2), np.zeros(2))
     with pytest.raises(DataError, match="observations have shape"):
         relabel(t, grid, progress=False)
+
+
+def test_content_hash_tells_datasets_apart_and_ignores_copies() -> None:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(5, 3))
+    fields = dict(observations=obs, actions=rng.normal(size=(5, 2)), rewards=rng.normal(size=5),
+                  next_observations=obs + 1, terminals=np.zeros(5, bool), timeouts=np.eye(5, dtype=bool)[4])
+    base = Transitions(**fields).content_sha256()
+    assert Transitions(**{k: np.array(v, copy=True) for k, v in fields.items()}).content_sha256() == base
+    for name in fields:  # one changed value in any array changes the identity
+        changed = {k: np.array(v, copy=True) for k, v in fields.items()}
+        changed[name][2] = np.logical_not(changed[name][2]) if changed[name].dtype == bool else changed[name][2] + 1
+        assert Transitions(**changed).content_sha256() != base, name

@@ -48,7 +48,35 @@ def test_expert_episodes_are_complete_and_seeded(sac_file: Path) -> None:
     info = minari_info(path)
     assert info.ref_min_score is not None and info.ref_max_score is not None
     assert info.metadata["saq_generation"]["model"]["algorithm"] == "SAC"
+    assert info.metadata["saq_generation"]["versions"]["gymnasium"] == gym.__version__
     assert np.all(np.abs(data.actions) <= 2.0)
+
+
+def test_one_seed_writes_one_dataset_and_leaves_the_callers_rngs(tmp_path: Path) -> None:
+    """A model file saved without a seed samples from torch's global generator as the caller left
+    it: unless generate seeds it, one ``seed`` writes different actions from call to call."""
+    import random
+
+    import torch
+
+    env = gym.make("Pendulum-v1")
+    model = sb3.SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, device="cpu")  # no seed
+    file = tmp_path / "sac_unseeded.zip"
+    model.save(file)
+    env.close()
+    actions = {}
+    for name, state, seed in (("a", 1, 3), ("b", 2, 3), ("c", 1, 4)):
+        torch.manual_seed(state)  # the caller's global states differ between a and b
+        np.random.seed(state)
+        random.seed(state)
+        before = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+        generate_dataset(file, "Pendulum-v1", f"gen/pendulum-seeded-{name}-v0", "expert", n_steps=50,
+                         seed=seed, ref_min_score=-1200.0, ref_max_score=-150.0, progress=False)
+        assert torch.equal(torch.random.get_rng_state(), before[0])
+        assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
+        actions[name] = load_minari(f"gen/pendulum-seeded-{name}-v0").actions
+    np.testing.assert_array_equal(actions["a"], actions["b"])
+    assert not np.allclose(actions["a"], actions["c"])
 
 
 def test_step_budget_mixture_and_cut_episode(sac_file: Path) -> None:
