@@ -362,3 +362,22 @@ def test_report_on_a_partial_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert 'Not computed: the aggregate statistics' in without["markdown"]
     assert 'pip install -e ".[bench]"' in without["markdown"] and "iqm.png" not in without["plots"]
     assert "skipped" in json.loads((out / "results.json").read_text())["aggregate"]
+
+
+def test_runs_on_regenerated_episodes_are_shown_and_marked(tmp_path: Path) -> None:
+    """One dataset name, two sets of episodes: the report says which runs trained on which."""
+    out = tmp_path / "mixed"
+    results = [fake_result(spec_of("hopper-expert", algo, seed), 40.0 + seed)
+               for algo in ("BC", "SAQ-BC") for seed in (0, 1, 2)]
+    for r in results:
+        r["data"] = {"transitions": 8649, "episodes": 10, "mean_return": 3165.0}  # recorded before the hash
+    results[2]["data"] = {"transitions": 8658, "episodes": 10, "mean_return": 3166.6, "sha256": "ab" * 32}
+    write_runs(out, results)
+    report = write_report(STANDARD, out, "standard", "test", aggregate_reps=REPS, improvement_reps=REPS)
+    text = report["markdown"]
+    assert "| hopper-expert | not recorded | 8649 | 10 | 3165.0 | 5 |" in text
+    assert f"| hopper-expert | `{'ab' * 8}` | 8658 | 10 | 3166.6 | 1: `hopper-expert__BC__seed2` |" in text
+    assert "0: 40.0 / 1: 41.0 / 2: 42.0* |" in text  # BC seed 2 is the one on other episodes
+    assert "0: 40.0 / 1: 41.0 / 2: 42.0 |" in text  # SAQ-BC: all on the main episodes
+    data = json.loads((out / "results.json").read_text())["data"]
+    assert [(row["sha256"], row["n_runs"]) for row in data] == [(None, 5), ("ab" * 32, 1)]

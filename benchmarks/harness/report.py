@@ -99,6 +99,7 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
             "quantizer": ([spec.quantizer.n_codes, spec.quantizer.state_conditioned, list(spec.quantizer.hidden),
                            spec.quantizer.steps] if spec.is_saq else None),
             "seeds": [m["seed"] for m in members], "scores": scores.tolist(),
+            "data_sha256": [data_identity(m) for m in members],
             "mean": float(scores.mean()), "std": float(scores.std()),
             "ci_low": interval.low, "ci_high": interval.high, "confidence": confidence,
             "mean_return": float(np.mean([m["evaluation"]["mean_return"] for m in members])),
@@ -116,6 +117,36 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
 def _mean_or_none(values: list[Any]) -> Optional[float]:
     present = [float(v) for v in values if v is not None]
     return float(np.mean(present)) if present else None
+
+
+def data_identity(result: dict[str, Any]) -> Optional[str]:
+    """The SHA-256 of the episodes a run trained on (``None``: a run recorded before runs kept it)."""
+    return (result.get("data") or {}).get("sha256")
+
+
+def data_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dataset, one row per distinct set of episodes its runs trained on (most runs first):
+    the same name can hold different episodes when the data were generated again."""
+    groups: dict[tuple[str, Optional[str]], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], data_identity(r)), []).append(r)
+    rows = []
+    for (dataset, sha), members in groups.items():
+        info = members[0].get("data") or {}
+        rows.append({"dataset": dataset, "sha256": sha, "transitions": info.get("transitions"),
+                     "episodes": info.get("episodes"), "mean_return": info.get("mean_return"),
+                     "n_runs": len(members), "runs": [m["run_id"] for m in members]})
+    order = list(dict.fromkeys(r["dataset"] for r in results))
+    rows.sort(key=lambda row: (order.index(row["dataset"]), -row["n_runs"]))
+    return rows
+
+
+def _main_data(data: list[dict[str, Any]]) -> dict[str, Optional[str]]:
+    """Each dataset's most used set of episodes (the first row of :func:`data_rows`)."""
+    main: dict[str, Optional[str]] = {}
+    for row in data:
+        main.setdefault(row["dataset"], row["sha256"])
+    return main
 
 
 def pair_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
@@ -182,9 +213,14 @@ def _cell(row: dict[str, Any]) -> str:
     return f"{_interval(row['mean'], row['ci_low'], row['ci_high'], n)} ({'; '.join(extra)})"
 
 
-def _seed_cell(row: dict[str, Any]) -> str:
-    """``0: 40.0 / 1: 37.9 / 2: 43.0``: the group's scores by seed, lowest seed first."""
-    return " / ".join(f"{seed}: {score:.1f}" for seed, score in sorted(zip(row["seeds"], row["scores"])))
+def _seed_cell(row: dict[str, Any], main_data: Optional[dict[str, Optional[str]]] = None) -> str:
+    """``0: 40.0 / 1: 37.9 / 2: 43.0``: the group's scores by seed, lowest seed first; ``*`` marks a
+    run trained on other episodes than most runs of its dataset (``main_data``)."""
+    main = (main_data or {}).get(row["dataset"], None)
+    ids = row.get("data_sha256") or [None] * len(row["seeds"])
+    marked = [(seed, score, "*" if main_data is not None and sha != main else "")
+              for seed, score, sha in zip(row["seeds"], row["scores"], ids)]
+    return " / ".join(f"{seed}: {score:.1f}{mark}" for seed, score, mark in sorted(marked))
 
 
 def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], command: str,
@@ -192,7 +228,8 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
              against_saq_bc: Optional[list[dict[str, Any]]] = None,
              wall_clock: Optional[list[dict[str, Any]]] = None,
              aggregate_result: Optional[AggregateResult] = None, aggregate_note: Optional[str] = None,
-             confidence: float = 0.95, reps: int = BOOTSTRAP_REPS) -> str:
+             confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
+             data: Optional[list[dict[str, Any]]] = None) -> str:
     """The ``results.md`` text."""
     info = machine()
     load = f"{info['load_1min']:.1f}" if info["load_1min"] is not None else "?"
@@ -235,9 +272,13 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
         return rows
 
     lines += ["## Scores per dataset", ""] + dataset_table(_cell)
+    main_data = _main_data(data or [])
+    mixed = len(data or []) > len(main_data)  # some dataset's runs trained on different episodes
     lines += ["", "## Scores per seed", "",
               "Every finished run's final score, `seed: score`, in seed order; a seed not listed has not "
-              "finished.", ""] + dataset_table(_seed_cell)
+              "finished." + (" `*`: trained on other episodes of the dataset than its other runs (see "
+                             "*Data*)." if mixed else ""), ""]
+    lines += dataset_table(lambda row: _seed_cell(row, main_data if mixed else None))
 
     if pairs:
         lines += ["", "## SAQ-X against X at equal gradient updates", "",
@@ -300,6 +341,21 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
                 f"| {w['dataset']} | {w['x']} | {w['saq_x']} | {w['faster']} | {w['seconds']:.0f} | "
                 f"{fast_text} | {slow_text} | {w['slow_final_score']:.1f} ({w['slow_train_seconds']:.0f} s) | "
                 f"{diff} |")
+
+    if data:
+        lines += ["", "## Data", "",
+                  "The episodes each dataset's runs trained on, by their SHA-256 (`not recorded`: runs "
+                  "written before run records kept it). A dataset with two rows was generated again "
+                  "between its runs; its runs on the second row are listed and marked `*` above.",
+                  "", "| dataset | episodes' SHA-256 | transitions | episodes | mean return | runs |",
+                  "|---|---|---|---|---|---|"]
+        for row in data:
+            sha = f"`{row['sha256'][:16]}`" if row["sha256"] else "not recorded"
+            runs_text = (str(row["n_runs"]) if main_data[row["dataset"]] == row["sha256"]
+                         else f"{row['n_runs']}: " + ", ".join(f"`{run}`" for run in row["runs"]))
+            mean_return = "-" if row["mean_return"] is None else f"{row['mean_return']:.1f}"
+            lines.append(f"| {row['dataset']} | {sha} | {row['transitions'] or '-'} | {row['episodes'] or '-'} | "
+                         f"{mean_return} | {runs_text} |")
 
     lines += ["", "## Every group", "",
               "| dataset | algorithm | metric | score (mean ± std) | seeds | paper | mean return | updates | "
@@ -562,9 +618,10 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
                                              improvement_reps=improvement_reps)
         except MissingDependencyError as error:
             aggregate_note = str(error)
+    data = data_rows(results)
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
                     against_saq_bc=against_bc, wall_clock=wall_clock, aggregate_result=aggregate_result,
-                    aggregate_note=aggregate_note, confidence=confidence, reps=bootstrap_reps)
+                    aggregate_note=aggregate_note, confidence=confidence, reps=bootstrap_reps, data=data)
     document = {
         "suite": suite, "command": command,
         "written": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
@@ -573,6 +630,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
                        "aggregate_reps": aggregate_reps, "improvement_reps": improvement_reps, "seed": seed,
                        "per_dataset": "percentile bootstrap of the mean over seeds"},
         "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "equal_wall_clock": wall_clock,
+        "data": data,
         "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
         "per_seed": records, "runs": results,
     }
