@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from saq_wrappers.errors import DataError
 from saq_wrappers.evaluation import normalized_score
 from saq_wrappers.integrations.d3rlpy import (
     evaluate_algo,
@@ -114,8 +115,11 @@ def ensure_quantizer(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDat
     """The spec's fitted quantizer (SAQ eqs. 5-7): loaded from the store, or fitted and saved."""
     path = store.quantizer_path(spec)
     meta_path = path.with_suffix(".fit.json")
+    data_sha256 = data.transitions.content_sha256()
     if path.is_file() and meta_path.is_file():
-        return VQVAEQuantizer.load(path), json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text())
+        _check_fitted_on(meta, data_sha256, path, spec)
+        return VQVAEQuantizer.load(path), meta
     obs_space, act_space = spaces or _spaces(data)
     q = spec.quantizer
     quantizer = VQVAEQuantizer(obs_space, act_space, n_codes=q.n_codes, hidden_sizes=q.hidden,
@@ -123,7 +127,7 @@ def ensure_quantizer(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDat
     started = time.perf_counter()
     metrics = quantizer.fit(data.transitions, n_steps=q.steps, progress=progress)
     meta = {"fit_seconds": time.perf_counter() - started, "fit_steps": q.steps,
-            "n_restarted_codes": metrics.get("n_restarted_codes")}
+            "n_restarted_codes": metrics.get("n_restarted_codes"), "data_sha256": data_sha256}
     path.parent.mkdir(parents=True, exist_ok=True)
     quantizer.save(path)
     with atomic_output(meta_path) as tmp:
@@ -141,9 +145,12 @@ def ensure_arq(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
     folder = store.arq_folder(spec)
     folder.mkdir(parents=True, exist_ok=True)
     sampler_path, table_dir, meta_path = folder / "sampler.safetensors", folder / "table", folder / "meta.json"
+    data_sha256 = data.transitions.content_sha256()
     if meta_path.is_file():
-        return sampler_path, table_dir, json.loads(meta_path.read_text())
-    meta: dict[str, Any] = {}
+        stored = json.loads(meta_path.read_text())
+        _check_fitted_on(stored, data_sha256, folder, spec)
+        return sampler_path, table_dir, stored
+    meta: dict[str, Any] = {"data_sha256": data_sha256}
     a = spec.arq
     if sampler_path.is_file():
         sampler = ScoreSupportSampler.load(sampler_path)
@@ -164,6 +171,18 @@ def ensure_arq(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
     with atomic_output(meta_path) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return sampler_path, table_dir, meta
+
+
+def _check_fitted_on(meta: dict[str, Any], data_sha256: str, artifact: Path, spec: ExperimentSpec) -> None:
+    """Refuse a stored artifact fitted on other episodes than ``spec``'s dataset holds now (the
+    data were generated again): its codes or candidates would belong to other data. Artifacts
+    stored before their meta kept the hash are taken as they are."""
+    fitted_on = meta.get("data_sha256")
+    if fitted_on is not None and fitted_on != data_sha256:
+        raise DataError(
+            f"{artifact} was fitted on other episodes of dataset {spec.dataset.name!r} (SHA-256 "
+            f"{fitted_on[:16]}..., the data now: {data_sha256[:16]}...): delete it to fit it again "
+            "on the current data, or restore the data it was fitted on")
 
 
 def prepare_artifact(spec: ExperimentSpec, store: ArtifactStore, data: Optional[LoadedDataset] = None) -> None:

@@ -240,3 +240,28 @@ def test_stop_file_starts_no_queued_run_in_the_process_pool(cache: Path, tmp_pat
     summary = run_grid(runs, out, backend="local", workers=1, log=stop_after_first)
     assert summary.stopped and len(summary.executed) == 1 and not summary.failed
     assert sum(result_path(out, r).is_file() for r in runs) == 1
+
+
+def test_stored_artifacts_fitted_on_other_episodes_are_refused(cache: Path, tmp_path: Path) -> None:
+    """Data generated again under the same name: a quantizer or ARQ table fitted on the old
+    episodes is refused with a message, not reused for the new ones."""
+    from saq_wrappers.app.datasets import load_dataset
+    from saq_wrappers.app.pipeline import ArtifactStore, ensure_arq, ensure_quantizer
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    saq = tiny_grid(["SAQ-BC"])[0]
+    data = load_dataset(saq.dataset)
+    _, meta = ensure_quantizer(saq, store, data)
+    assert meta["data_sha256"] == data.transitions.content_sha256()
+    assert ensure_quantizer(saq, store, data)[1] == meta  # the same episodes: reused
+    changed = data.transitions.to_dict()
+    changed["rewards"] = changed["rewards"] + 1.0
+    regenerated = dataclasses.replace(data, transitions=type(data.transitions)(**changed))
+    with pytest.raises(DataError, match="fitted on other episodes of dataset"):
+        ensure_quantizer(saq, store, regenerated)
+    arq = tiny_grid(["ARQ"])[0]
+    folder = store.arq_folder(arq)
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"data_sha256": "0" * 64}))
+    with pytest.raises(DataError, match="fitted on other episodes of dataset"):
+        ensure_arq(arq, store, data)
