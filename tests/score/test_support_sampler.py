@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from saq_wrappers.action_set import ActionSet
 from saq_wrappers.errors import CheckpointError, DataError
@@ -202,8 +203,8 @@ def _clone(sampler: ScoreSupportSampler, **kwargs: Any) -> ScoreSupportSampler:
 
 
 def test_default_fast_path_bf16_tangents_match_fp32_and_previous_rk4(sampler: ScoreSupportSampler) -> None:
-    assert sampler.config["method"] == "multistep" and sampler.config["tangent_dtype"] == "bfloat16"
-    acts, ll = sampler.candidates_with_log_likelihood(QUERY)
+    assert sampler.config["method"] == "multistep" and sampler.config["tangent_dtype"] == "auto"
+    acts, ll = _clone(sampler, tangent_dtype="bfloat16").candidates_with_log_likelihood(QUERY)
     acts32, ll32 = _clone(sampler, tangent_dtype="float32").candidates_with_log_likelihood(QUERY)
     np.testing.assert_allclose(acts32, acts, atol=1e-5)  # the trajectory is float32 either way
     assert np.abs(ll32 - ll).max() < 0.05
@@ -214,3 +215,14 @@ def test_default_fast_path_bf16_tangents_match_fp32_and_previous_rk4(sampler: Sc
     assert np.median(np.abs(ll_rk4 - ll)[inside]) < 0.1
     with pytest.raises(DataError, match="tangent_dtype"):
         ScoreSupportSampler(OBS_SPACE, ACT_SPACE, tangent_dtype="float16")  # type: ignore[arg-type]
+
+
+def test_auto_tangents_are_bfloat16_only_on_cpus_that_have_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emulated bfloat16 made the ARQ table 10x slower on an AVX2-only CPU: auto must not pick it."""
+    from saq_wrappers.score import support_sampler
+
+    for native, expected in ((False, torch.float32), (True, torch.bfloat16)):
+        monkeypatch.setattr(support_sampler, "native_bfloat16_cpu", lambda native=native: native)
+        assert support_sampler.resolve_tangent_dtype("auto") == expected
+        assert support_sampler.resolve_tangent_dtype("float32") == torch.float32
+        assert support_sampler.resolve_tangent_dtype("bfloat16") == torch.bfloat16
