@@ -348,15 +348,30 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _cpu_model() -> Optional[str]:
+    """The CPU's model name where the OS tells it (Linux), else ``None``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def machine(device: Optional[str] = None) -> dict[str, Any]:
-    """Where a run ran: host, CPU count, torch threads, load average, and (given the run's torch
-    ``device``) that device, with the GPU's name on CUDA: timings are comparable only between runs
-    on the same kind of device, so a result says which one it was timed on."""
+    """Where a run ran: host, CPU model and torch's vector capability (e.g. AVX2 or AVX512: one
+    run's speed differs several-fold between them), CPU count, torch threads, load average, and
+    (given the run's torch ``device``) that device, with the GPU's name on CUDA: timings are
+    comparable only between runs on the same kind of device, so a result says which one it was
+    timed on."""
     try:
         load: Optional[float] = os.getloadavg()[0]
     except OSError:
         load = None
     info: dict[str, Any] = {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                            "cpu_model": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                             "torch_threads": torch.get_num_threads(), "load_1min": load}
     if device is not None:
         info["device"] = str(device)
