@@ -22,8 +22,11 @@ Episode ``i`` is reset with seed ``seed + i`` (recorded per episode); a run stop
 budget ends with a truncated (timeout) episode, whose next observation is real. The stochastic
 agents sample their actions from torch's global generator, which SB3's load re-seeds with the
 seed saved in the model file (and torch seeds at random when the file has none): generation
-seeds it with ``seed`` once the agents are loaded, so ``seed`` alone decides the dataset, and
-restores the caller's global generators (torch, numpy, ``random``) on return.
+seeds it with ``seed`` once the agents are loaded, so ``seed`` alone decides the dataset on one
+kind of machine, and restores the caller's global generators (torch, numpy, ``random``) on
+return. Across machines the episodes also depend on the library versions and on the CPU's vector
+capability (AVX2 vs AVX-512 GEMM kernels round the agent's network differently in the last bits,
+which chaotic dynamics amplify), so the metadata records both.
 
 SB3 model files hold pickles (SB3's own format). They are loaded without running any
 (:func:`~saq_wrappers.integrations.sb3.models.load_sb3_model` says how); a file that needs more
@@ -187,8 +190,10 @@ def generate_dataset(
                 "seed": seed,
                 "noise_std": noise_std if recipe in ("medium", "medium-expert") and medium_agent is None else None,
                 "ref_episodes": ref_episodes,
-                # the episodes depend on these (a new MuJoCo changes the physics' last bits)
+                # the episodes depend on these: another MuJoCo release or another CPU vector
+                # capability (torch's GEMMs round differently) changes the agents' last bits
                 "versions": _library_versions(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             }
             for role, file, agent in (("model", model, expert), ("medium_model", medium_model, medium_agent)):
                 if file is not None and agent is not None:

@@ -49,6 +49,9 @@ def test_expert_episodes_are_complete_and_seeded(sac_file: Path) -> None:
     assert info.ref_min_score is not None and info.ref_max_score is not None
     assert info.metadata["saq_generation"]["model"]["algorithm"] == "SAC"
     assert info.metadata["saq_generation"]["versions"]["gymnasium"] == gym.__version__
+    import torch
+
+    assert info.metadata["saq_generation"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert np.all(np.abs(data.actions) <= 2.0)
 
 
