@@ -188,9 +188,9 @@ def _check_fitted_on(meta: dict[str, Any], data_sha256: str, artifact: Path, spe
 def prepare_artifact(spec: ExperimentSpec, store: ArtifactStore, data: Optional[LoadedDataset] = None) -> None:
     """Build the action set ``spec`` needs (nothing for a continuous baseline).
 
-    Flushes denormals first, as :func:`run_experiment` does: a score model or quantizer fitted in
-    a fresh process otherwise slows down as its weights and Adam moments reach the denormal range
-    (an ARQ score model and table were built 5-10x slower here, see :func:`flush_denormals`)."""
+    Flushes denormals first, as :func:`run_experiment` does, so an artifact built first thing in
+    a fresh worker process fits at the same arithmetic speed as one built after a run there (see
+    :func:`flush_denormals`)."""
     flush_denormals()
     if spec.is_saq or spec.algo == "ARQ":
         data = data or load_dataset(spec.dataset)
