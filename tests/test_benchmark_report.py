@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.harness.report import against_saq_bc_rows, curve_bands, write_report  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402
-from benchmarks.harness.spec import RunSpec, build_suite  # noqa: E402
+from benchmarks.harness.spec import RunSpec, build_suite, is_ablation_reference  # noqa: E402
 from benchmarks.harness.statistics import (  # noqa: E402
     BOOTSTRAP_REPS,
     MissingDependencyError,
@@ -342,6 +342,44 @@ def test_saq_x_is_compared_with_saq_bc_only_on_the_same_quantizer() -> None:
     found = {(a["saq_x"], a["saq_bc"]): a["difference"] for a in against_saq_bc_rows(rows)}
     assert found == {("SAQ-IQL (K=64)", "SAQ-BC (K=64)"): pytest.approx(-9.0),
                      ("SAQ-IQL (K=64, q20000)", "SAQ-BC (K=64, q20000)"): pytest.approx(21.0)}
+
+
+@pytest.mark.parametrize("suite", ["ablation-k", "ablation-state", "quantizer-study"])
+def test_each_ablation_has_one_reference_per_algorithm_and_seed(suite: str) -> None:
+    """The setting an ablation's variants are measured against: exactly one run per (dataset,
+    algorithm, seed), the library's default where it is in the grid; none in the main suite."""
+    grid = build_suite(suite, Path("/data"))
+    references = [s for s in grid if is_ablation_reference(suite, s)]
+    keys = [(s.dataset.name, s.algo, s.seed) for s in references]
+    assert len(keys) == len(set(keys)) == len({(s.dataset.name, s.algo, s.seed) for s in grid})
+    expected = {"ablation-k": "{algo} (K=64)", "ablation-state": "{algo} (K=16)",
+                "quantizer-study": "{algo} (K=64)"}[suite]
+    for spec in references:
+        sampled = ", sampled" if spec.algo == "SAQ-IQL" else ""
+        assert spec.label == expected.format(algo=spec.algo)[:-1] + sampled + ")"
+    assert not any(is_ablation_reference("standard", s) for s in STANDARD)
+
+
+def test_ablation_report_measures_each_variant_against_its_reference(tmp_path: Path) -> None:
+    """SAQ Table 3 asks what state conditioning adds: each no-state group minus the
+    state-conditioned group of the same algorithm, never of another algorithm."""
+    grid = build_suite("ablation-state", Path("/data"))
+    offset = {"SAQ-CQL": 0.0, "SAQ-IQL": 20.0, "SAQ-BRAC": 40.0}
+    results = [fake_result(s, offset[s.algo] + (30.0 if s.quantizer.state_conditioned else 10.0) + s.seed)
+               for s in grid]
+    out = tmp_path / "runs"
+    write_runs(out, results)
+    report = write_report(grid, out, "ablation-state", "test", aggregate_reps=REPS, improvement_reps=REPS)
+    variants = json.loads((out / "results.json").read_text())["variants"]
+    assert {(v["reference"], v["variant"]) for v in variants} == {
+        ("SAQ-CQL (K=16)", "SAQ-CQL (K=16, no state)"), ("SAQ-BRAC (K=16)", "SAQ-BRAC (K=16, no state)"),
+        ("SAQ-IQL (K=16, sampled)", "SAQ-IQL (K=16, no state, sampled)")}
+    diff = bootstrap_difference_ci([30.0, 31.0, 32.0], [10.0, 11.0, 12.0], reps=BOOTSTRAP_REPS, seed=0)
+    for v in variants:
+        assert v["difference"] == pytest.approx(-20.0)
+        assert v["difference_ci"] == [pytest.approx(diff.low), pytest.approx(diff.high)]
+    assert (f"| hopper-medium-expert | SAQ-IQL (K=16, sampled) | SAQ-IQL (K=16, no state, sampled) | "
+            f"51.0 (n=3) | 31.0 (n=3) | -20.0 [{diff.low:+.1f}, {diff.high:+.1f}] |") in report["markdown"]
 
 
 def test_report_on_a_partial_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,7 +43,7 @@ from saq_wrappers.io import atomic_output
 
 from .paper import SAQ_TABLE4, paper_number
 from .runner import failure_path, load_result, machine
-from .spec import RunSpec
+from .spec import RunSpec, is_ablation_reference
 from .statistics import (
     AGGREGATE_REPS,
     BOOTSTRAP_REPS,
@@ -199,6 +199,26 @@ def against_saq_bc_rows(rows: list[dict[str, Any]], confidence: float = 0.95, re
     return out
 
 
+def variant_rows(rows: list[dict[str, Any]], reference_labels: set[str], confidence: float = 0.95,
+                 reps: int = BOOTSTRAP_REPS, seed: int = 0) -> list[dict[str, Any]]:
+    """An ablation's answer: each variant group (another K, no state, another quantizer budget,
+    another acting rule) minus the reference group of the same algorithm on the same dataset
+    (``reference_labels``, from :func:`~benchmarks.harness.spec.is_ablation_reference`), with the
+    same bootstrap interval as :func:`pair_rows`."""
+    reference = {(r["dataset"], r["algo"]): r for r in rows if r["label"] in reference_labels}
+    out = []
+    for row in rows:
+        base = reference.get((row["dataset"], row["algo"]))
+        if base is None or row is base:
+            continue
+        diff = bootstrap_difference_ci(base["scores"], row["scores"], confidence, reps, seed)
+        out.append({"dataset": row["dataset"], "reference": base["label"], "variant": row["label"],
+                    "reference_mean": base["mean"], "reference_n": len(base["seeds"]),
+                    "variant_mean": row["mean"], "variant_n": len(row["seeds"]),
+                    "difference": diff.point, "difference_ci": [diff.low, diff.high]})
+    return out
+
+
 # ---------------------------------------------------------------------------------- markdown
 def _interval(mean: float, low: float, high: float, n: int, digits: int = 1) -> str:
     """``mean [low, high]``; one value has no interval to show."""
@@ -226,6 +246,7 @@ def _seed_cell(row: dict[str, Any], main_data: Optional[dict[str, Optional[str]]
 def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], command: str,
              missing: int = 0, pairs: Optional[list[dict[str, Any]]] = None,
              against_saq_bc: Optional[list[dict[str, Any]]] = None,
+             variants: Optional[list[dict[str, Any]]] = None,
              wall_clock: Optional[list[dict[str, Any]]] = None,
              aggregate_result: Optional[AggregateResult] = None, aggregate_note: Optional[str] = None,
              confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
@@ -312,6 +333,19 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
             lines.append(f"| {a['dataset']} | {a['saq_x']} | {a['saq_bc_mean']:.1f} (n={a['saq_bc_n']}) | "
                          f"{a['saq_mean']:.1f} (n={a['saq_n']}) | "
                          f"{_signed_interval(a['difference'], *a['difference_ci'], n)} |")
+
+    if variants:
+        lines += ["", "## Each variant against the ablation's reference", "",
+                  "Variant − reference: the same algorithm, data and number of updates with one setting "
+                  f"changed, with a {pct} bootstrap interval (seeds resampled independently).",
+                  "", "| dataset | reference | variant | reference score | variant score | variant − reference |",
+                  "|---|---|---|---|---|---|"]
+        for v in variants:
+            n = min(v["reference_n"], v["variant_n"])
+            lines.append(f"| {v['dataset']} | {v['reference']} | {v['variant']} | "
+                         f"{v['reference_mean']:.1f} (n={v['reference_n']}) | "
+                         f"{v['variant_mean']:.1f} (n={v['variant_n']}) | "
+                         f"{_signed_interval(v['difference'], *v['difference_ci'], n)} |")
 
     lines += ["", "## Aggregate across datasets (IQM)", ""]
     lines += _aggregate_lines(aggregate_result, aggregate_note, pct)
@@ -609,6 +643,8 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
     rows = aggregate(results, confidence, bootstrap_reps, seed)
     pairs = pair_rows(rows, confidence, bootstrap_reps, seed)
     against_bc = against_saq_bc_rows(rows, confidence, bootstrap_reps, seed)
+    variants = variant_rows(rows, {spec.label for spec in runs if is_ablation_reference(suite, spec)},
+                            confidence, bootstrap_reps, seed)
     wall_clock = equal_wall_clock(records, confidence, bootstrap_reps, seed)
     aggregate_result: Optional[AggregateResult] = None
     aggregate_note: Optional[str] = None
@@ -620,7 +656,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
             aggregate_note = str(error)
     data = data_rows(results)
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
-                    against_saq_bc=against_bc, wall_clock=wall_clock, aggregate_result=aggregate_result,
+                    against_saq_bc=against_bc, variants=variants, wall_clock=wall_clock, aggregate_result=aggregate_result,
                     aggregate_note=aggregate_note, confidence=confidence, reps=bootstrap_reps, data=data)
     document = {
         "suite": suite, "command": command,
@@ -629,7 +665,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         "statistics": {"confidence": confidence, "bootstrap_reps": bootstrap_reps,
                        "aggregate_reps": aggregate_reps, "improvement_reps": improvement_reps, "seed": seed,
                        "per_dataset": "percentile bootstrap of the mean over seeds"},
-        "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "equal_wall_clock": wall_clock,
+        "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "variants": variants, "equal_wall_clock": wall_clock,
         "data": data,
         "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
         "per_seed": records, "runs": results,

@@ -23,8 +23,8 @@ from saq_wrappers.app.experiment import (
 from saq_wrappers.errors import DataError
 
 __all__ = [
-    "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "prepare_plan",
-    "suite_datasets", "with_authors_reward_scaling",
+    "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",
+    "prepare_plan", "suite_datasets", "with_authors_reward_scaling",
 ]
 
 #: A benchmark run is one experiment of the pipeline.
@@ -230,6 +230,23 @@ def build_suite(
 #: pass ``sample_action=True`` (a code drawn from eq. 10's policy, then decoded); every other
 #: algorithm is evaluated by its greedy action, as its authors do.
 SAMPLED_BY_AUTHORS = ("SAQ-IQL",)
+
+
+def is_ablation_reference(suite: str, spec: RunSpec) -> bool:
+    """Whether ``spec`` is the setting its ablation suite measures the other variants against:
+    the library's default K (64) in ``ablation-k`` (SAQ Table 4), the state-conditioned quantizer
+    in ``ablation-state`` (Table 3), and in ``quantizer-study`` the default 5,000-update
+    quantizer acting by the authors' rule. Every run of any other suite is no reference."""
+    if not spec.is_saq:
+        return False
+    if suite == "ablation-k":
+        return spec.quantizer.n_codes == QuantizerSettings.n_codes
+    if suite == "ablation-state":
+        return spec.quantizer.state_conditioned
+    if suite == "quantizer-study":
+        authors_greedy = authors_evaluation(spec.algo, spec.evaluation).greedy
+        return spec.quantizer.steps == QuantizerSettings.steps and spec.evaluation.greedy == authors_greedy
+    return False
 
 
 def authors_evaluation(algo: str, evaluation: EvaluationSettings) -> EvaluationSettings:
