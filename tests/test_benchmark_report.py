@@ -289,7 +289,7 @@ def test_report_tables_json_and_plots(tmp_path: Path) -> None:
     assert "| 20000 / 20000 |" in text  # equal update budgets shown
     # SAQ-X against SAQ-BC on the same quantizer: SAQ-CQL (80 + 5 s) against SAQ-BC (95 + 5 s)
     vs_bc = bootstrap_difference_ci([95.0, 100.0, 105.0], [80.0, 85.0, 90.0], reps=BOOTSTRAP_REPS, seed=0)
-    assert (f"| hopper-expert | SAQ-CQL (K=64) | 100.0 (n=3) | 85.0 (n=3) | "
+    assert (f"| hopper-expert | SAQ-BC (K=64) | SAQ-CQL (K=64) | 100.0 (n=3) | 85.0 (n=3) | "
             f"-15.0 [{vs_bc.low:+.1f}, {vs_bc.high:+.1f}] |") in text
     diff = bootstrap_difference_ci([40.0, 45.0, 50.0], [80.0, 85.0, 90.0], reps=BOOTSTRAP_REPS, seed=0)
     assert f"| +40.0 [{diff.low:+.1f}, {diff.high:+.1f}] |" in text

@@ -180,43 +180,43 @@ def pair_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = 
     return out
 
 
-def against_saq_bc_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
-                       seed: int = 0) -> list[dict[str, Any]]:
-    """Each SAQ-CQL / SAQ-IQL / SAQ-BRAC group against SAQ-BC on the same dataset and the same
-    quantizer (K, state conditioning, size, fit updates): what the RL adds to imitating the codes
-    (SAQ eq. 8's policy). The difference has the same bootstrap interval as :func:`pair_rows`."""
-    bc = {(r["dataset"], json.dumps(r["quantizer"])): r for r in rows if r["algo"] == "SAQ-BC"}
+def _against_base(rows: list[dict[str, Any]], base_key: Callable[[dict[str, Any]], Any],
+                  is_base: Callable[[dict[str, Any]], bool], names: tuple[str, str], confidence: float,
+                  reps: int, seed: int) -> list[dict[str, Any]]:
+    """Each group minus the base group (``is_base``) with the same ``base_key``: the seed means'
+    difference with the same bootstrap interval as :func:`pair_rows`. ``names``: the output's
+    keys for the base and the compared group."""
+    bases = {base_key(r): r for r in rows if is_base(r)}
+    base_name, other_name = names
     out = []
     for row in rows:
-        base = bc.get((row["dataset"], json.dumps(row["quantizer"])))
-        if row["algo"] == "SAQ-BC" or base is None:
+        base = bases.get(base_key(row))
+        if base is None or is_base(row):
             continue
         diff = bootstrap_difference_ci(base["scores"], row["scores"], confidence, reps, seed)
-        out.append({"dataset": row["dataset"], "saq_bc": base["label"], "saq_x": row["label"],
-                    "saq_bc_mean": base["mean"], "saq_bc_n": len(base["seeds"]),
-                    "saq_mean": row["mean"], "saq_n": len(row["seeds"]),
+        out.append({"dataset": row["dataset"], base_name: base["label"], other_name: row["label"],
+                    f"{base_name}_mean": base["mean"], f"{base_name}_n": len(base["seeds"]),
+                    f"{other_name}_mean": row["mean"], f"{other_name}_n": len(row["seeds"]),
                     "difference": diff.point, "difference_ci": [diff.low, diff.high]})
     return out
+
+
+def against_saq_bc_rows(rows: list[dict[str, Any]], confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
+                        seed: int = 0) -> list[dict[str, Any]]:
+    """Each SAQ-CQL / SAQ-IQL / SAQ-BRAC group against SAQ-BC on the same dataset and the same
+    quantizer (K, state conditioning, size, fit updates): what the RL adds to imitating the codes
+    (SAQ eq. 8's policy)."""
+    return _against_base(rows, lambda r: (r["dataset"], json.dumps(r["quantizer"])),
+                         lambda r: r["algo"] == "SAQ-BC", ("saq_bc", "saq_x"), confidence, reps, seed)
 
 
 def variant_rows(rows: list[dict[str, Any]], reference_labels: set[str], confidence: float = 0.95,
                  reps: int = BOOTSTRAP_REPS, seed: int = 0) -> list[dict[str, Any]]:
     """An ablation's answer: each variant group (another K, no state, another quantizer budget,
     another acting rule) minus the reference group of the same algorithm on the same dataset
-    (``reference_labels``, from :func:`~benchmarks.harness.spec.is_ablation_reference`), with the
-    same bootstrap interval as :func:`pair_rows`."""
-    reference = {(r["dataset"], r["algo"]): r for r in rows if r["label"] in reference_labels}
-    out = []
-    for row in rows:
-        base = reference.get((row["dataset"], row["algo"]))
-        if base is None or row is base:
-            continue
-        diff = bootstrap_difference_ci(base["scores"], row["scores"], confidence, reps, seed)
-        out.append({"dataset": row["dataset"], "reference": base["label"], "variant": row["label"],
-                    "reference_mean": base["mean"], "reference_n": len(base["seeds"]),
-                    "variant_mean": row["mean"], "variant_n": len(row["seeds"]),
-                    "difference": diff.point, "difference_ci": [diff.low, diff.high]})
-    return out
+    (``reference_labels``, from :func:`~benchmarks.harness.spec.is_ablation_reference`)."""
+    return _against_base(rows, lambda r: (r["dataset"], r["algo"]), lambda r: r["label"] in reference_labels,
+                         ("reference", "variant"), confidence, reps, seed)
 
 
 # ---------------------------------------------------------------------------------- markdown
@@ -324,28 +324,17 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
                 f"{p['x_train_seconds']:.0f} / {p['saq_train_seconds']:.0f} | {paper} |")
 
     if against_saq_bc:
-        lines += ["", "## SAQ-X against SAQ-BC on the same quantizer", "",
-                  "What the offline RL adds to imitating the codes: SAQ-X − SAQ-BC, same data, quantizer "
-                  f"and number of updates, with a {pct} bootstrap interval (seeds resampled independently).",
-                  "", "| dataset | SAQ-X | SAQ-BC score | SAQ-X score | SAQ-X − SAQ-BC |", "|---|---|---|---|---|"]
-        for a in against_saq_bc:
-            n = min(a["saq_bc_n"], a["saq_n"])
-            lines.append(f"| {a['dataset']} | {a['saq_x']} | {a['saq_bc_mean']:.1f} (n={a['saq_bc_n']}) | "
-                         f"{a['saq_mean']:.1f} (n={a['saq_n']}) | "
-                         f"{_signed_interval(a['difference'], *a['difference_ci'], n)} |")
-
+        lines += _difference_lines(
+            "SAQ-X against SAQ-BC on the same quantizer",
+            "What the offline RL adds to imitating the codes: SAQ-X − SAQ-BC, same data, quantizer and "
+            f"number of updates, with a {pct} bootstrap interval (seeds resampled independently).",
+            against_saq_bc, ("saq_bc", "saq_x"), ("SAQ-BC", "SAQ-X"))
     if variants:
-        lines += ["", "## Each variant against the ablation's reference", "",
-                  "Variant − reference: the same algorithm, data and number of updates with one setting "
-                  f"changed, with a {pct} bootstrap interval (seeds resampled independently).",
-                  "", "| dataset | reference | variant | reference score | variant score | variant − reference |",
-                  "|---|---|---|---|---|---|"]
-        for v in variants:
-            n = min(v["reference_n"], v["variant_n"])
-            lines.append(f"| {v['dataset']} | {v['reference']} | {v['variant']} | "
-                         f"{v['reference_mean']:.1f} (n={v['reference_n']}) | "
-                         f"{v['variant_mean']:.1f} (n={v['variant_n']}) | "
-                         f"{_signed_interval(v['difference'], *v['difference_ci'], n)} |")
+        lines += _difference_lines(
+            "Each variant against the ablation's reference",
+            "Variant − reference: the same algorithm, data and number of updates with one setting changed, "
+            f"with a {pct} bootstrap interval (seeds resampled independently).",
+            variants, ("reference", "variant"), ("reference", "variant"))
 
     lines += ["", "## Aggregate across datasets (IQM)", ""]
     lines += _aggregate_lines(aggregate_result, aggregate_note, pct)
@@ -410,6 +399,21 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
         if missing - len(failures) > 0:
             lines.append(f"- {missing - len(failures)} run(s) not run yet")
     return "\n".join(lines) + "\n"
+
+
+def _difference_lines(title: str, intro: str, entries: list[dict[str, Any]], keys: tuple[str, str],
+                      columns: tuple[str, str]) -> list[str]:
+    """A section of :func:`_against_base` rows: both groups, their means and the difference."""
+    base, other = keys
+    lines = ["", f"## {title}", "", intro, "",
+             f"| dataset | {columns[0]} | {columns[1]} | {columns[0]} score | {columns[1]} score | "
+             f"{columns[1]} − {columns[0]} |", "|---|---|---|---|---|---|"]
+    for e in entries:
+        n = min(e[f"{base}_n"], e[f"{other}_n"])
+        lines.append(f"| {e['dataset']} | {e[base]} | {e[other]} | {e[f'{base}_mean']:.1f} (n={e[f'{base}_n']}) | "
+                     f"{e[f'{other}_mean']:.1f} (n={e[f'{other}_n']}) | "
+                     f"{_signed_interval(e['difference'], *e['difference_ci'], n)} |")
+    return lines
 
 
 def _signed_interval(value: float, low: float, high: float, n: int) -> str:
