@@ -660,8 +660,9 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
             aggregate_note = str(error)
     data = data_rows(results)
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
-                    against_saq_bc=against_bc, variants=variants, wall_clock=wall_clock, aggregate_result=aggregate_result,
-                    aggregate_note=aggregate_note, confidence=confidence, reps=bootstrap_reps, data=data)
+                    against_saq_bc=against_bc, variants=variants, wall_clock=wall_clock,
+                    aggregate_result=aggregate_result, aggregate_note=aggregate_note, confidence=confidence,
+                    reps=bootstrap_reps, data=data)
     document = {
         "suite": suite, "command": command,
         "written": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
@@ -669,7 +670,8 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         "statistics": {"confidence": confidence, "bootstrap_reps": bootstrap_reps,
                        "aggregate_reps": aggregate_reps, "improvement_reps": improvement_reps, "seed": seed,
                        "per_dataset": "percentile bootstrap of the mean over seeds"},
-        "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "variants": variants, "equal_wall_clock": wall_clock,
+        "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "variants": variants,
+        "equal_wall_clock": wall_clock,
         "data": data,
         "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
         "per_seed": records, "runs": results,

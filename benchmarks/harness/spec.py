@@ -244,7 +244,7 @@ def is_ablation_reference(suite: str, spec: RunSpec) -> bool:
     if suite == "ablation-state":
         return spec.quantizer.state_conditioned
     if suite == "quantizer-study":
-        authors_greedy = authors_evaluation(spec.algo, spec.evaluation).greedy
+        authors_greedy = authors_evaluation(spec.algo, EvaluationSettings()).greedy
         return spec.quantizer.steps == QuantizerSettings.steps and spec.evaluation.greedy == authors_greedy
     return False
 
