@@ -203,7 +203,7 @@ def test_actor_never_moves_onto_codes_the_data_never_takes() -> None:
     for budget in (DiscreteBRACConfig().kl_budget, None):
         torch.manual_seed(0)
         algo = small_config(kl_budget=budget).create(device="cpu:0")
-        quiet_fit(algo, dataset, n_steps=1500)
+        quiet_fit(algo, dataset, n_steps=800)
         q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
         # the premise: unseen codes look better than the data's code to the critic
         assert (q[:, 2:].max(axis=1) > q[np.arange(len(states)), seen] + 3).all()

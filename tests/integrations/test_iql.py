@@ -66,11 +66,11 @@ def two_point_expectile(x0: float, x1: float, p1: float, tau: float) -> float:
 
 @pytest.fixture(scope="module")
 def trained() -> DiscreteIQL:
+    """SAQ-IQL on the two-step MDP with lambda = 1 and no KL budget: eq. 10 is then known in closed
+    form at sG, and every eq. 10 weight stays below the clip."""
     d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
-    # the data mostly holds the wrong codes here, so moving the argmax onto the optimal ones takes
-    # a larger eq. 9 budget than the narrow-data default (0.01 nats)
-    algo = small_config(kl_budget=0.1).create(device="cpu:0")
-    quiet_fit(algo, two_step_dataset(), n_steps=2500)
+    algo = small_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
+    quiet_fit(algo, two_step_dataset(), n_steps=1200)
     return algo
 
 
@@ -215,17 +215,16 @@ def test_batch_kl_temperature_keeps_the_weighted_batch_within_the_budget() -> No
     assert float(batch_kl_temperature(0.001 * advantages, 0.1, 0.1)) == pytest.approx(0.1)
 
 
-def test_weighted_likelihood_fits_eq10_at_the_data_codes() -> None:
+def test_weighted_likelihood_fits_eq10_at_the_data_codes(trained: DiscreteIQL) -> None:
     # In sG the critics' targets are the rewards (terminal), so eq. 10 is known in closed form:
     # pi(k|sG) ∝ P_GOOD[k] exp(R_GOOD[k] / lambda) on the data's codes 0-2 (V(sG) cancels), and 0
-    # on code 3, which the data never takes. lambda = 1 keeps every weight below the clip.
-    d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
-    algo = small_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
-    quiet_fit(algo, two_step_dataset(), n_steps=3000)
-    expected = np.asarray(P_GOOD) * np.exp(R_GOOD / 1.0)
+    # on code 3, which the data never takes.
+    expected = np.asarray(P_GOOD) * np.exp(R_GOOD / trained.config.temperature)
     expected /= expected.sum()
-    probs = algo.predict_policy(EYE[1:2])[0]
-    np.testing.assert_allclose(probs[:3], expected, atol=0.06)
+    probs = trained.predict_policy(EYE[1:2])[0]
+    # the actor's minibatch noise moves it up to 0.07 from eq. 10 (seeds 0-2, 750-2,000 updates);
+    # pi_beta itself is 0.19 away
+    np.testing.assert_allclose(probs[:3], expected, atol=0.08)
     assert probs[3] < 0.01
     # the fitted policy is not pi_beta: it moves mass onto the better code
     assert probs[1] > P_GOOD[1] + 0.12
@@ -238,7 +237,7 @@ def test_eq10_never_picks_codes_the_data_never_takes(extraction: str) -> None:
     seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
     d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
     algo = small_config(policy_extraction=extraction).create(device="cpu:0")
-    quiet_fit(algo, dataset, n_steps=1500)
+    quiet_fit(algo, dataset, n_steps=600)
     # the premise: unseen codes look better than the data's code to the critic
     q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
     assert (q[:, 2:].max(axis=1) > q[np.arange(len(states)), seen] + 3).all()
@@ -290,7 +289,7 @@ def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteIQL, tmp
     trained.save(str(path))
     loaded = d3rlpy.load_learnable(str(path), device="cpu:0")
     assert isinstance(loaded, DiscreteIQL)
-    assert loaded.config.expectile == 0.8 and loaded.config.temperature == 0.1
+    assert loaded.config.expectile == 0.8 and loaded.config.temperature == 1.0
     np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
     np.testing.assert_array_equal(loaded.predict_value(x, codes), trained.predict_value(x, codes))
     np.testing.assert_array_equal(loaded.predict_policy(x), trained.predict_policy(x))
