@@ -28,10 +28,11 @@ def test_short_saq_cql_run_beats_random_by_far(tmp_path: Path) -> None:
     d3rlpy.seed(0)
     algo = saq_cql_config(encoder_factory=saq_encoder((64, 64))).create(device="cpu")
     evaluator = saq_environment_evaluator(env, quantizer, n_trials=1, seed=0)
-    algo.fit(dataset, n_steps=5000, n_steps_per_epoch=5000, show_progress=False,
+    algo.fit(dataset, n_steps=2000, n_steps_per_epoch=2000, show_progress=False,
              logger_adapter=d3rlpy.logging.NoopAdapterFactory(), evaluators={"environment": evaluator})
     result = evaluate_algo(algo, env, quantizer, n_episodes=10, seed=100, progress=False)
     gap = meta["expert_return"] - meta["random_return"]
     # random actions score about -1100 and the expert about -130: SAQ-CQL must close over half
-    # the gap (normalized score > 50; seeds 0-2 measured -208, -264, -534 against a bar of -620)
+    # the gap (normalized score > 50; at 2,000 updates seeds 0-2 measured -212, -213, -225 against a
+    # bar of -623, and at 1,000 updates all three were still below it)
     assert result.mean_return > meta["random_return"] + 0.5 * gap
