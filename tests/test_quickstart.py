@@ -15,7 +15,7 @@ from saq_wrappers import VQVAEQuantizer
 from saq_wrappers.app import pipeline
 from saq_wrappers.app.cli import EXIT_INTERRUPTED, main
 
-SMALL = ["--steps", "60", "--quantizer-steps", "50", "--eval-episodes", "2", "--n-codes", "4", "--quiet"]
+SMALL = ["--steps", "12", "--quantizer-steps", "50", "--eval-episodes", "2", "--n-codes", "4", "--quiet"]
 
 
 def test_quickstart_in_an_empty_folder_writes_only_its_run_folder(
@@ -33,7 +33,7 @@ def test_quickstart_in_an_empty_folder_writes_only_its_run_folder(
     results = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in results["runs"]] == ["SAQ-CQL", "CQL"]
     for run in results["runs"]:
-        assert run["steps"] == 60 and run["updates_per_second"] > 0
+        assert run["steps"] == 12 and run["updates_per_second"] > 0
         assert len(run["evaluation"]["returns"]) == 2 and run["curve"]
         expected = 100 * (run["evaluation"]["mean_return"] - results["dataset"]["random_return"]) / (
             results["dataset"]["expert_return"] - results["dataset"]["random_return"])
