@@ -22,6 +22,7 @@ from saq_wrappers.integrations.d3rlpy.brac import (
 )
 from saq_wrappers.integrations.d3rlpy.discrete import DiscreteActionSpaceError
 
+from quiet_training import quiet_fit
 from two_step_mdp import EYE, K, R_GOOD, two_step_dataset, unseen_codes_dataset
 
 
@@ -42,18 +43,6 @@ def small_config(**overrides: object) -> DiscreteBRACConfig:
     )
     settings.update(overrides)
     return DiscreteBRACConfig(**settings)  # type: ignore[arg-type]
-
-
-def quiet_fit(algo: DiscreteBRAC, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object) -> list:
-    return algo.fit(
-        dataset,
-        n_steps=n_steps,
-        n_steps_per_epoch=kwargs.pop("n_steps_per_epoch", n_steps),  # type: ignore[arg-type]
-        show_progress=False,
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def random_log_probs(rng: np.random.Generator, shape: tuple[int, int]) -> torch.Tensor:

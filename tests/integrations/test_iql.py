@@ -26,6 +26,7 @@ from saq_wrappers.integrations.d3rlpy.iql import (
     kl_constrained_temperature,
 )
 
+from quiet_training import quiet_fit
 from two_step_mdp import EYE, K, P_GOOD, R_GOOD, two_step_dataset, unseen_codes_dataset
 
 
@@ -45,18 +46,6 @@ def small_config(**overrides: object) -> DiscreteIQLConfig:
     )
     settings.update(overrides)
     return DiscreteIQLConfig(**settings)  # type: ignore[arg-type]
-
-
-def quiet_fit(algo: DiscreteIQL, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object) -> list:
-    return algo.fit(
-        dataset,
-        n_steps=n_steps,
-        n_steps_per_epoch=kwargs.pop("n_steps_per_epoch", n_steps),  # type: ignore[arg-type]
-        show_progress=False,
-        save_interval=10**9,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def two_point_expectile(x0: float, x1: float, p1: float, tau: float) -> float:
