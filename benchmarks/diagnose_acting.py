@@ -1,0 +1,171 @@
+"""How much of SAQ-IQL's gap to SAQ-BC is the acting rule: both trained once, scored four ways.
+
+The standard suite scores SAQ-BC by its arg-max code and SAQ-IQL by sampling its code from SAQ
+eq. 10, as the authors' scripts act. On the expert data SAQ-IQL's KL budget holds its policy
+close to the behavior policy (lambda ends near 6 on hopper-expert and 55 on halfcheetah-expert),
+so the two policies differ mainly in how they act: one samples from a code classifier, the other
+takes its arg-max. This script trains the suite's SAQ-BC and SAQ-IQL runs for one dataset and seed
+(same specs, seeds and quantizer as the suite, so the 10-episode scores reproduce a suite run)
+and then evaluates every trained policy with each acting rule on the same ``--episodes`` fresh
+seeded episodes:
+
+* ``SAQ-BC greedy``: the suite's rule for SAQ-BC (``predict``);
+* ``SAQ-BC sampled``: a code drawn from the classifier's softmax (d3rlpy's
+  ``DiscreteBC.sample_action`` returns the arg-max, so the draw is made here from its logits);
+* ``SAQ-IQL greedy``: the arg-max of eq. 10 (``predict``, what d3rlpy's evaluators use);
+* ``SAQ-IQL sampled``: the suite's and the authors' rule (``sample_action``).
+
+Fifty episodes put a standard error of a few points on each score, where the suite's 10 final
+episodes leave about 10 on the bimodal halfcheetah returns (the cheetah sometimes flips).
+
+Usage::
+
+    python benchmarks/diagnose_acting.py --data-dir /work/bench-data --dataset hopper-expert --seeds 0 1 2
+
+Writes ``benchmarks/results/acting_diagnosis/<dataset>__seed<seed>.json`` per dataset and seed (a
+finished one is skipped, so the command resumes) and prints the table over every finished file.
+Quantizers come from ``--artifacts`` (default: the ablation suites' store, fitted on the same
+data generation as ``--data-dir``; a quantizer fitted on other episodes is refused by its hash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness.runner import ARTIFACTS, init_worker  # noqa: E402
+from benchmarks.harness.spec import build_suite  # noqa: E402
+from saq_wrappers.io import atomic_output  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "acting_diagnosis"
+DEFAULT_ARTIFACTS = ROOT / "benchmarks" / "results" / "harness" / "ablations" / ARTIFACTS
+#: Fresh evaluation episodes: far from the suite's final (seed + 0..9) and curve (seed + 10,000) seeds.
+EPISODE_SEED_OFFSET = 50_000
+RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled")
+Act = Callable[[np.ndarray], np.ndarray]
+
+
+def sampled_bc_codes(algo: Any) -> Act:
+    """Codes drawn from a trained d3rlpy ``DiscreteBC``'s softmax over its logits, after the
+    observation scaler it was trained with (the same input ``predict`` sees)."""
+    import torch
+
+    def act(observations: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(observations, dtype=torch.float32, device=algo.impl.device)
+            if algo.observation_scaler is not None:
+                x = algo.observation_scaler.transform(x)
+            logits = algo.impl.modules.imitator(x).logits
+            return torch.distributions.Categorical(logits=logits).sample().cpu().numpy()
+
+    return act
+
+
+def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: Path,
+             steps: int | None = None) -> dict[str, Any]:
+    """Train the suite's SAQ-BC and SAQ-IQL runs of ``dataset`` / ``seed`` and score every acting rule."""
+    import torch
+
+    from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
+    from saq_wrappers.evaluation import evaluate, normalized_score
+    from saq_wrappers.wrappers import SAQActionWrapper
+
+    suite = build_suite("standard", data_dir, algos=["SAQ-BC", "SAQ-IQL"], seeds=[seed], steps=steps)
+    specs = {r.algo: r for r in suite if r.dataset.name == dataset}
+    if len(specs) != 2:
+        raise SystemExit(f"no standard-suite SAQ-BC and SAQ-IQL runs on dataset {dataset!r}")
+    store = ArtifactStore(artifacts)
+    outcomes = {algo: run_experiment(spec, store) for algo, spec in specs.items()}
+    bc, iql = outcomes["SAQ-BC"].algo, outcomes["SAQ-IQL"].algo
+    acts: dict[str, Act] = {"SAQ-BC greedy": bc.predict, "SAQ-BC sampled": sampled_bc_codes(bc),
+                            "SAQ-IQL greedy": iql.predict, "SAQ-IQL sampled": iql.sample_action}
+    outcome = outcomes["SAQ-BC"]
+    quantizer, refs = outcome.action_set, outcome.record["data"]
+    random_return, expert_return = refs["random_return"], refs["expert_return"]
+    env = SAQActionWrapper(outcome.data.make_env(), quantizer)
+    scores: dict[str, Any] = {}
+    try:
+        for rule, act in acts.items():
+            torch.manual_seed(seed)  # the sampled rules' draws
+            result = evaluate(lambda obs, act=act: np.asarray(act(obs.astype(np.float32))), env,
+                              n_episodes=episodes, seed=seed + EPISODE_SEED_OFFSET, progress=False)
+            per_episode = [normalized_score(r, random_return, expert_return) for r in result.returns]
+            scores[rule] = {"score": float(np.mean(per_episode)),
+                            "standard_error": float(np.std(per_episode, ddof=1) / np.sqrt(len(per_episode))),
+                            "episode_scores": per_episode}
+            print(f"  {dataset} seed {seed} {rule:16s} {scores[rule]['score']:6.1f} "
+                  f"± {scores[rule]['standard_error']:.1f} (s.e., {episodes} episodes)", flush=True)
+    finally:
+        env.close()
+    return {"dataset": dataset, "seed": seed, "steps": specs["SAQ-IQL"].steps, "episodes": episodes,
+            "episode_seed_offset": EPISODE_SEED_OFFSET,
+            "suite_protocol_scores": {algo: o.record["score"] for algo, o in outcomes.items()},
+            "saq_iql_temperature": outcomes["SAQ-IQL"].record["training"]["last_metrics"].get("temperature"),
+            "train_seconds": {algo: o.record["training"]["train_seconds"] for algo, o in outcomes.items()},
+            "data_sha256": refs.get("sha256"),
+            "scores": scores}
+
+
+def table(folder: Path) -> str:
+    """Per dataset: each rule's mean over the finished seeds (per-seed scores in brackets), and
+    SAQ-IQL sampled minus SAQ-BC greedy (the issue's criterion pair) per seed."""
+    lines = ["| dataset | seeds | " + " | ".join(RULES) + " | SAQ-IQL sampled − SAQ-BC greedy |",
+             "|---" * (len(RULES) + 3) + "|"]
+    records: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*__seed*.json")):
+        record = json.loads(path.read_text())
+        records.setdefault(record["dataset"], []).append(record)
+    for dataset, runs in records.items():
+        runs.sort(key=lambda r: r["seed"])
+        cells = []
+        for rule in RULES:
+            per_seed = [r["scores"][rule]["score"] for r in runs]
+            cells.append(f"{np.mean(per_seed):.1f} ({' / '.join(f'{s:.1f}' for s in per_seed)})")
+        gaps = [r["scores"]["SAQ-IQL sampled"]["score"] - r["scores"]["SAQ-BC greedy"]["score"] for r in runs]
+        cells.append(f"{np.mean(gaps):+.1f} ({' / '.join(f'{g:+.1f}' for g in gaps)})")
+        lines.append(f"| {dataset} | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="the standard suite's --data-dir")
+    parser.add_argument("--dataset", action="append", required=True,
+                        help="a standard-suite dataset (repeatable), e.g. hopper-expert")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per acting rule")
+    parser.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS,
+                        help="quantizer store (default: the ablation suites', second data generation)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training updates (default: the suite's 20,000; fewer only to check the script)")
+    args = parser.parse_args(argv)
+    if args.episodes < 2:
+        parser.error("--episodes must be at least 2 (a standard error needs two)")
+    init_worker()  # one torch thread, as the suite's runs; d3rlpy's per-epoch logs off
+    command = "python benchmarks/diagnose_acting.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    for dataset in args.dataset:
+        for seed in args.seeds:
+            path = args.out / f"{dataset}__seed{seed}.json"
+            if path.exists():
+                print(f"{path.name}: finished earlier, kept")
+                continue
+            record = diagnose(args.data_dir, dataset, seed, args.episodes, args.artifacts, args.steps)
+            record["command"] = command
+            args.out.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path) as tmp:
+                tmp.write_text(json.dumps(record, indent=1))
+    print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()
