@@ -1,0 +1,48 @@
+"""The acting diagnosis draws SAQ-BC's codes from the classifier's softmax, on scaled inputs.
+
+A d3rlpy ``DiscreteBC`` learns 1-D states around 100 (so the observation scaler matters): below
+the middle the data always takes code 0, above it code 1, and in the middle codes 2 and 3 half the
+time each. Draws must follow ``predict`` where the data is certain and split where it is not.
+"""
+
+from __future__ import annotations
+
+import d3rlpy
+import numpy as np
+import torch
+
+from benchmarks.diagnose_acting import sampled_bc_codes
+
+
+def _three_region_dataset(rng: np.random.Generator) -> d3rlpy.dataset.MDPDataset:
+    n = 600
+    offsets = np.concatenate([rng.uniform(-3, -1, n), rng.uniform(1, 3, n), rng.uniform(-0.3, 0.3, n)])
+    codes = np.concatenate([np.zeros(n), np.ones(n), rng.integers(2, 4, n)]).astype(np.int64)
+    order = rng.permutation(len(codes))
+    observations = (100.0 + offsets[order])[:, None].astype(np.float32)
+    terminals = np.zeros(len(codes))
+    terminals[-1] = 1.0
+    return d3rlpy.dataset.MDPDataset(observations, codes[order][:, None], np.zeros(len(codes)), terminals,
+                                     action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
+
+
+def test_sampled_codes_follow_the_classifier_softmax_after_the_observation_scaler() -> None:
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    config = d3rlpy.algos.DiscreteBCConfig(
+        beta=0.0, learning_rate=3e-3, batch_size=128,
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        encoder_factory=d3rlpy.models.VectorEncoderFactory(hidden_units=[32, 32]))
+    bc = config.create(device="cpu:0")
+    bc.fit(_three_region_dataset(rng), n_steps=600, n_steps_per_epoch=600, show_progress=False,
+           save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    draw = sampled_bc_codes(bc)
+
+    certain = np.full((400, 1), 98.0, np.float32)  # code 0 in every sample of the data
+    assert bc.predict(certain[:1])[0] == 0
+    assert np.mean(draw(certain) == 0) > 0.9
+
+    uncertain = np.full((400, 1), 100.0, np.float32)  # codes 2 and 3, half the time each
+    shares = np.bincount(draw(uncertain), minlength=4) / 400
+    assert 0.25 < shares[2] < 0.75 and 0.25 < shares[3] < 0.75, shares
+    assert shares[0] + shares[1] < 0.1, shares
