@@ -5,7 +5,9 @@ from __future__ import annotations
 import d3rlpy
 
 
-def quiet_fit(algo: d3rlpy.base.LearnableBase, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object) -> list:
+def quiet_fit(
+    algo: d3rlpy.base.LearnableBase, dataset: d3rlpy.dataset.MDPDataset, n_steps: int, **kwargs: object
+) -> list:
     """``algo.fit`` for ``n_steps`` updates in one epoch (unless ``n_steps_per_epoch`` says
     otherwise), with no progress bar, no log folder and no saved model; returns fit's metrics."""
     return algo.fit(
