@@ -2,9 +2,9 @@
 
 The standard suite scores SAQ-BC by its arg-max code and SAQ-IQL by sampling its code from SAQ
 eq. 10, as the authors' scripts act. On the expert data SAQ-IQL's KL budget holds its policy
-close to the behavior policy (lambda ends near 6 on hopper-expert and 55 on halfcheetah-expert),
-so the two policies differ mainly in how they act: one samples from a code classifier, the other
-takes its arg-max. This script trains the suite's SAQ-BC and SAQ-IQL runs for one dataset and seed
+close to the behavior policy (lambda ends near 7 on hopper-expert and 28-58 on
+halfcheetah-expert), so the suite's pair differs both in the advantage tilt and in the acting
+rule; scoring each policy by both rules separates the two. This script trains the suite's SAQ-BC and SAQ-IQL runs for one dataset and seed
 (same specs, seeds and quantizer as the suite, so the 10-episode scores reproduce a suite run)
 and then evaluates every trained policy with each acting rule on the same ``--episodes`` fresh
 seeded episodes:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from benchmarks.diagnose_acting import sampled_bc_codes
+from quiet_training import quiet_fit
 
 
 def _three_region_dataset(rng: np.random.Generator) -> d3rlpy.dataset.MDPDataset:
@@ -34,8 +35,7 @@ def test_sampled_codes_follow_the_classifier_softmax_after_the_observation_scale
         observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
         encoder_factory=d3rlpy.models.VectorEncoderFactory(hidden_units=[32, 32]))
     bc = config.create(device="cpu:0")
-    bc.fit(_three_region_dataset(rng), n_steps=600, n_steps_per_epoch=600, show_progress=False,
-           save_interval=10**9, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    quiet_fit(bc, _three_region_dataset(rng), n_steps=600)
     draw = sampled_bc_codes(bc)
 
     certain = np.full((400, 1), 98.0, np.float32)  # code 0 in every sample of the data
