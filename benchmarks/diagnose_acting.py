@@ -13,7 +13,10 @@ seeded episodes:
 * ``SAQ-BC sampled``: a code drawn from the classifier's softmax (d3rlpy's
   ``DiscreteBC.sample_action`` returns the arg-max, so the draw is made here from its logits);
 * ``SAQ-IQL greedy``: the arg-max of eq. 10 (``predict``, what d3rlpy's evaluators use);
-* ``SAQ-IQL sampled``: the suite's and the authors' rule (``sample_action``).
+* ``SAQ-IQL sampled``: the suite's and the authors' rule (``sample_action``);
+* ``SAQ-IQL pi_beta greedy``: the arg-max of SAQ-IQL's behavior policy, trained on the same
+  batches: against ``SAQ-IQL greedy`` it isolates the advantage tilt, against ``SAQ-BC greedy``
+  the networks (SAQ-IQL's 256-256 against SAQ-BC's 512-512).
 
 Fifty episodes put a standard error of a few points on each score, where the suite's 10 final
 episodes leave about 10 on the bimodal halfcheetah returns (the cheetah sometimes flips).
@@ -22,8 +25,9 @@ Usage::
 
     python benchmarks/diagnose_acting.py --data-dir /work/bench-data --dataset hopper-expert --seeds 0 1 2
 
-Writes ``benchmarks/results/acting_diagnosis/<dataset>__seed<seed>.json`` per dataset and seed (a
-finished one is skipped, so the command resumes) and prints the table over every finished file.
+Writes ``benchmarks/results/acting_diagnosis/<dataset>__seed<seed>.json`` per dataset and seed (one
+holding every rule is skipped, so the command resumes; one from before a rule was added is trained
+and scored again) and prints the table over every finished file.
 Quantizers come from ``--artifacts`` (default: the ablation suites' store, fitted on the same
 data generation as ``--data-dir``; a quantizer fitted on other episodes is refused by its hash).
 """
@@ -50,13 +54,14 @@ OUT = ROOT / "benchmarks" / "results" / "acting_diagnosis"
 DEFAULT_ARTIFACTS = ROOT / "benchmarks" / "results" / "harness" / "ablations" / ARTIFACTS
 #: Fresh evaluation episodes: far from the suite's final (seed + 0..9) and curve (seed + 10,000) seeds.
 EPISODE_SEED_OFFSET = 50_000
-RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled")
+RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy")
 Act = Callable[[np.ndarray], np.ndarray]
 
 
-def sampled_bc_codes(algo: Any) -> Act:
-    """Codes drawn from a trained d3rlpy ``DiscreteBC``'s softmax over its logits, after the
-    observation scaler it was trained with (the same input ``predict`` sees)."""
+def _classifier_codes(algo: Any, classifier: Any, draw: bool) -> Act:
+    """Codes of a categorical torch module of a trained d3rlpy algorithm, on the observations after
+    the algorithm's observation scaler (the input ``predict`` sees): its arg-max, or a draw from
+    its softmax."""
     import torch
 
     def act(observations: np.ndarray) -> np.ndarray:
@@ -64,10 +69,22 @@ def sampled_bc_codes(algo: Any) -> Act:
             x = torch.as_tensor(observations, dtype=torch.float32, device=algo.impl.device)
             if algo.observation_scaler is not None:
                 x = algo.observation_scaler.transform(x)
-            logits = algo.impl.modules.imitator(x).logits
-            return torch.distributions.Categorical(logits=logits).sample().cpu().numpy()
+            logits = classifier(x).logits
+            codes = torch.distributions.Categorical(logits=logits).sample() if draw else logits.argmax(dim=1)
+            return codes.cpu().numpy()
 
     return act
+
+
+def sampled_bc_codes(algo: Any) -> Act:
+    """Codes drawn from a trained d3rlpy ``DiscreteBC``'s softmax over its logits."""
+    return _classifier_codes(algo, algo.impl.modules.imitator, draw=True)
+
+
+def behavior_greedy_codes(algo: Any) -> Act:
+    """The arg-max of a trained SAQ-IQL's behavior policy ``pi_beta``: eq. 10 without the
+    advantage tilt, on SAQ-IQL's own (256-256) torso."""
+    return _classifier_codes(algo, algo.impl.modules.behavior_policy, draw=False)
 
 
 def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: Path,
@@ -87,7 +104,8 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
     outcomes = {algo: run_experiment(spec, store) for algo, spec in specs.items()}
     bc, iql = outcomes["SAQ-BC"].algo, outcomes["SAQ-IQL"].algo
     acts: dict[str, Act] = {"SAQ-BC greedy": bc.predict, "SAQ-BC sampled": sampled_bc_codes(bc),
-                            "SAQ-IQL greedy": iql.predict, "SAQ-IQL sampled": iql.sample_action}
+                            "SAQ-IQL greedy": iql.predict, "SAQ-IQL sampled": iql.sample_action,
+                            "SAQ-IQL pi_beta greedy": behavior_greedy_codes(iql)}
     outcome = outcomes["SAQ-BC"]
     quantizer, refs = outcome.action_set, outcome.record["data"]
     random_return, expert_return = refs["random_return"], refs["expert_return"]
@@ -116,8 +134,9 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
 
 
 def table(folder: Path) -> str:
-    """Per dataset: each rule's mean over the finished seeds (per-seed scores in brackets), and
-    SAQ-IQL sampled minus SAQ-BC greedy (the issue's criterion pair) per seed."""
+    """Per dataset: each rule's mean over the finished seeds (per-seed scores in brackets; a rule
+    that a file from before the rule lacks is left out of its mean, shown as ``-``), and SAQ-IQL
+    sampled minus SAQ-BC greedy (the issue's criterion pair) per seed."""
     lines = ["| dataset | seeds | " + " | ".join(RULES) + " | SAQ-IQL sampled − SAQ-BC greedy |",
              "|---" * (len(RULES) + 3) + "|"]
     records: dict[str, list[dict[str, Any]]] = {}
@@ -128,8 +147,10 @@ def table(folder: Path) -> str:
         runs.sort(key=lambda r: r["seed"])
         cells = []
         for rule in RULES:
-            per_seed = [r["scores"][rule]["score"] for r in runs]
-            cells.append(f"{np.mean(per_seed):.1f} ({' / '.join(f'{s:.1f}' for s in per_seed)})")
+            per_seed = [r["scores"][rule]["score"] if rule in r["scores"] else None for r in runs]
+            known = [score for score in per_seed if score is not None]
+            mean = f"{np.mean(known):.1f}" if known else "-"
+            cells.append(f"{mean} ({' / '.join('-' if s is None else f'{s:.1f}' for s in per_seed)})")
         gaps = [r["scores"]["SAQ-IQL sampled"]["score"] - r["scores"]["SAQ-BC greedy"]["score"] for r in runs]
         cells.append(f"{np.mean(gaps):+.1f} ({' / '.join(f'{g:+.1f}' for g in gaps)})")
         lines.append(f"| {dataset} | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
@@ -156,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     for dataset in args.dataset:
         for seed in args.seeds:
             path = args.out / f"{dataset}__seed{seed}.json"
-            if path.exists():
+            if path.exists() and set(RULES) <= set(json.loads(path.read_text())["scores"]):
                 print(f"{path.name}: finished earlier, kept")
                 continue
             record = diagnose(args.data_dir, dataset, seed, args.episodes, args.artifacts, args.steps)

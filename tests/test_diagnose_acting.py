@@ -46,3 +46,32 @@ def test_sampled_codes_follow_the_classifier_softmax_after_the_observation_scale
     shares = np.bincount(draw(uncertain), minlength=4) / 400
     assert 0.25 < shares[2] < 0.75 and 0.25 < shares[3] < 0.75, shares
     assert shares[0] + shares[1] < 0.1, shares
+
+
+def test_behavior_greedy_codes_read_saq_iql_behavior_policy_not_its_tilted_policy() -> None:
+    """One-step episodes in the middle region: code 2 in 70% of the data with reward 0, code 3 in
+    30% with reward 1. A sharp eq. 10 tilt (lambda 0.05) moves SAQ-IQL's arg-max to code 3; the
+    behavior policy's arg-max stays at the data's mode, code 2."""
+    from saq_wrappers.integrations.d3rlpy import DiscreteIQLConfig
+
+    from benchmarks.diagnose_acting import behavior_greedy_codes
+
+    rng = np.random.default_rng(1)
+    torch.manual_seed(1)
+    n = 1500
+    codes = (rng.random(n) < 0.3).astype(np.int64) + 2
+    observations = (100.0 + rng.uniform(-0.3, 0.3, n))[:, None].astype(np.float32)
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations, codes[:, None], (codes == 3).astype(np.float32), np.ones(n),
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
+    encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[32, 32])
+    iql = DiscreteIQLConfig(
+        kl_budget=None, temperature=0.05, batch_size=128, critic_learning_rate=3e-3,
+        behavior_learning_rate=3e-3, actor_learning_rate=3e-3, critic_encoder_factory=encoder,
+        value_encoder_factory=encoder, behavior_encoder_factory=encoder, actor_encoder_factory=encoder,
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create(device="cpu:0")
+    quiet_fit(iql, dataset, n_steps=800)
+
+    states = np.full((50, 1), 100.0, np.float32)
+    assert np.all(iql.predict(states) == 3)
+    assert np.all(behavior_greedy_codes(iql)(states) == 2)
