@@ -13,6 +13,7 @@ import torch
 
 from benchmarks.diagnose_acting import sampled_bc_codes
 from quiet_training import quiet_fit
+from small_iql import small_iql_config
 
 
 def _three_region_dataset(rng: np.random.Generator) -> d3rlpy.dataset.MDPDataset:
@@ -52,8 +53,6 @@ def test_behavior_greedy_codes_read_saq_iql_behavior_policy_not_its_tilted_polic
     """One-step episodes in the middle region: code 2 in 70% of the data with reward 0, code 3 in
     30% with reward 1. A sharp eq. 10 tilt (lambda 0.05) moves SAQ-IQL's arg-max to code 3; the
     behavior policy's arg-max stays at the data's mode, code 2."""
-    from saq_wrappers.integrations.d3rlpy import DiscreteIQLConfig
-
     from benchmarks.diagnose_acting import behavior_greedy_codes
 
     rng = np.random.default_rng(1)
@@ -64,12 +63,8 @@ def test_behavior_greedy_codes_read_saq_iql_behavior_policy_not_its_tilted_polic
     dataset = d3rlpy.dataset.MDPDataset(
         observations, codes[:, None], (codes == 3).astype(np.float32), np.ones(n),
         action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
-    encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[32, 32])
-    iql = DiscreteIQLConfig(
-        kl_budget=None, temperature=0.05, batch_size=128, critic_learning_rate=3e-3,
-        behavior_learning_rate=3e-3, actor_learning_rate=3e-3, critic_encoder_factory=encoder,
-        value_encoder_factory=encoder, behavior_encoder_factory=encoder, actor_encoder_factory=encoder,
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create(device="cpu:0")
+    iql = small_iql_config(kl_budget=None, temperature=0.05,
+                           observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create(device="cpu:0")
     quiet_fit(iql, dataset, n_steps=800)
 
     states = np.full((50, 1), 100.0, np.float32)

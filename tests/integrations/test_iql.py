@@ -27,25 +27,8 @@ from saq_wrappers.integrations.d3rlpy.iql import (
 )
 
 from quiet_training import quiet_fit
+from small_iql import small_iql_config
 from two_step_mdp import EYE, K, P_GOOD, R_GOOD, two_step_dataset, unseen_codes_dataset
-
-
-def small_config(**overrides: object) -> DiscreteIQLConfig:
-    encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=[64, 64])
-    settings: dict[str, object] = dict(
-        batch_size=128,
-        critic_learning_rate=1e-3,
-        behavior_learning_rate=1e-3,
-        expectile=0.8,
-        tau=0.02,
-        critic_encoder_factory=encoder,
-        value_encoder_factory=encoder,
-        behavior_encoder_factory=encoder,
-        actor_encoder_factory=encoder,
-        actor_learning_rate=1e-3,
-    )
-    settings.update(overrides)
-    return DiscreteIQLConfig(**settings)  # type: ignore[arg-type]
 
 
 def two_point_expectile(x0: float, x1: float, p1: float, tau: float) -> float:
@@ -58,7 +41,7 @@ def trained() -> DiscreteIQL:
     """SAQ-IQL on the two-step MDP with lambda = 1 and no KL budget: eq. 10 is then known in closed
     form at sG, and every eq. 10 weight stays below the clip."""
     d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
-    algo = small_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
+    algo = small_iql_config(temperature=1.0, kl_budget=None).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(), n_steps=1200)
     return algo
 
@@ -107,7 +90,7 @@ def test_expectile_loss_is_minimized_at_the_expectile(tau: float) -> None:
 def test_closed_form_policy_is_the_softmax_of_eq10_from_the_networks() -> None:
     d3rlpy.seed(3)  # torch, numpy (d3rlpy's batch sampling) and random
     # temperature 1 so no probability is numerically 0/1; a high clip so clipping is exercised
-    algo = small_config(
+    algo = small_iql_config(
         temperature=0.7, log_behavior_min=-1.3, kl_budget=None, policy_extraction=CLOSED_FORM
     ).create(device="cpu:0")
     quiet_fit(algo, two_step_dataset(200), n_steps=50)
@@ -225,7 +208,7 @@ def test_eq10_never_picks_codes_the_data_never_takes(extraction: str) -> None:
     states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
     seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
     d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
-    algo = small_config(policy_extraction=extraction).create(device="cpu:0")
+    algo = small_iql_config(policy_extraction=extraction).create(device="cpu:0")
     quiet_fit(algo, dataset, n_steps=600)
     # the premise: unseen codes look better than the data's code to the critic
     q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
@@ -285,7 +268,7 @@ def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteIQL, tmp
 
     weights = tmp_path / "iql.pt"
     trained.save_model(str(weights))
-    fresh = small_config().create(device="cpu:0")
+    fresh = small_iql_config().create(device="cpu:0")
     fresh.build_with_dataset(two_step_dataset(10))
     assert not np.array_equal(fresh.predict_policy(x), trained.predict_policy(x))
     fresh.load_model(str(weights))
@@ -294,7 +277,7 @@ def test_save_load_learnable_and_save_model_round_trip(trained: DiscreteIQL, tmp
 
 
 def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
-    algo = small_config().create(device="cpu:0")
+    algo = small_iql_config().create(device="cpu:0")
     results = quiet_fit(
         algo,
         two_step_dataset(100),
@@ -322,7 +305,7 @@ def test_continuous_dataset_is_rejected_with_a_clear_error() -> None:
         np.zeros(50, dtype=np.float32),
         np.r_[np.zeros(49), 1.0].astype(np.float32),
     )
-    algo = small_config().create(device="cpu:0")
+    algo = small_iql_config().create(device="cpu:0")
     with pytest.raises(DiscreteActionSpaceError, match="discrete-action algorithm.*CONTINUOUS") as info:
         quiet_fit(algo, dataset, n_steps=10)
     assert isinstance(info.value, AssertionError) and isinstance(info.value, ValueError)
