@@ -1,11 +1,11 @@
-"""How much of SAQ-IQL's gap to SAQ-BC is the acting rule: both trained once, scored four ways.
+"""How much of SAQ-IQL's gap to SAQ-BC is the acting rule: both trained once, scored five ways.
 
 The standard suite scores SAQ-BC by its arg-max code and SAQ-IQL by sampling its code from SAQ
 eq. 10, as the authors' scripts act. On the expert data SAQ-IQL's KL budget holds its policy
 close to the behavior policy (lambda ends near 7 on hopper-expert and 28-58 on
 halfcheetah-expert), so the suite's pair differs both in the advantage tilt and in the acting
-rule; scoring each policy by both rules separates the two. This script trains the suite's SAQ-BC and SAQ-IQL runs for one dataset and seed
-(same specs, seeds and quantizer as the suite, so the 10-episode scores reproduce a suite run)
+rule; scoring each policy by both rules separates the two. This script trains the suite's
+SAQ-BC and SAQ-IQL runs for one dataset and seed (same specs, seeds and quantizer as the suite, so the 10-episode scores reproduce a suite run)
 and then evaluates every trained policy with each acting rule on the same ``--episodes`` fresh
 seeded episodes:
 

@@ -202,6 +202,7 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
 
     assert paper_number("hopper-expert-v2", "SAQ-CQL") == (109.9, "SAQ Tab. 5")
     assert paper_number("hopper-expert-v2", "SAQ-IQL", n_codes=16) == (106.9, "SAQ Tab. 4")
+    assert paper_number("hopper-expert-v2", "SAQ-CQL", codebook_sweep=True) == (110.8, "SAQ Tab. 4")
     assert paper_number("robomimic-lift-ph", "BC") == (59.47, "SAQ Tab. 2")
     assert paper_number("robomimic-lift-ph", "ARQ") == (98.0, "ARQ Tab. A.4")
     assert paper_number("hopper-expert-v2", "TD3+BC") is None

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 
-from benchmarks.harness.report import against_saq_bc_rows, curve_bands, write_report  # noqa: E402
+from benchmarks.harness.report import aggregate, against_saq_bc_rows, curve_bands, write_report  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402
 from benchmarks.harness.spec import RunSpec, build_suite, is_ablation_reference  # noqa: E402
 from benchmarks.harness.statistics import (  # noqa: E402
@@ -357,6 +357,21 @@ def test_each_ablation_has_one_reference_per_algorithm_and_seed(suite: str) -> N
         sampled = ", sampled" if spec.algo == "SAQ-IQL" else ""
         assert spec.label == f"{spec.algo} (K={n_codes}{sampled})"
     assert not any(is_ablation_reference("standard", s) for s in STANDARD)
+
+
+def test_codebook_sweep_reads_every_column_from_table_4_and_the_main_suite_from_table_5() -> None:
+    """SAQ Table 4's K = 64 column (SAQ-CQL 110.8) differs from the main table's hopper-expert
+    (109.9): inside the K sweep every column, the default included, must come from Table 4, while
+    the standard suite's SAQ-CQL at K = 64 alone keeps Table 5's number."""
+    sweep = [s for s in build_suite("ablation-k", Path("/data")) if s.seed == 0]
+    papers = {(r["algo"], r["n_codes"]): (r["paper"], r["paper_source"])
+              for r in aggregate([fake_result(s, 30.0) for s in sweep], reps=REPS)}
+    assert papers[("SAQ-CQL", 64)] == (110.8, "SAQ Tab. 4")
+    assert papers[("SAQ-IQL", 64)] == (104.2, "SAQ Tab. 4")
+    assert papers[("SAQ-BRAC", 128)] == (107.0, "SAQ Tab. 4")
+    main = [spec_of("hopper-expert", "SAQ-CQL", 0)]
+    (row,) = aggregate([fake_result(s, 30.0) for s in main], reps=REPS)
+    assert (row["paper"], row["paper_source"]) == (109.9, "SAQ Tab. 5")
 
 
 def test_ablation_report_measures_each_variant_against_its_reference(tmp_path: Path) -> None:

@@ -53,8 +53,12 @@ SAQ_TABLE3_AVERAGE = {"SAQ-CQL": (7.16, 74.51), "SAQ-IQL": (6.73, 47.09), "SAQ-B
 
 
 def paper_number(paper_key: Optional[str], algo: str, n_codes: int = 64,
-                 state_conditioned: bool = True) -> Optional[tuple[float, str]]:
-    """The paper's score for ``algo`` on ``paper_key`` and where it comes from, if there is one."""
+                 state_conditioned: bool = True, codebook_sweep: bool = False) -> Optional[tuple[float, str]]:
+    """The paper's score for ``algo`` on ``paper_key`` and where it comes from, if there is one.
+
+    The default K = 64 reads the main table (Tab. 5) unless ``codebook_sweep``: inside a sweep
+    over K the K = 64 column is Table 4's (110.8 for SAQ-CQL, not Tab. 5's 109.9), so that every
+    column of the sweep comes from the same table and the same runs of the paper."""
     if paper_key is None:
         return None
     if not state_conditioned:
@@ -63,7 +67,7 @@ def paper_number(paper_key: Optional[str], algo: str, n_codes: int = 64,
         return (_ARQ[paper_key], "ARQ Tab. A.4") if paper_key in _ARQ else None
     if paper_key == "robomimic-lift-ph":
         return (_SAQ_LIFT[algo], "SAQ Tab. 2") if algo in _SAQ_LIFT else None
-    if paper_key == "hopper-expert-v2" and algo in SAQ_TABLE4 and n_codes != 64:
+    if paper_key == "hopper-expert-v2" and algo in SAQ_TABLE4 and (n_codes != 64 or codebook_sweep):
         value = SAQ_TABLE4[algo].get(n_codes)
         return (value, "SAQ Tab. 4") if value is not None else None
     row = _SAQ_TABLE5.get(paper_key)

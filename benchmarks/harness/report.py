@@ -82,13 +82,19 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["dataset"], r["label"]), []).append(r)
+    codebook_sizes: dict[tuple[str, str], set[int]] = {}
+    for members in groups.values():
+        spec = RunSpec.from_dict(members[0]["spec"])
+        if spec.is_saq and spec.quantizer.state_conditioned:
+            codebook_sizes.setdefault((spec.dataset.name, spec.algo), set()).add(spec.quantizer.n_codes)
     rows = []
     for (dataset, label), members in groups.items():
         spec = RunSpec.from_dict(members[0]["spec"])
         scores = np.array([m["score"] for m in members], dtype=float)
         interval = bootstrap_ci(scores, confidence, reps, seed)
+        sweep = len(codebook_sizes.get((spec.dataset.name, spec.algo), ())) > 1
         paper = paper_number(spec.dataset.paper_key, spec.algo, spec.quantizer.n_codes,
-                             spec.quantizer.state_conditioned) if spec.is_saq else \
+                             spec.quantizer.state_conditioned, codebook_sweep=sweep) if spec.is_saq else \
             paper_number(spec.dataset.paper_key, spec.algo)
         q = [m.get("quantizer") or {} for m in members]
         rows.append({
