@@ -5,9 +5,9 @@ eq. 10, as the authors' scripts act. On the expert data SAQ-IQL's KL budget hold
 close to the behavior policy (lambda ends near 7 on hopper-expert and 28-58 on
 halfcheetah-expert), so the suite's pair differs both in the advantage tilt and in the acting
 rule; scoring each policy by both rules separates the two. This script trains the suite's
-SAQ-BC and SAQ-IQL runs for one dataset and seed (same specs, seeds and quantizer as the suite, so the 10-episode scores reproduce a suite run)
-and then evaluates every trained policy with each acting rule on the same ``--episodes`` fresh
-seeded episodes:
+SAQ-BC and SAQ-IQL runs for one dataset and seed (same specs, seeds and quantizer as the suite,
+so the 10-episode scores reproduce a suite run) and then evaluates every trained policy with each
+acting rule on the same ``--episodes`` fresh seeded episodes:
 
 * ``SAQ-BC greedy``: the suite's rule for SAQ-BC (``predict``);
 * ``SAQ-BC sampled``: a code drawn from the classifier's softmax (d3rlpy's
