@@ -16,7 +16,8 @@ acting rule on the same ``--episodes`` fresh seeded episodes:
 * ``SAQ-IQL sampled``: the suite's and the authors' rule (``sample_action``);
 * ``SAQ-IQL pi_beta greedy``: the arg-max of SAQ-IQL's behavior policy, trained on the same
   batches: against ``SAQ-IQL greedy`` it isolates the advantage tilt, against ``SAQ-BC greedy``
-  the networks (SAQ-IQL's 256-256 against SAQ-BC's 512-512).
+  the training run (in the suite both classifiers are the same recipe, 256-256 MLPs with the same
+  loss, optimizer and seed, differing in their initial weights).
 
 Fifty episodes put a standard error of a few points on each score, where the suite's 10 final
 episodes leave about 10 on the bimodal halfcheetah returns (the cheetah sometimes flips).
