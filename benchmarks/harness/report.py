@@ -82,14 +82,14 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["dataset"], r["label"]), []).append(r)
+    specs = {key: RunSpec.from_dict(members[0]["spec"]) for key, members in groups.items()}
     codebook_sizes: dict[tuple[str, str], set[int]] = {}
-    for members in groups.values():
-        spec = RunSpec.from_dict(members[0]["spec"])
+    for spec in specs.values():
         if spec.is_saq and spec.quantizer.state_conditioned:
             codebook_sizes.setdefault((spec.dataset.name, spec.algo), set()).add(spec.quantizer.n_codes)
     rows = []
     for (dataset, label), members in groups.items():
-        spec = RunSpec.from_dict(members[0]["spec"])
+        spec = specs[(dataset, label)]
         scores = np.array([m["score"] for m in members], dtype=float)
         interval = bootstrap_ci(scores, confidence, reps, seed)
         sweep = len(codebook_sizes.get((spec.dataset.name, spec.algo), ())) > 1
