@@ -11,7 +11,7 @@ import d3rlpy
 import numpy as np
 import torch
 
-from benchmarks.diagnose_acting import sampled_bc_codes
+from benchmarks.diagnose_acting import behavior_greedy_codes, sampled_bc_codes
 from quiet_training import quiet_fit
 from small_iql import small_iql_config
 
@@ -53,8 +53,6 @@ def test_behavior_greedy_codes_read_saq_iql_behavior_policy_not_its_tilted_polic
     """One-step episodes in the middle region: code 2 in 70% of the data with reward 0, code 3 in
     30% with reward 1. A sharp eq. 10 tilt (lambda 0.05) moves SAQ-IQL's arg-max to code 3; the
     behavior policy's arg-max stays at the data's mode, code 2."""
-    from benchmarks.diagnose_acting import behavior_greedy_codes
-
     rng = np.random.default_rng(1)
     torch.manual_seed(1)
     n = 1500
