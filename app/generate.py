@@ -24,7 +24,9 @@ agents sample their actions from torch's global generator, which SB3's load re-s
 seed saved in the model file (and torch seeds at random when the file has none): generation
 seeds it with ``seed`` once the agents are loaded, so ``seed`` alone decides the dataset on one
 kind of machine, and restores the caller's global generators (torch, numpy, ``random``) on
-return. Across machines the episodes also depend on the library versions and on the CPU's vector
+return. ``agent_seed="model"`` instead keeps the generator as the last load left it, seeded with
+the file's stored seed: the recipe the ``standard`` benchmark suite's first data were written
+with (before generation seeded the agents), which it writes again on a machine of the same kind. Across machines the episodes also depend on the library versions and on the CPU's vector
 capability (AVX2 vs AVX-512 GEMM kernels round the agent's network differently in the last bits,
 which chaotic dynamics amplify), so the metadata records both.
 
@@ -58,10 +60,13 @@ from saq_wrappers.integrations.minari import minari_info, write_minari_dataset
 from saq_wrappers.integrations.sb3.models import load_sb3_model, rollout_policy
 from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_policy, rollout
 
-__all__ = ["MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
+__all__ = ["AGENT_SEEDS", "MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
 
 #: The dataset recipes, D4RL's names.
 RECIPES = ("expert", "medium", "medium-expert", "random")
+#: Where the agents' sampled actions start: ``seed`` (generation seeds torch) or ``model`` (the
+#: seed stored in the model file, as SB3's load leaves the generator).
+AGENT_SEEDS = ("seed", "model")
 
 #: What loading an SB3 model file runs, for the help of every option taking one.
 MODEL_FILE_HELP = (
@@ -102,6 +107,7 @@ def generate_dataset(
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
     trust_model_pickle: bool = False,
+    agent_seed: str = "seed",
 ) -> Path:
     """Roll out an SB3 agent with a D4RL-like recipe into a new Minari dataset.
 
@@ -124,6 +130,9 @@ def generate_dataset(
         progress: show progress bars.
         trust_model_pickle: let SB3 unpickle the model files' pickled entries that the safe
             loader refuses (they can run code): only for files you trust.
+        agent_seed: where the agents' sampled actions start: ``"seed"`` (torch's generator
+            seeded with ``seed`` after loading) or ``"model"`` (as SB3's load of the last agent
+            left it, seeded with its file's stored seed; every file must store one).
 
     Returns:
         The dataset folder; ``minari.load_dataset(dataset_id)`` and
@@ -131,6 +140,8 @@ def generate_dataset(
     """
     if recipe not in RECIPES:
         raise DataError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
+    if agent_seed not in AGENT_SEEDS:
+        raise DataError(f"unknown agent_seed {agent_seed!r}: expected one of {', '.join(AGENT_SEEDS)}")
     if not (np.isfinite(noise_std) and noise_std >= 0):
         raise DataError(f"noise_std must be a finite number >= 0, got {noise_std}")
     try:
@@ -151,7 +162,13 @@ def generate_dataset(
             medium_agent = None
             if medium_model is not None and recipe in ("medium", "medium-expert"):
                 medium_agent = load_sb3_model(medium_model, env, medium_algo, trust_pickle=trust_model_pickle)
-            torch.manual_seed(seed)
+            if agent_seed == "seed":
+                torch.manual_seed(seed)
+            else:
+                for file, agent in ((model, expert), (medium_model, medium_agent)):
+                    if agent is not None and getattr(agent, "seed", None) is None:
+                        raise DataError(f"agent_seed='model' needs model files that store a seed; "
+                                        f"{str(file)!r} stores none (use agent_seed='seed')")
 
             def medium() -> StepPolicy:
                 if medium_agent is not None:
@@ -188,6 +205,7 @@ def generate_dataset(
                 "recipe": recipe,
                 "env_id": env_id,
                 "seed": seed,
+                "agent_seed": agent_seed,
                 "noise_std": noise_std if recipe in ("medium", "medium-expert") and medium_agent is None else None,
                 "ref_episodes": ref_episodes,
                 # the episodes depend on these: another MuJoCo release or another CPU vector
@@ -276,6 +294,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--ref-episodes", type=int, default=10, help="episodes per measured reference score")
     parser.add_argument("--root", help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
     parser.add_argument("--trust-model-pickle", action="store_true", help=TRUST_MODEL_PICKLE_HELP)
+    parser.add_argument("--agent-seed", choices=AGENT_SEEDS, default="seed",
+                        help="seed the agents' sampled actions with --seed, or keep the seed stored in the model file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -300,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
         root=args.root,
         progress=not args.quiet,
         trust_model_pickle=args.trust_model_pickle,
+        agent_seed=args.agent_seed,
     )
     info = minari_info(path)
     print(

@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prepare", action="store_true", help="generate missing suite data first")
     parser.add_argument("--prepare-only", action="store_true", help="generate missing suite data and stop")
     parser.add_argument("--zoo", type=Path, help="SB3 zoo agents folder (<algo>/<Env>-v3/model.zip) for prepare")
+    # generate_dataset's AGENT_SEEDS, written out: importing it would import SB3 for every run
+    parser.add_argument("--agent-seed", choices=("seed", "model"), default="seed",
+                        help="prepare: seed the zoo agents' sampled actions with the dataset's seed, or keep "
+                             "the seed stored in their files (the standard suite's first data generation; "
+                             "use a --data-dir of its own)")
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: spawn process pool; serial: in this process; ray: Ray tasks")
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
@@ -171,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not real:
             _refuse_real_options(args)
         if (args.prepare or args.prepare_only) and not real:
-            for line in prepare(args.suite, data_dir, args.zoo):
+            for line in prepare(args.suite, data_dir, args.zoo, agent_seed=args.agent_seed):
                 print(line)
             if args.prepare_only:
                 return 0

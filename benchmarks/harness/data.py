@@ -38,7 +38,8 @@ def zoo_expert(suite: str, dataset: str, zoo: Path) -> Path:
     return zoo / item["model"]
 
 
-def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True) -> list[str]:
+def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True,
+            agent_seed: str = "seed") -> list[str]:
     """Generate the datasets of ``suite`` under ``data_dir`` (skipping those already there).
 
     Args:
@@ -47,6 +48,10 @@ def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True)
         zoo: folder of SB3 zoo agents laid out as ``<algo>/<Env>-v3/model.zip``; needed for the
             locomotion datasets only.
         progress: progress bars.
+        agent_seed: ``"seed"`` (default) or ``"model"``: the zoo agents' sampled actions start
+            from the seed stored in their files, the recipe of the ``standard`` suite's first data
+            generation (see :func:`~saq_wrappers.app.generate.generate_dataset`); write it into a
+            folder of its own, since datasets already there are kept.
 
     Returns:
         One line per dataset: what was written or kept.
@@ -75,7 +80,7 @@ def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True)
             str(model), item["env_id"], dataset_id, item["recipe"], n_steps=item["n_steps"],
             n_episodes=item["n_episodes"],
             medium_model=str(medium) if item["recipe"] != "expert" else None,
-            seed=0, root=root, progress=progress,
+            seed=0, root=root, progress=progress, agent_seed=agent_seed,
         )
         lines.append(f"wrote {item['name']}: {folder}")
     if plan["lift_demos"]:

@@ -129,3 +129,33 @@ def test_algorithm_detection_and_bad_models(sac_file: Path, tmp_path: Path) -> N
         generate_dataset(sac_file, "Pendulum-v1", "gen/bad-v0", n_steps=5, n_episodes=1, progress=False)
     root = Path(os.environ["MINARI_DATASETS_PATH"])
     assert not (root / "gen" / "bad-v0").exists()
+
+
+def test_model_agent_seed_starts_from_the_files_stored_seed(sac_file: Path, tmp_path: Path) -> None:
+    """``agent_seed="model"`` keeps torch's generator as SB3's load left it (seeded with the file's
+    stored seed): the same actions whatever the caller's state, other actions than ``"seed"``'s,
+    and a file without a stored seed is refused rather than sampled from the caller's state."""
+    import torch
+
+    def actions(name: str, agent_seed: str, caller_state: int) -> np.ndarray:
+        torch.manual_seed(caller_state)
+        path = generate_dataset(sac_file, "Pendulum-v1", f"gen/pendulum-agent-{name}-v0", "expert", n_steps=50,
+                                seed=3, ref_min_score=-1200.0, ref_max_score=-150.0, progress=False,
+                                agent_seed=agent_seed)
+        assert minari_info(path).metadata["saq_generation"]["agent_seed"] == agent_seed
+        return load_minari(f"gen/pendulum-agent-{name}-v0").actions
+
+    from_file = actions("a", "model", 1)
+    np.testing.assert_array_equal(from_file, actions("b", "model", 2))
+    assert not np.allclose(from_file, actions("c", "seed", 1))
+
+    env = gym.make("Pendulum-v1")
+    unseeded = tmp_path / "sac_unseeded.zip"
+    sb3.SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, device="cpu").save(unseeded)
+    env.close()
+    with pytest.raises(DataError, match="stores none"):
+        generate_dataset(unseeded, "Pendulum-v1", "gen/pendulum-agent-d-v0", "expert", n_steps=50,
+                         ref_min_score=-1200.0, ref_max_score=-150.0, progress=False, agent_seed="model")
+    with pytest.raises(DataError, match="unknown agent_seed"):
+        generate_dataset(sac_file, "Pendulum-v1", "gen/pendulum-agent-e-v0", "expert", n_steps=50,
+                         progress=False, agent_seed="file")
