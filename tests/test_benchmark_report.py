@@ -433,3 +433,21 @@ def test_runs_on_regenerated_episodes_are_shown_and_marked(tmp_path: Path) -> No
     assert "0: 40.0 / 1: 41.0 / 2: 42.0 |" in text  # SAQ-BC: all on the main episodes
     data = json.loads((out / "results.json").read_text())["data"]
     assert [(row["sha256"], row["n_runs"]) for row in data] == [(None, 5), ("ab" * 32, 1)]
+
+
+def test_unrecorded_runs_join_the_recorded_set_with_their_exact_episode_summary(tmp_path: Path) -> None:
+    """Runs recorded before the hash count under a later-recorded set only when transitions,
+    episodes and mean return are exactly theirs (the first generation written again)."""
+    out = tmp_path / "rewritten"
+    results = [fake_result(spec_of("hopper-expert", algo, seed), 40.0 + seed)
+               for algo in ("BC", "SAQ-BC") for seed in (0, 1, 2)]
+    for r in results:
+        r["data"] = {"transitions": 8649, "episodes": 10, "mean_return": 3165.037548828125}  # unrecorded
+    results[2]["data"] = {**results[2]["data"], "sha256": "cd" * 32}  # BC seed 2, written again
+    results[5]["data"] = {"transitions": 8649, "episodes": 10, "mean_return": 3165.0375, "sha256": "ef" * 32}
+    write_runs(out, results)
+    text = write_report(STANDARD, out, "standard", "test", aggregate_reps=REPS, improvement_reps=REPS)["markdown"]
+    assert (f"| hopper-expert | `{'cd' * 8}` (4 runs recorded without it, same transitions, episodes and mean "
+            "return) | 8649 | 10 | 3165.0 | 5 |") in text
+    assert "0: 40.0 / 1: 41.0 / 2: 42.0 |" in text  # BC: all on the main episodes
+    assert "0: 40.0 / 1: 41.0 / 2: 42.0* |" in text  # SAQ-BC seed 2: a mean return 5e-5 apart

@@ -83,6 +83,7 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
     for r in results:
         groups.setdefault((r["dataset"], r["label"]), []).append(r)
     specs = {key: RunSpec.from_dict(members[0]["spec"]) for key, members in groups.items()}
+    inferred = infer_unrecorded_identities(results)
     codebook_sizes: dict[tuple[str, str], set[int]] = {}
     for spec in specs.values():
         if spec.is_saq and spec.quantizer.state_conditioned:
@@ -105,7 +106,7 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
             "quantizer": ([spec.quantizer.n_codes, spec.quantizer.state_conditioned, list(spec.quantizer.hidden),
                            spec.quantizer.steps] if spec.is_saq else None),
             "seeds": [m["seed"] for m in members], "scores": scores.tolist(),
-            "data_sha256": [data_identity(m) for m in members],
+            "data_sha256": [data_identity(m, inferred) for m in members],
             "mean": float(scores.mean()), "std": float(scores.std()),
             "ci_low": interval.low, "ci_high": interval.high, "confidence": confidence,
             "mean_return": float(np.mean([m["evaluation"]["mean_return"] for m in members])),
@@ -125,23 +126,49 @@ def _mean_or_none(values: list[Any]) -> Optional[float]:
     return float(np.mean(present)) if present else None
 
 
-def data_identity(result: dict[str, Any]) -> Optional[str]:
-    """The SHA-256 of the episodes a run trained on (``None``: a run recorded before runs kept it)."""
-    return (result.get("data") or {}).get("sha256")
+def data_identity(result: dict[str, Any], inferred: Optional[dict[str, str]] = None) -> Optional[str]:
+    """The SHA-256 of the episodes a run trained on: recorded, else ``inferred`` (see
+    :func:`infer_unrecorded_identities`), else ``None`` (recorded before runs kept it)."""
+    return (result.get("data") or {}).get("sha256") or (inferred or {}).get(result["run_id"])
+
+
+def _episodes_summary(result: dict[str, Any]) -> tuple[Any, ...]:
+    info = result.get("data") or {}
+    return result["dataset"], info.get("transitions"), info.get("episodes"), info.get("mean_return")
+
+
+def infer_unrecorded_identities(results: list[dict[str, Any]]) -> dict[str, str]:
+    """``run_id -> SHA-256`` for runs recorded before run records kept the episodes' SHA-256 whose
+    dataset, transitions, episodes and mean return (a float, to the last bit) equal those of
+    exactly one recorded set: the same episodes, written again (``--agent-seed model`` writes the
+    standard suite's first generation again). A run matching no set, or several, stays ``None``."""
+    recorded: dict[tuple[Any, ...], set[str]] = {}
+    for r in results:
+        sha = data_identity(r)
+        if sha is not None:
+            recorded.setdefault(_episodes_summary(r), set()).add(sha)
+    inferred = {}
+    for r in results:
+        matches = recorded.get(_episodes_summary(r), set())
+        if data_identity(r) is None and len(matches) == 1 and None not in _episodes_summary(r):
+            inferred[r["run_id"]] = next(iter(matches))
+    return inferred
 
 
 def data_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per dataset, one row per distinct set of episodes its runs trained on (most runs first):
     the same name can hold different episodes when the data were generated again."""
+    inferred = infer_unrecorded_identities(results)
     groups: dict[tuple[str, Optional[str]], list[dict[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r["dataset"], data_identity(r)), []).append(r)
+        groups.setdefault((r["dataset"], data_identity(r, inferred)), []).append(r)
     rows = []
     for (dataset, sha), members in groups.items():
         info = members[0].get("data") or {}
         rows.append({"dataset": dataset, "sha256": sha, "transitions": info.get("transitions"),
                      "episodes": info.get("episodes"), "mean_return": info.get("mean_return"),
-                     "n_runs": len(members), "runs": [m["run_id"] for m in members]})
+                     "n_runs": len(members), "runs": [m["run_id"] for m in members],
+                     "n_inferred": sum(m["run_id"] in inferred for m in members)})
     order = list(dict.fromkeys(r["dataset"] for r in results))
     rows.sort(key=lambda row: (order.index(row["dataset"]), -row["n_runs"]))
     return rows
@@ -374,12 +401,16 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
     if data:
         lines += ["", "## Data", "",
                   "The episodes each dataset's runs trained on, by their SHA-256 (`not recorded`: runs "
-                  "written before run records kept it). A dataset with two rows was generated again "
-                  "between its runs; its runs on the second row are listed and marked `*` above.",
+                  "written before run records kept it; such runs count under a recorded set whose transitions, episodes and mean "
+                  "return are exactly theirs). A dataset with more than one row was generated "
+                  "again between its runs; the first row holds most of its runs, the runs of every "
+                  "other row are listed and marked `*` above.",
                   "", "| dataset | episodes' SHA-256 | transitions | episodes | mean return | runs |",
                   "|---|---|---|---|---|---|"]
         for row in data:
             sha = f"`{row['sha256'][:16]}`" if row["sha256"] else "not recorded"
+            if row.get("n_inferred"):
+                sha += f" ({row['n_inferred']} runs recorded without it, same transitions, episodes and mean return)"
             runs_text = (str(row["n_runs"]) if main_data[row["dataset"]] == row["sha256"]
                          else f"{row['n_runs']}: " + ", ".join(f"`{run}`" for run in row["runs"]))
             mean_return = "-" if row["mean_return"] is None else f"{row['mean_return']:.1f}"
