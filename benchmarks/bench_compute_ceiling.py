@@ -32,7 +32,6 @@ and ``compute_ceiling.md`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -49,8 +48,8 @@ import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_saq_cql import ACT_DIM, BATCH, datasets
+from benchmarks.timing import interleaved_update_rates, write_results
 from saq_wrappers.integrations.d3rlpy import registry
-from saq_wrappers.io import atomic_output
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: The standard suite's d3rlpy algorithms, each pair X / SAQ-X side by side (ARQ needs its table).
@@ -113,13 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     discrete, continuous = datasets(20_000)
     built = {name: build(name, discrete, continuous) for name in SUITE_ALGOS}
     flops = {name: flops_per_update(algo, data) for name, (algo, data) in built.items()}
-    rates: dict[str, list[float]] = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, (algo, data) in built.items():
-            started = time.perf_counter()
-            for _ in range(updates):
-                algo.update(data.sample_transition_batch(BATCH))
-            rates[name].append(updates / (time.perf_counter() - started))
+    rates = interleaved_update_rates(built, BATCH, updates, repeats)
     ceiling = gemm_gflops(BATCH * 3 * CQL_ACTION_SAMPLES, SUITE_HIDDEN[0], SUITE_HIDDEN[1], max(3, repeats))
     batch_gemm = gemm_gflops(BATCH, SUITE_HIDDEN[0], SUITE_HIDDEN[1], max(3, repeats))
 
@@ -156,12 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "machine": platform.platform(), "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
               "rows": rows}
     print(markdown)
-    suffix = "_quick" if args.quick else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / f"compute_ceiling{suffix}.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    with atomic_output(args.out / f"compute_ceiling{suffix}.md") as tmp:
-        tmp.write_text(markdown + "\n")
+    write_results(args.out, "compute_ceiling" + ("_quick" if args.quick else ""), result, markdown)
     return result
 
 

@@ -18,7 +18,6 @@ Writes ``benchmarks/results/saq_cql.json`` and ``saq_cql.md`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -33,7 +32,8 @@ import torch
 
 from saq_wrappers.integrations.d3rlpy import saq_bc_config, saq_cql_config
 from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
-from saq_wrappers.io import atomic_output
+
+from benchmarks.timing import interleaved_update_rates, write_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OBS_DIM, ACT_DIM, N_CODES, BATCH = 11, 3, 64, 256
@@ -93,13 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             algo.update(data.sample_transition_batch(BATCH))
         built[name] = (algo, data)
 
-    rates: dict[str, list[float]] = {name: [] for name in built}
-    for _ in range(repeats):
-        for name, (algo, data) in built.items():
-            started = time.perf_counter()
-            for _ in range(updates):
-                algo.update(data.sample_transition_batch(BATCH))
-            rates[name].append(updates / (time.perf_counter() - started))
+    rates = interleaved_update_rates(built, BATCH, updates, repeats)
 
     reference = statistics.median(rates["CQL (d3rlpy default, 256-256)"])
     rows = [{"algorithm": name, "updates_per_second": statistics.median(values),
@@ -113,12 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
               "cpu_count": __import__("os").cpu_count(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
     print(markdown)
-    suffix = "_quick" if args.quick else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / f"saq_cql{suffix}.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    with atomic_output(args.out / f"saq_cql{suffix}.md") as tmp:
-        tmp.write_text(markdown + "\n")
+    write_results(args.out, "saq_cql" + ("_quick" if args.quick else ""), result, markdown)
     return result
 
 

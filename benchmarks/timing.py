@@ -1,0 +1,34 @@
+"""What the update-rate benchmarks share: interleaved timing windows and atomic result files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from saq_wrappers.io import atomic_output
+
+
+def interleaved_update_rates(built: dict[str, tuple[Any, Any]], batch_size: int, updates: int,
+                             repeats: int) -> dict[str, list[float]]:
+    """Updates/s of each ``name -> (algo, dataset)``: ``repeats`` windows of ``updates`` updates,
+    the algorithms taking turns so that machine noise hits all of them alike. A window times batch
+    sampling and the update, exactly what ``fit`` does per step."""
+    rates: dict[str, list[float]] = {name: [] for name in built}
+    for _ in range(repeats):
+        for name, (algo, data) in built.items():
+            started = time.perf_counter()
+            for _ in range(updates):
+                algo.update(data.sample_transition_batch(batch_size))
+            rates[name].append(updates / (time.perf_counter() - started))
+    return rates
+
+
+def write_results(out: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """``out/<stem>.json`` and ``out/<stem>.md``, each written to a temporary file and renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out / f"{stem}.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_output(out / f"{stem}.md") as tmp:
+        tmp.write_text(markdown + "\n")
