@@ -31,7 +31,6 @@ and ``compute_ceiling.md`` (atomically).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -48,7 +47,7 @@ import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_saq_cql import ACT_DIM, BATCH, datasets
-from benchmarks.timing import interleaved_update_rates, write_results
+from benchmarks.timing import interleaved_update_rates, rate_parser, write_results
 from saq_wrappers.integrations.d3rlpy import registry
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -98,12 +97,7 @@ def gemm_gflops(rows: int, inner: int, cols: int, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few updates, one repeat")
-    parser.add_argument("--updates", type=int, default=None, help="updates per timed window")
-    parser.add_argument("--repeats", type=int, default=None, help="timed windows per algorithm")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
-    args = parser.parse_args(argv)
+    args = rate_parser(__doc__ or "", RESULTS_DIR).parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     torch.set_num_threads(1)  # one suite worker's share
     updates = args.updates or (3 if args.quick else 30)

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/saq_cql.json`` and ``saq_cql.md`` (atomically).
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
@@ -33,7 +32,7 @@ import torch
 from saq_wrappers.integrations.d3rlpy import saq_bc_config, saq_cql_config
 from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
 
-from benchmarks.timing import interleaved_update_rates, write_results
+from benchmarks.timing import interleaved_update_rates, rate_parser, write_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OBS_DIM, ACT_DIM, N_CODES, BATCH = 11, 3, 64, 256
@@ -71,12 +70,7 @@ def algorithms() -> dict[str, tuple[Callable[[], Any], bool]]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few updates, one repeat")
-    parser.add_argument("--updates", type=int, default=None, help="updates per timed window")
-    parser.add_argument("--repeats", type=int, default=None, help="timed windows per algorithm")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
-    args = parser.parse_args(argv)
+    args = rate_parser(__doc__ or "", RESULTS_DIR).parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     updates = args.updates or (5 if args.quick else 40)
     repeats = args.repeats or (1 if args.quick else 3)

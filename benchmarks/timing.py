@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 from saq_wrappers.io import atomic_output
+
+
+def rate_parser(description: str, results_dir: Path) -> argparse.ArgumentParser:
+    """The options of an update-rate benchmark: ``--quick``, ``--updates``, ``--repeats``, ``--out``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few updates, one repeat")
+    parser.add_argument("--updates", type=int, default=None, help="updates per timed window")
+    parser.add_argument("--repeats", type=int, default=None, help="timed windows per algorithm")
+    parser.add_argument("--out", type=Path, default=results_dir, help="results folder")
+    return parser
 
 
 def interleaved_update_rates(built: dict[str, tuple[Any, Any]], batch_size: int, updates: int,
