@@ -166,7 +166,12 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert {r.steps for r in runs} == {20_000} and {r.seed for r in runs} == {0, 1, 2}
     assert {r.dataset.source for r in runs} == {"/data/minari/saqbench-std/hopper-expert-v0"}
     standard = build_suite("standard", Path("/data"))
-    assert len(standard) == 5 * 9 * 3
+    assert len(standard) == 5 * 9 * 3 + 5 * 2 * 2
+    # the criterion's pair, SAQ-BC and SAQ-IQL, alone runs 2 more seeds; --seeds gives exactly those
+    assert {r.algo for r in standard if r.seed > 2} == {"SAQ-BC", "SAQ-IQL"}
+    assert {r.seed for r in standard if r.algo == "SAQ-IQL"} == {0, 1, 2, 3, 4}
+    assert {r.seed for r in build_suite("standard", Path("/data"), seeds=[0, 1])} == {0, 1}
+    assert all(r.seed <= 2 for r in build_suite("ablation-k", Path("/data")))
     assert {r.dataset.name for r in standard} == {
         "hopper-expert", "walker2d-expert", "halfcheetah-expert", "hopper-medium-expert", "lift-mm"}
     # X and SAQ-X: same updates and networks

@@ -306,7 +306,7 @@ def test_report_tables_json_and_plots(tmp_path: Path) -> None:
     # the every-group table keeps speed and time
     assert "| updates/s | train s | eval s |" in text and "± 4.1" in text
     assert "runs/<run_id>.json" in text
-    assert "## Not finished" in text and "- 97 run(s) not run yet" in text
+    assert "## Not finished" in text and "- 117 run(s) not run yet" in text
 
     document = json.loads((out / "results.json").read_text())
     assert len(document["per_seed"]) == 38
@@ -401,7 +401,7 @@ def test_report_on_a_partial_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     out = tmp_path / "partial"
     out.mkdir()  # as benchmarks.run does
     empty = write_report(STANDARD, out, "standard", "test", aggregate_reps=REPS, improvement_reps=REPS)
-    assert empty["plots"] == [] and "135 run(s) not run yet" in empty["markdown"]
+    assert empty["plots"] == [] and "155 run(s) not run yet" in empty["markdown"]
 
     write_runs(out, [fake_result(spec_of("walker2d-expert", "SAQ-IQL", 1), 33.0)])
     one = write_report(STANDARD, out, "standard", "test", aggregate_reps=REPS, improvement_reps=REPS)
