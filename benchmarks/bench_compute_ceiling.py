@@ -22,7 +22,7 @@ fits and ARQ score models are not in the projection, so it is a lower bound on t
 
 Usage::
 
-    python -m benchmarks.bench_compute_ceiling            # about 3 minutes on one core
+    python -m benchmarks.bench_compute_ceiling            # under a minute on one core
     python -m benchmarks.bench_compute_ceiling --quick    # smoke run
 
 Run it with nothing else CPU-heavy running. Writes ``benchmarks/results/compute_ceiling.json``
