@@ -26,7 +26,8 @@ seeds it with ``seed`` once the agents are loaded, so ``seed`` alone decides the
 kind of machine, and restores the caller's global generators (torch, numpy, ``random``) on
 return. ``agent_seed="model"`` instead keeps the generator as the last load left it, seeded with
 the file's stored seed: the recipe the ``standard`` benchmark suite's first data were written
-with (before generation seeded the agents), which it writes again on a machine of the same kind. Across machines the episodes also depend on the library versions and on the CPU's vector
+with (before generation seeded the agents), which it writes again on a machine of the same kind.
+Across machines the episodes also depend on the library versions and on the CPU's vector
 capability (AVX2 vs AVX-512 GEMM kernels round the agent's network differently in the last bits,
 which chaotic dynamics amplify), so the metadata records both.
 
@@ -60,7 +61,8 @@ from saq_wrappers.integrations.minari import minari_info, write_minari_dataset
 from saq_wrappers.integrations.sb3.models import load_sb3_model, rollout_policy
 from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_policy, rollout
 
-__all__ = ["AGENT_SEEDS", "MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
+__all__ = ["AGENT_SEEDS", "MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset",
+           "run"]
 
 #: The dataset recipes, D4RL's names.
 RECIPES = ("expert", "medium", "medium-expert", "random")

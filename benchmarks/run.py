@@ -4,6 +4,8 @@ Usage (from the repository root)::
 
     # generate the standard suite's data from SB3 zoo agents + the scripted Lift demonstrator
     python -m benchmarks.run --suite standard --prepare-only --zoo /path/to/sb3-zoo
+    # or exactly the episodes our standard runs trained on (an AVX-512 machine; a folder of its own)
+    python -m benchmarks.run --suite standard --prepare-only --agent-seed model --zoo ... --data-dir DIR
     # run it (2 workers, one torch thread each); re-running skips finished runs
     python -m benchmarks.run --suite standard
     # stop it gracefully (running runs finish and are kept): touch benchmarks/results/harness/standard/STOP
@@ -24,17 +26,19 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   hopper-, walker2d- and halfcheetah-expert (10 episodes of the zoo's TQC agent each),
   hopper-medium-expert (10 episodes of the SAC agent + 10 of TQC) and lift-mm (30 scripted Lift
   demonstrations with the demonstrator's three approach paths, success rate, horizon 200) x BC,
-  CQL, IQL, TD3+BC, SAQ-BC, SAQ-CQL, SAQ-IQL, SAQ-BRAC, ARQ x seeds 0-2: 135 runs of 20,000
-  updates each (X and SAQ-X alike), 256-256 networks everywhere, the library's default quantizer
-  (K = 64, 512-512, 5,000 updates), a 16-sample ARQ table; 10 final episodes and an 8-point
-  learning curve of 3 episodes per run. It runs seed by seed and resumes where it stopped. Its
+  CQL, IQL, TD3+BC, SAQ-BC, SAQ-CQL, SAQ-IQL, SAQ-BRAC, ARQ x seeds 0-2, and seeds 3-4 of SAQ-BC
+  and SAQ-IQL (the pair of issue 12's criterion): 155 runs of 20,000 updates each (X and SAQ-X
+  alike), 256-256 networks everywhere, the library's default quantizer (K = 64, 512-512, 5,000
+  updates), a 16-sample ARQ table; 10 final episodes and an 8-point learning curve of 3 episodes
+  per run. It runs seed by seed and resumes where it stopped. Its
   results live in ``benchmarks/results/harness/standard`` (the README says how long it took).
 * ``ablation-k``: SAQ-CQL/IQL/BRAC at K in {16, 32, 64, 128} on the standard hopper-expert, 3
   seeds, the standard budget; ``ablation-state``: the same three with and without state
   conditioning, K = 16, on the standard hopper-medium-expert; ``quantizer-study``: SAQ-BC/CQL/IQL
   with quantizers fitted for 5,000 / 20,000 / 50,000 updates, and SAQ-IQL acting greedily,
-  on the standard hopper-medium-expert (where SAQ-BC trails BC most), 3 seeds. All three share the standard suite's folder (its K=64
-  runs are theirs too) and write their reports to ``standard/<suite>/``.
+  on the standard hopper-medium-expert (where SAQ-BC trails BC most), 3 seeds. All three share
+  the standard suite's folder (its K=64 runs are theirs too) and write their reports to
+  ``standard/<suite>/``.
 * ``small`` (~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k steps, TQC zoo agent),
   hopper-medium-expert (10k SAC-zoo + 10k TQC steps), lift-ph (100 scripted Lift demos, robomimic
   format, success rate, horizon 200) x BC, CQL, IQL, SAQ-BC, SAQ-CQL, SAQ-IQL, SAQ-BRAC, ARQ x seed 0;

@@ -401,16 +401,17 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
     if data:
         lines += ["", "## Data", "",
                   "The episodes each dataset's runs trained on, by their SHA-256 (`not recorded`: runs "
-                  "written before run records kept it; such runs count under a recorded set whose transitions, episodes and mean "
-                  "return are exactly theirs). A dataset with more than one row was generated "
-                  "again between its runs; the first row holds most of its runs, the runs of every "
-                  "other row are listed and marked `*` above.",
+                  "written before run records kept it; such runs count under a recorded set whose "
+                  "transitions, episodes and mean return are exactly theirs). A dataset with more than "
+                  "one row was generated again between its runs; the first row holds most of its runs, "
+                  "the runs of every other row are listed and marked `*` above.",
                   "", "| dataset | episodes' SHA-256 | transitions | episodes | mean return | runs |",
                   "|---|---|---|---|---|---|"]
         for row in data:
             sha = f"`{row['sha256'][:16]}`" if row["sha256"] else "not recorded"
             if row.get("n_inferred"):
-                sha += f" ({row['n_inferred']} runs recorded without it, same transitions, episodes and mean return)"
+                sha += (f" ({row['n_inferred']} runs recorded without it, same transitions, episodes and "
+                        "mean return)")
             runs_text = (str(row["n_runs"]) if main_data[row["dataset"]] == row["sha256"]
                          else f"{row['n_runs']}: " + ", ".join(f"`{run}`" for run in row["runs"]))
             mean_return = "-" if row["mean_return"] is None else f"{row['mean_return']:.1f}"
