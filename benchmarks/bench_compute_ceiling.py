@@ -38,16 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import d3rlpy
 import structlog
 import torch
-from d3rlpy.algos.utility import build_scalers_with_transition_picker
 from gymnasium.spaces import Box
 import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_saq_cql import ACT_DIM, BATCH, datasets
-from benchmarks.timing import interleaved_update_rates, rate_parser, write_results
+from benchmarks.timing import built_and_warmed, interleaved_update_rates, rate_parser, write_results
 from saq_wrappers.integrations.d3rlpy import registry
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -64,14 +62,9 @@ CQL_ACTION_SAMPLES = 10
 def build(name: str, discrete: Any, continuous: Any) -> tuple[Any, Any]:
     """The algorithm as the standard suite configures it, built on its dataset, warmed up."""
     action_space = Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float32)
-    d3rlpy.seed(0)
-    algo = registry.make_config(name, action_space, hidden=SUITE_HIDDEN, batch_size=BATCH).create(device="cpu")
+    config = registry.make_config(name, action_space, hidden=SUITE_HIDDEN, batch_size=BATCH)
     data = discrete if registry.is_saq(name) else continuous
-    build_scalers_with_transition_picker(algo, data)  # what fit() does before building
-    algo.build_with_dataset(data)
-    for _ in range(3):
-        algo.update(data.sample_transition_batch(BATCH))
-    return algo, data
+    return built_and_warmed(config, data, BATCH), data
 
 
 def flops_per_update(algo: Any, data: Any) -> int:

@@ -26,13 +26,12 @@ from typing import Any, Callable
 import d3rlpy
 import numpy as np
 import structlog
-from d3rlpy.algos.utility import build_scalers_with_transition_picker
 import torch
 
 from saq_wrappers.integrations.d3rlpy import saq_bc_config, saq_cql_config
 from saq_wrappers.integrations.d3rlpy.presets import saq_encoder
 
-from benchmarks.timing import interleaved_update_rates, rate_parser, write_results
+from benchmarks.timing import built_and_warmed, interleaved_update_rates, rate_parser, write_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OBS_DIM, ACT_DIM, N_CODES, BATCH = 11, 3, 64, 256
@@ -78,14 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     discrete, continuous = datasets(20_000)
     built: dict[str, tuple[Any, Any]] = {}
     for name, (factory, is_discrete) in algorithms().items():
-        d3rlpy.seed(0)
-        algo = factory().create(device="cpu")
         data = discrete if is_discrete else continuous
-        build_scalers_with_transition_picker(algo, data)  # what fit() does before building
-        algo.build_with_dataset(data)
-        for _ in range(3):  # warm-up
-            algo.update(data.sample_transition_batch(BATCH))
-        built[name] = (algo, data)
+        built[name] = (built_and_warmed(factory(), data, BATCH), data)
 
     rates = interleaved_update_rates(built, BATCH, updates, repeats)
 

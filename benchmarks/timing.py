@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import d3rlpy
+from d3rlpy.algos.utility import build_scalers_with_transition_picker
+
 from saq_wrappers.io import atomic_output
 
 
@@ -19,6 +22,18 @@ def rate_parser(description: str, results_dir: Path) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None, help="timed windows per algorithm")
     parser.add_argument("--out", type=Path, default=results_dir, help="results folder")
     return parser
+
+
+def built_and_warmed(config: Any, data: Any, batch_size: int) -> Any:
+    """``config``'s algorithm on the CPU, seeded with 0, built on ``data`` as ``fit`` builds it
+    (scalers fitted first), after 3 warm-up updates."""
+    d3rlpy.seed(0)
+    algo = config.create(device="cpu")
+    build_scalers_with_transition_picker(algo, data)
+    algo.build_with_dataset(data)
+    for _ in range(3):
+        algo.update(data.sample_transition_batch(batch_size))
+    return algo
 
 
 def interleaved_update_rates(built: dict[str, tuple[Any, Any]], batch_size: int, updates: int,
