@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from benchmarks.harness.backends import plan, run_grid  # noqa: E402
 from benchmarks.harness.paper import paper_number  # noqa: E402
+from benchmarks.harness.ledger import GridLedger, read_ledger, summarize_ledger  # noqa: E402
 from benchmarks.harness.report import write_report  # noqa: E402
-from benchmarks.harness.runner import result_path  # noqa: E402
+from benchmarks.harness.runner import machine, result_path  # noqa: E402
 from benchmarks.harness.spec import DatasetSpec, RunSpec, build_suite  # noqa: E402
 from benchmarks.run import main  # noqa: E402
 from saq_wrappers.errors import DataError  # noqa: E402
@@ -231,6 +232,41 @@ def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(cache: Path, t
     second = run_grid(runs, out, backend="serial", log=quiet)
     assert not second.stopped and len(second.executed) == 3 and len(second.skipped) == 1
     assert all(result_path(out, r).is_file() for r in runs)
+
+    # the machine time of the resumed grid: one ledger entry per invocation that had work
+    run_grid(runs, out, backend="serial", log=quiet)  # nothing left to run: no entry
+    entries = read_ledger(out)
+    assert [(e["runs"], e["stopped"], e["to_run"]) for e in entries] == [(1, True, 4), (3, False, 3)]
+    assert all(e["seconds"] > 0 and e["cpu_model"] == machine()["cpu_model"] for e in entries)
+    total = summarize_ledger(entries)
+    assert total is not None and total["runs"] == 4 and total["invocations"] == 2
+    assert total["hours"] == pytest.approx(sum(e["seconds"] for e in entries) / 3600)
+    write_report(runs, out, "tiny", "test")
+    table = (out / "results.md").read_text()
+    assert f"took **{total['hours']:.2f} hours**" in table and "(2 invocations" in table
+
+
+def test_grid_ledger_keeps_the_time_of_an_invocation_that_never_closed(tmp_path: Path) -> None:
+    """A session that ends kills the grid without ``close``: what it finished still counts."""
+    info = {"cpu_model": "Test CPU", "cpu_capability": "AVX512", "cpus": 2, "host": "h"}
+    killed = GridLedger(tmp_path, "local", 2, to_run=5, machine=info)
+    killed.tick("artifact", True)
+    killed.tick("run", True)
+    killed.tick("run", False)
+    other = GridLedger(tmp_path, "local", 2, to_run=4, machine={**info, "cpu_capability": "AVX2"})
+    other.tick("run", True)
+    other.close(stopped=False)
+    entries = read_ledger(tmp_path)
+    assert [(e["artifacts"], e["runs"], e["failed"], e["stopped"]) for e in entries] == [
+        (1, 1, 1, False), (0, 1, 0, False)]
+    assert entries[0]["ended"] is not None
+    total = summarize_ledger(entries)
+    assert total is not None and [(p["cpu"], p["runs"]) for p in total["by_cpu"]] == [
+        ("Test CPU (AVX512, 2 cpus)", 1), ("Test CPU (AVX2, 2 cpus)", 1)]
+    assert summarize_ledger([]) is None
+    (tmp_path / "grid_time.json").write_text('{"seconds": 3}')
+    with pytest.raises(DataError, match="grid time ledger"):
+        read_ledger(tmp_path)
 
 
 def test_stop_file_starts_no_queued_run_in_the_process_pool(cache: Path, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The grid runs seed by seed (so an interrupted grid already holds whole tables), each seed in
 two phases: first the shared artifacts its unfinished runs need (one task per quantizer / ARQ
 table, so two SAQ runs on the same data never fit the same quantizer twice), then the runs. Finished runs (a result file with the same fingerprint) are skipped; a run whose
-task fails is reported and retried on the next invocation.
+task fails is reported and retried on the next invocation. Each invocation that has work to do
+records its wall-clock time in ``<out>/grid_time.json`` (:mod:`.ledger`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Callable, Iterator
 
 from saq_wrappers.errors import DataError
 
-from .runner import RUNS, ARTIFACTS, artifact_key, execute_task, init_worker, load_result
+from .ledger import GridLedger
+from .runner import RUNS, ARTIFACTS, artifact_key, execute_task, init_worker, load_result, machine
 from .spec import RunSpec
 
 BACKENDS = ("local", "serial", "ray")
@@ -176,7 +178,7 @@ def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], 
 
 
 def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str,
-             summary: GridSummary, started: float, log: Callable[[str], None]) -> None:
+             summary: GridSummary, started: float, log: Callable[[str], None], ledger: GridLedger) -> None:
     def stop_requested() -> bool:
         if not summary.stopped and (out / STOP_FILE).exists():
             summary.stopped = True
@@ -187,6 +189,7 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
     if artifact_runs:
         for reply in executor.run([("artifact", r.to_dict(), str(out), device) for r in artifact_runs]):
             stop_requested()
+            ledger.tick("artifact", reply["ok"])
             if reply["ok"]:
                 log(f"  artifact ready: {reply['key']}")
             else:
@@ -195,6 +198,7 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
         return
     for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out), device) for r in todo]), start=1):
         elapsed = time.perf_counter() - started
+        ledger.tick("run", reply["ok"])
         if reply["ok"]:
             summary.executed.append(reply["run_id"])
             log(f"  [{done}/{len(todo)}] {reply['run_id']}: score {reply['score']:.1f} "
@@ -233,6 +237,7 @@ def run_grid(
     log(f"{len(runs)} runs: {len(finished)} finished, {len(todo)} to run "
         f"({len(artifact_runs)} shared artifacts, each built before its seed's runs) on backend {backend!r} with {workers} worker(s)")
     if todo:
+        ledger = GridLedger(out, backend, workers, len(todo), machine())
         with EXECUTORS[backend](workers) as executor:
             # seed by seed: a grid interrupted after seed 0 already holds a whole table
             for seed in sorted({r.seed for r in todo}):
@@ -241,6 +246,7 @@ def run_grid(
                 group = [r for r in todo if r.seed == seed]
                 keys = {artifact_key(r) for r in group}
                 needed = [r for r in artifact_runs if artifact_key(r) in keys]
-                _execute(executor, group, needed, out, device, summary, started, log)
+                _execute(executor, group, needed, out, device, summary, started, log, ledger)
+        ledger.close(summary.stopped)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -41,6 +41,7 @@ import numpy as np
 from saq_wrappers.app.plots import pyplot, save_figure
 from saq_wrappers.io import atomic_output
 
+from .ledger import LEDGER, read_ledger, summarize_ledger
 from .paper import SAQ_TABLE4, paper_number
 from .runner import failure_path, load_result, machine
 from .spec import RunSpec, is_ablation_reference
@@ -283,7 +284,8 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
              wall_clock: Optional[list[dict[str, Any]]] = None,
              aggregate_result: Optional[AggregateResult] = None, aggregate_note: Optional[str] = None,
              confidence: float = 0.95, reps: int = BOOTSTRAP_REPS,
-             data: Optional[list[dict[str, Any]]] = None) -> str:
+             data: Optional[list[dict[str, Any]]] = None,
+             grid_time: Optional[dict[str, Any]] = None) -> str:
     """The ``results.md`` text."""
     info = machine()
     load = f"{info['load_1min']:.1f}" if info["load_1min"] is not None else "?"
@@ -417,6 +419,17 @@ def markdown(suite: str, rows: list[dict[str, Any]], failures: dict[str, str], c
             mean_return = "-" if row["mean_return"] is None else f"{row['mean_return']:.1f}"
             lines.append(f"| {row['dataset']} | {sha} | {row['transitions'] or '-'} | {row['episodes'] or '-'} | "
                          f"{mean_return} | {runs_text} |")
+
+    if grid_time:
+        lines += ["", "## Machine time", "",
+                  f"The grid's invocations on this folder (`{LEDGER}`) took **{grid_time['hours']:.2f} hours** of "
+                  f"wall-clock time in all ({grid_time['invocations']} invocations, {grid_time['first']} to "
+                  f"{grid_time['last']}), in which they finished {grid_time['runs']} runs and "
+                  f"{grid_time['artifacts']} shared artifacts. Runs finished before the ledger existed, or "
+                  "in another folder, are not in it.", "",
+                  "| CPU | hours | invocations | runs | artifacts |", "|---|---|---|---|---|"]
+        lines += [f"| {p['cpu']} | {p['hours']:.2f} | {p['invocations']} | {p['runs']} | {p['artifacts']} |"
+                  for p in grid_time["by_cpu"]]
 
     lines += ["", "## Every group", "",
               "| dataset | algorithm | metric | score (mean ± std) | seeds | paper | mean return | updates | "
@@ -697,10 +710,11 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
         except MissingDependencyError as error:
             aggregate_note = str(error)
     data = data_rows(results)
+    grid_time = summarize_ledger(read_ledger(out))
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
                     against_saq_bc=against_bc, variants=variants, wall_clock=wall_clock,
                     aggregate_result=aggregate_result, aggregate_note=aggregate_note, confidence=confidence,
-                    reps=bootstrap_reps, data=data)
+                    reps=bootstrap_reps, data=data, grid_time=grid_time)
     document = {
         "suite": suite, "command": command,
         "written": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
@@ -710,7 +724,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
                        "per_dataset": "percentile bootstrap of the mean over seeds"},
         "summary": rows, "pairs": pairs, "against_saq_bc": against_bc, "variants": variants,
         "equal_wall_clock": wall_clock,
-        "data": data,
+        "data": data, "grid_time": grid_time,
         "aggregate": aggregate_result.to_dict() if aggregate_result is not None else {"skipped": aggregate_note},
         "per_seed": records, "runs": results,
     }

@@ -6,6 +6,7 @@ Layout of an output folder::
     runs/<run_id>.failed.json     the error of a run that raised (retried next time)
     artifacts/quantizers/*.safetensors (+ .json)   SAQ quantizers, shared by SAQ-X runs
     artifacts/arq/<key>/sampler.safetensors, table/ ARQ behavior model + candidate table
+    grid_time.json                the wall-clock time of each invocation (:mod:`.ledger`)
 
 A result file appears only once its run has finished (written to a temporary file and renamed,
 :func:`saq_wrappers.io.atomic_output`), so a run interrupted at any point leaves nothing that
