@@ -93,6 +93,6 @@ def summarize_ledger(entries: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
         part["invocations"] += 1
         part["runs"] += entry.get("runs", 0)
         part["artifacts"] += entry.get("artifacts", 0)
-    return {"hours": sum(e["seconds"] for e in entries) / 3600, "invocations": len(entries),
-            "runs": sum(e.get("runs", 0) for e in entries), "artifacts": sum(e.get("artifacts", 0) for e in entries),
-            "first": entries[0]["started"], "last": entries[-1]["ended"], "by_cpu": list(by_cpu.values())}
+    parts = list(by_cpu.values())
+    totals = {key: sum(p[key] for p in parts) for key in ("hours", "invocations", "runs", "artifacts")}
+    return {**totals, "first": entries[0]["started"], "last": entries[-1]["ended"], "by_cpu": parts}
