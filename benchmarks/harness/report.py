@@ -77,14 +77,17 @@ def collect(runs: list[RunSpec], out: Path) -> tuple[list[dict[str, Any]], dict[
 
 
 def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
-              reps: int = BOOTSTRAP_REPS, seed: int = 0) -> list[dict[str, Any]]:
+              reps: int = BOOTSTRAP_REPS, seed: int = 0,
+              inferred: Optional[dict[str, str]] = None) -> list[dict[str, Any]]:
     """One row per (dataset, label): mean, bootstrap interval and std over seeds, speed, time and
-    the paper's number."""
+    the paper's number. ``inferred``: :func:`infer_unrecorded_identities` of ``results`` when the
+    caller already has it (worked out here otherwise)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["dataset"], r["label"]), []).append(r)
     specs = {key: RunSpec.from_dict(members[0]["spec"]) for key, members in groups.items()}
-    inferred = infer_unrecorded_identities(results)
+    if inferred is None:
+        inferred = infer_unrecorded_identities(results)
     codebook_sizes: dict[tuple[str, str], set[int]] = {}
     for spec in specs.values():
         if spec.is_saq and spec.quantizer.state_conditioned:
@@ -156,10 +159,13 @@ def infer_unrecorded_identities(results: list[dict[str, Any]]) -> dict[str, str]
     return inferred
 
 
-def data_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def data_rows(results: list[dict[str, Any]],
+              inferred: Optional[dict[str, str]] = None) -> list[dict[str, Any]]:
     """Per dataset, one row per distinct set of episodes its runs trained on (most runs first):
-    the same name can hold different episodes when the data were generated again."""
-    inferred = infer_unrecorded_identities(results)
+    the same name can hold different episodes when the data were generated again. ``inferred`` as
+    in :func:`aggregate`."""
+    if inferred is None:
+        inferred = infer_unrecorded_identities(results)
     groups: dict[tuple[str, Optional[str]], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["dataset"], data_identity(r, inferred)), []).append(r)
@@ -695,7 +701,8 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
     folder = report_dir if report_dir is not None else out
     folder.mkdir(parents=True, exist_ok=True)
     records = [per_seed_record(r) for r in results]
-    rows = aggregate(results, confidence, bootstrap_reps, seed)
+    inferred = infer_unrecorded_identities(results)
+    rows = aggregate(results, confidence, bootstrap_reps, seed, inferred)
     pairs = pair_rows(rows, confidence, bootstrap_reps, seed)
     against_bc = against_saq_bc_rows(rows, confidence, bootstrap_reps, seed)
     variants = variant_rows(rows, {spec.label for spec in runs if is_ablation_reference(suite, spec)},
@@ -709,7 +716,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
                                              improvement_reps=improvement_reps)
         except MissingDependencyError as error:
             aggregate_note = str(error)
-    data = data_rows(results)
+    data = data_rows(results, inferred)
     grid_time = summarize_ledger(read_ledger(out))
     text = markdown(suite, rows, failures, command, missing=len(runs) - len(results), pairs=pairs,
                     against_saq_bc=against_bc, variants=variants, wall_clock=wall_clock,
