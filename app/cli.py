@@ -6,7 +6,9 @@ offline SAQ-CQL -> online DQN recipe.
 
 ``saq --help`` imports neither torch nor d3rlpy: a command's heavy modules are imported only
 when that command is named. Every option is validated before any heavy work; Ctrl-C stops a
-command with a one-line message and exit code 130.
+command with a one-line message and exit code 130. A command whose libraries are not installed
+stops with one line naming the extras that install them (``pip install 'saq-wrappers[cli]'``)
+and exit code 2.
 """
 
 from __future__ import annotations
@@ -22,6 +24,26 @@ from saq_wrappers.errors import SAQError
 
 #: Exit code of a command stopped with Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: Exit code of a command whose optional libraries are not installed (as for a usage error).
+EXIT_MISSING_EXTRA = 2
+
+#: The extras each command needs, all named when one of its libraries is missing, so that one
+#: ``pip install`` makes it work (``cli``: everything ``saq quickstart`` needs).
+COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "quickstart": ("cli",),
+    "finetune": ("cli", "sb3"),
+    "data generate": ("minari", "sb3"),
+    "data lift-demos": ("robosuite",),
+}
+#: Libraries only some datasets need, for their envs (top-level import name -> extra): MuJoCo
+#: for Gymnasium's locomotion envs, robosuite for robomimic tasks.
+ENV_EXTRAS = {"mujoco": "mujoco", "robosuite": "robosuite"}
+#: The optional libraries the commands import (top-level import names); a missing one is
+#: reported with the extras above. tests/test_extras.py checks both tables against
+#: pyproject.toml and the application's imports.
+OPTIONAL_LIBRARIES = frozenset(
+    {"d3rlpy", "minari", "h5py", "matplotlib", "structlog", "stable_baselines3", "sb3_contrib", *ENV_EXTRAS}
+)
 
 #: Commands whose options live in a recipe module: name -> (module, one-line summary).
 #: Each module has ``build_parser(parser)`` and ``run(args) -> int``.
@@ -148,29 +170,69 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def _quiet_logs() -> None:
-    """d3rlpy logs every dataset signature and epoch at INFO through structlog: keep warnings."""
-    import structlog
-
+    """d3rlpy logs every dataset signature and epoch at INFO through structlog: keep warnings.
+    (d3rlpy requires structlog: without it, there is no d3rlpy to quiet.)"""
+    try:
+        import structlog
+    except ModuleNotFoundError:
+        return
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def _missing_library(error: BaseException) -> str | None:
+    """The optional library (:data:`OPTIONAL_LIBRARIES`, or any an integration reports as a
+    :class:`~saq_wrappers.integrations.MissingExtraError`) whose absence caused ``error``, else
+    ``None``. Gymnasium's MuJoCo envs raise their own error from the ``ModuleNotFoundError``, and
+    a dataset may wrap that in a DataError, hence the walk down the causes."""
+    from saq_wrappers.integrations import MissingExtraError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            library = current.name.split(".")[0]
+            if library in OPTIONAL_LIBRARIES or isinstance(current, MissingExtraError):
+                return library
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _extras_hint(command: str, library: str) -> str:
+    """``pip install 'saq-wrappers[...]'`` with the extras ``command`` needs, and the env extra
+    of ``library`` when it is one (:data:`COMMAND_EXTRAS`, :data:`ENV_EXTRAS`)."""
+    extras = list(COMMAND_EXTRAS.get(command, ("all",)))
+    if library in ENV_EXTRAS and ENV_EXTRAS[library] not in extras:
+        extras.append(ENV_EXTRAS[library])
+    return f"pip install 'saq-wrappers[{','.join(extras)}]'"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``saq`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    name = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+    words = [a for a in arguments if not a.startswith("-")]
+    command = " ".join(words[: 2 if words[:1] == ["data"] else 1])
+    prefix = " ".join(["saq", command]).rstrip()
     try:
+        parser = build_parser(arguments)
+        args = parser.parse_args(arguments)
+        if args.command is None:
+            parser.print_help()
+            return 2
         return int(args.handler(args))
     except KeyboardInterrupt:
-        print(f"saq {name}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (SAQError, OSError) as error:
-        print(f"saq {name}: error: {error}", file=sys.stderr)
-        return 1
+    except Exception as error:  # noqa: BLE001 - re-raised unless it is one of the two kinds below
+        library = _missing_library(error)
+        if library is not None:
+            print(f"{prefix}: needs {library}, which is not installed: {_extras_hint(command, library)}",
+                  file=sys.stderr)
+            return EXIT_MISSING_EXTRA
+        if isinstance(error, (SAQError, OSError)):
+            print(f"{prefix}: error: {error}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,8 @@
 Shared by the two hdf5 formats (:mod:`~saq_wrappers.integrations.robomimic` and
 :mod:`~saq_wrappers.integrations.d4rl`): a missing path and a file h5py cannot read are the
 user's most common mistakes, and both formats answer them with the same :class:`DataError`.
-Imports only h5py (the formats' common library), never another integration.
+Imports only h5py (the formats' common library, which the ``d4rl`` and ``robomimic`` extras
+both install), never another integration.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import h5py
-
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import requires_extra
+
+with requires_extra("d4rl", needed_by=__name__):
+    import h5py
 
 __all__ = ["open_hdf5"]
 

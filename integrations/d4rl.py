@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import requires_extra
 from saq_wrappers.io import atomic_output
 from saq_wrappers.transitions import (
     Transitions,
@@ -33,6 +33,9 @@ from saq_wrappers.transitions import (
     derive_next_observations,
     flatten_rows,
 )
+
+with requires_extra("d4rl", needed_by=__name__):
+    import h5py
 
 from ._hdf5 import open_hdf5
 

@@ -6,6 +6,11 @@ Importing this package registers every algorithm it defines (``DiscreteIQL``, ``
 
 from __future__ import annotations
 
+from saq_wrappers.integrations import requires_extra
+
+with requires_extra("d3rlpy", needed_by=__name__):
+    import d3rlpy  # noqa: F401
+
 from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRAC, DiscreteBRACConfig
 from saq_wrappers.integrations.d3rlpy.datasets import (

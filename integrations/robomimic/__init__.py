@@ -19,6 +19,11 @@ Example:
     >>> data = load_robomimic("lift/ph/low_dim_v141.hdf5", filter_key="train")  # doctest: +SKIP
 """
 
+from saq_wrappers.integrations import requires_extra
+
+with requires_extra("robomimic", needed_by=__name__):
+    import h5py  # noqa: F401 - the file format's library; robosuite is imported when an env is made
+
 from .env import DEFAULT_HORIZONS, RobosuiteEnv, make_robomimic_env
 from .env_args import convert_env_args, read_env_args
 from .hdf5_io import (

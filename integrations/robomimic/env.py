@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import requires_extra
 
 from .env_args import ROBOSUITE_ENV_TYPE, convert_env_args, read_env_args
 from .hdf5_io import DEFAULT_OBS_KEYS
@@ -102,6 +103,10 @@ class RobosuiteEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._flatten(observation), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step robosuite: terminated on success (when ``terminate_on_success``), truncated
+        after ``horizon`` steps; robosuite's own ``done`` is ignored, so the episode length is
+        this env's ``horizon``. ``info["is_success"]`` is the task's success check after the step.
+        """
         observation, reward, _, info = self.env.step(np.asarray(action, dtype=np.float64))
         self._steps += 1
         success = bool(self.env._check_success())
@@ -164,7 +169,8 @@ def make_robomimic_env(
             f"env_args: 'type' is {env_type!r}, expected {ROBOSUITE_ENV_TYPE} (robosuite); other "
             "robomimic env types (gym, iGibson) are not supported here"
         )
-    import robosuite
+    with requires_extra("robosuite", needed_by=__name__):
+        import robosuite
 
     name = args.get("env_name")
     known = sorted(robosuite.ALL_ENVIRONMENTS)

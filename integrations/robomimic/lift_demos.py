@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import requires_extra
 
 from .env import RobosuiteEnv, make_robomimic_env
 from .hdf5_io import DEFAULT_OBS_KEYS, write_robomimic
@@ -61,8 +62,9 @@ _ROTATION_SCALE = 0.5
 
 def lift_env_args() -> dict[str, Any]:
     """robomimic ``env_args`` of the Lift env the demonstrator uses (robosuite 1.5 format)."""
-    import robosuite
-    from robosuite.controllers import load_composite_controller_config
+    with requires_extra("robosuite", needed_by=__name__):
+        import robosuite
+        from robosuite.controllers import load_composite_controller_config
 
     controller = load_composite_controller_config(controller="BASIC", robot="Panda")
     return {

@@ -38,7 +38,7 @@ Example:
 
 The offline-to-online recipe (offline SAQ-CQL, then online DQN from it, next to DQN from
 scratch and the offline policy alone, return vs env steps) is ``saq finetune``
-(:mod:`saq_wrappers.app.finetune`) and ``benchmarks/finetune.py``.
+(:mod:`saq_wrappers.app.finetune`; user guide ``docs/guide/finetune.md``).
 
 Modules, one job each:
 
@@ -56,6 +56,13 @@ Modules, one job each:
 """
 
 from __future__ import annotations
+
+from saq_wrappers.integrations import requires_extra
+
+with requires_extra("sb3", needed_by=__name__):  # SB3 first: a user missing all hears of it
+    import stable_baselines3  # noqa: F401
+    import sb3_contrib  # noqa: F401
+    import d3rlpy  # noqa: F401 - the warm start reads d3rlpy models (the sb3 extra installs it)
 
 from .agents import AGENTS, evaluation_policy, make_agent
 from .callbacks import EvaluationCurveCallback
