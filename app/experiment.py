@@ -14,15 +14,9 @@ import json
 from typing import Any, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.algorithms import check_algorithm, is_saq
 
 from .datasets import DatasetSpec
-
-#: Names of the algorithms (the registry in :mod:`saq_wrappers.integrations.d3rlpy.registry`
-#: maps each to its d3rlpy config; kept here too so that specs validate without importing d3rlpy,
-#: and a test checks the two lists are equal).
-CONTINUOUS_ALGOS: tuple[str, ...] = ("BC", "CQL", "IQL", "TD3+BC")
-SAQ_ALGOS: tuple[str, ...] = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC")
-ALGORITHMS: tuple[str, ...] = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
 
 
 def _check_positive(name: str, value: Any, minimum: float = 1) -> None:
@@ -61,11 +55,12 @@ ARQ_POLICIES = ("implicit", "awr")
 class ARQSettings:
     """ARQ's behavior model, candidate table, Q-learning and acting settings.
 
-    Defaults are the authors' (ARQ appendix A and their code) except the sampler's size and training, which a
-    suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples per state).
-    ``ode_steps`` is the sampler's validated solver length (28): with 6 steps a trained hopper
-    sampler's candidates were about as far from the dataset's action as another state's action
-    is, so the table and the implicit policy held near-random actions (README, "ARQ").
+    Defaults are the authors' (ARQ appendix A and their code) except the sampler's size and
+    training, which a suite shrinks to its budget (the candidate table costs ``N`` PF-ODE samples
+    per state). ``ode_steps`` is the sampler's validated solver length (28): with 6 steps a
+    trained sampler's candidates were about as far from the dataset's action as another state's
+    action is, so the table and the implicit policy held near-random actions (design note
+    ``docs/notes/arq.md``).
     ``policy``: ``"implicit"`` acts by eq. 6 on fresh candidates (a PF-ODE solve per step);
     ``"awr"`` trains ARQ's explicit policy by advantage-weighted regression (Algorithm 1, with
     ``alpha`` as its inverse temperature), the policy the paper reports on D4RL locomotion,
@@ -120,7 +115,7 @@ class ExperimentSpec:
 
     Attributes:
         dataset: what to train on and evaluate in.
-        algo: one of :data:`ALGORITHMS`.
+        algo: one of :data:`~saq_wrappers.integrations.algorithms.ALGORITHMS`.
         seed: seeds the quantizer, the algorithm and the evaluation episodes.
         steps: gradient-update budget (the same for X and SAQ-X), or ``None`` with a
             ``time_budget``; with both, training stops at whichever comes first.
@@ -152,8 +147,7 @@ class ExperimentSpec:
     tag: str = ""
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
-            raise DataError(f"unknown algorithm {self.algo!r}: expected one of {', '.join(ALGORITHMS)}")
+        check_algorithm(self.algo)
         if self.steps is None and self.time_budget is None:
             raise DataError("give steps or a time budget (seconds): expected at least one budget")
         if self.steps is not None:
@@ -173,7 +167,7 @@ class ExperimentSpec:
 
     @property
     def is_saq(self) -> bool:
-        return self.algo in SAQ_ALGOS
+        return is_saq(self.algo)
 
     @property
     def label(self) -> str:

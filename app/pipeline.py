@@ -204,9 +204,9 @@ def flush_denormals() -> None:
     """Make torch flush float denormals to zero, for the whole process.
 
     Weight decay and Adam drive some weights and second moments into the float32 denormal range
-    (below 1.2e-38), where this CPU's arithmetic runs 10-20x slower: measured here, a 512-512
-    MLP trained with Adam and weight decay 1e-3 fell from 136 to 7 updates/s within a minute,
-    and SAQ-CQL in ``saq quickstart`` from 50 to 13 updates/s. Values that small change no
+    (below 1.2e-38), where x86 CPUs compute 10-20x slower: within a minute of training, a
+    512-512 MLP with Adam and weight decay 1e-3 ran several times fewer updates per second, and
+    so did SAQ-CQL in ``saq quickstart`` (``docs/guide/speed.md``). Values that small change no
     result; flushing them keeps every run at its real speed, so equal wall-clock budgets compare
     the algorithms, not the arithmetic of their smallest numbers.
     """

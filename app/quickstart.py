@@ -21,15 +21,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import algorithms
 
 from .datasets import BUILTIN_DATASET, DatasetSpec
 from .experiment import EvaluationSettings, ExperimentSpec, QuantizerSettings
 from .outputs import resolve_run_folder, run_folder
 
-#: ``--algo`` choices: the SAQ algorithm families.
-ALGORITHMS = ("cql", "bc", "iql", "brac")
-#: The continuous counterpart of each SAQ-X (TD3+BC stands in for BRAC, absent from d3rlpy).
-COUNTERPARTS = {"cql": "CQL", "bc": "BC", "iql": "IQL", "brac": "TD3+BC"}
+#: ``--algo`` choice (the SAQ algorithm's family, lowercase) -> the continuous counterpart of its
+#: SAQ-X (:data:`saq_wrappers.integrations.algorithms.COUNTERPARTS`).
+COUNTERPARTS: dict[str, str] = {saq.removeprefix(algorithms.SAQ_PREFIX).lower(): counterpart
+                                for saq, counterpart in algorithms.COUNTERPARTS.items()}
+#: ``--algo`` choices.
+ALGORITHMS: tuple[str, ...] = tuple(COUNTERPARTS)
 
 
 @dataclasses.dataclass
@@ -70,7 +73,7 @@ class QuickstartConfig:
                                           curve_episodes=3),
             tag="quickstart",
         )
-        specs = [ExperimentSpec(algo=f"SAQ-{self.algo.upper()}", **common)]
+        specs = [ExperimentSpec(algo=algorithms.SAQ_PREFIX + self.algo.upper(), **common)]
         if self.baseline:
             specs.append(ExperimentSpec(algo=COUNTERPARTS[self.algo], **common))
         return specs

@@ -89,7 +89,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     agreements: list[dict[str, Any]] = []
     model, sde = sampler.model, sampler.sde
-    q_norm = torch.as_tensor((queries - sampler.obs_mean) / sampler.obs_std)
+    q_norm = torch.as_tensor(sampler.normalizer.normalize_observations(queries))
     for label, kwargs in FAST_CONFIGS:
         ode_sample(model, sde, model.condition(q_norm[:4]), n, generator=gen, **kwargs)  # warm-up
         xs, lls = [], []

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from saq_wrappers import VQVAEQuantizer  # noqa: E402
-from saq_wrappers.experts import PendulumSwingUpExpert, collect_transitions  # noqa: E402
+from saq_wrappers.experts import PendulumSwingUpExpert  # noqa: E402
 from saq_wrappers.integrations.d3rlpy import (  # noqa: E402
     CQLPenaltyMonitor,
     PenaltyStates,
@@ -61,6 +61,8 @@ from saq_wrappers.integrations.d3rlpy import (  # noqa: E402
 )
 from saq_wrappers.integrations.d3rlpy.presets import saq_encoder, saq_optimizer  # noqa: E402
 from saq_wrappers.io import atomic_output  # noqa: E402
+from saq_wrappers.rollouts import noisy_policy, rollout  # noqa: E402
+from saq_wrappers.transitions import Transitions  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -103,7 +105,7 @@ def main() -> None:
     parser.add_argument("--eval-interval", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=10, help="expert episodes in the dataset")
-    parser.add_argument("--noise", type=float, default=0.02, help="expert action noise (fraction of range)")
+    parser.add_argument("--noise", type=float, default=0.04, help="expert action noise std (in half action ranges)")
     parser.add_argument("--codes", type=int, default=16)
     parser.add_argument("--quantizer-steps", type=int, default=1500)
     parser.add_argument("--reference-samples", type=int, default=4096)
@@ -120,7 +122,8 @@ def main() -> None:
     d3rlpy.seed(args.seed)
 
     env = gym.make("Pendulum-v1")
-    transitions = collect_transitions(env, PendulumSwingUpExpert(), args.episodes, args.seed, args.noise, progress=False)
+    expert = noisy_policy(PendulumSwingUpExpert().step_policy(), env.action_space, args.noise, args.seed)
+    transitions = Transitions.from_episodes(rollout(env, expert, n_episodes=args.episodes, seed=args.seed, progress=False))
     quantizer = VQVAEQuantizer(
         env.observation_space, env.action_space, n_codes=args.codes, hidden_sizes=(256, 256), seed=args.seed
     )

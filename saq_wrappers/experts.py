@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from tqdm.auto import tqdm
 
-from saq_wrappers.errors import DataError
 from saq_wrappers.io import atomic_output
+from saq_wrappers.rollouts import StepPolicy, noisy_policy, random_policy, rollout
 from saq_wrappers.transitions import Transitions
 
 #: Version of the quickstart dataset recipe; bump it when the recipe changes so caches rebuild.
-QUICKSTART_DATASET_VERSION = 1
+#: Version 2 states the noise in half action ranges (version 1: 0.1 of the full range); the
+#: arrays are the same.
+QUICKSTART_DATASET_VERSION = 2
 
 
 class PendulumSwingUpExpert:
@@ -50,47 +51,10 @@ class PendulumSwingUpExpert:
         torque = np.where(np.abs(th) < self.catch_angle, hold, pump)
         return np.clip(torque, -2.0, 2.0)[:, None].astype(np.float32)
 
-
-def collect_transitions(
-    env: gym.Env[Any, Any],
-    policy: Callable[[np.ndarray], np.ndarray] | None,
-    n_episodes: int,
-    seed: int,
-    noise_std: float = 0.0,
-    progress: bool = True,
-    desc: str = "collect",
-) -> Transitions:
-    """Roll ``policy`` (``None`` = uniform random actions) for ``n_episodes`` seeded episodes.
-
-    Gaussian noise of ``noise_std`` (a fraction of the action range) is added to every action,
-    then clipped to the bounds. Episode ``i`` is reset with seed ``seed + i``.
-    """
-    space = env.action_space
-    if not isinstance(space, gym.spaces.Box):
-        raise DataError(f"expected a Box action space, got {space}")
-    rng = np.random.default_rng(seed)
-    span = (space.high - space.low).astype(np.float32)
-    episodes = []
-    for episode in tqdm(range(n_episodes), desc=desc, unit="ep", disable=not progress):
-        observation, _ = env.reset(seed=seed + episode)
-        observations, actions, rewards, terminated = [observation], [], [], False
-        while True:
-            if policy is None:
-                action = rng.uniform(space.low, space.high).astype(np.float32)
-            else:
-                action = np.asarray(policy(np.asarray(observation)[None]), dtype=np.float32)[0]
-                if noise_std > 0:
-                    action = action + rng.normal(0.0, noise_std, size=action.shape) * span
-            action = np.clip(action, space.low, space.high).astype(np.float32)
-            observation, reward, terminated, truncated, _ = env.step(action)
-            observations.append(observation)
-            actions.append(action)
-            rewards.append(reward)
-            if terminated or truncated:
-                break
-        episodes.append({"observations": np.asarray(observations), "actions": np.asarray(actions),
-                         "rewards": np.asarray(rewards), "terminated": bool(terminated)})
-    return Transitions.from_episodes(episodes)
+    def step_policy(self) -> StepPolicy:
+        """The expert as a :data:`~saq_wrappers.rollouts.StepPolicy` (one observation in, one
+        action out), the form :func:`~saq_wrappers.rollouts.rollout` drives."""
+        return lambda observation: self(observation[None])[0]
 
 
 def default_cache_dir() -> Path:
@@ -104,16 +68,19 @@ def default_cache_dir() -> Path:
 def quickstart_dataset(
     cache_dir: str | os.PathLike[str] | None = None,
     n_episodes: int = 50,
-    noise_std: float = 0.1,
+    noise_std: float = 0.2,
     seed: int = 0,
     refresh: bool = False,
     progress: bool = True,
 ) -> tuple[Transitions, dict[str, Any]]:
     """The quickstart's narrow expert dataset on ``Pendulum-v1``, cached after the first call.
 
-    Returns the transitions and a metadata dict with the env id and the reference returns
+    The scripted expert with Gaussian action noise of std ``noise_std`` in half action ranges
+    (:func:`~saq_wrappers.rollouts.noisy_policy`: 0.2 is a std of 0.4 N m on Pendulum's
+    ``[-2, 2]``), ``n_episodes`` episodes reset with seeds ``seed, seed + 1, ...``. Returns the
+    transitions and a metadata dict with the env id and the reference returns
     (``random_return``: uniform random actions; ``expert_return``: the noise-free scripted
-    expert; both means over 20 seeded episodes) used for normalized scores.
+    expert; both means over 20 episodes seeded from ``seed + 10000``) used for normalized scores.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = f"pendulum-scripted-expert-v{QUICKSTART_DATASET_VERSION}-n{n_episodes}-noise{noise_std}-seed{seed}"
@@ -124,14 +91,20 @@ def quickstart_dataset(
         return transitions, json.loads(meta_path.read_text())
 
     env = gym.make("Pendulum-v1")
-    expert = PendulumSwingUpExpert()
-    transitions = collect_transitions(env, expert, n_episodes, seed, noise_std, progress, "expert data")
+    expert = PendulumSwingUpExpert().step_policy()
+
+    def episodes(policy: StepPolicy, count: int, first_seed: int, desc: str) -> Transitions:
+        return Transitions.from_episodes(rollout(env, policy, n_episodes=count, seed=first_seed,
+                                                 progress=progress, desc=desc))
+
+    transitions = episodes(noisy_policy(expert, env.action_space, noise_std, seed), n_episodes, seed, "expert data")
     reference_seed = seed + 10_000
-    expert_returns = collect_transitions(env, expert, 20, reference_seed, 0.0, progress, "expert ref").episode_returns()
-    random_returns = collect_transitions(env, None, 20, reference_seed, 0.0, progress, "random ref").episode_returns()
+    expert_returns = episodes(expert, 20, reference_seed, "expert ref").episode_returns()
+    random_returns = episodes(random_policy(env.action_space, reference_seed), 20, reference_seed,
+                              "random ref").episode_returns()
     metadata = {
         "env_id": "Pendulum-v1",
-        "recipe": "scripted energy-shaping swing-up expert + PD, Gaussian action noise",
+        "recipe": "scripted energy-shaping swing-up expert + PD, Gaussian action noise (std in half action ranges)",
         "version": QUICKSTART_DATASET_VERSION,
         "n_episodes": n_episodes,
         "noise_std": noise_std,

@@ -4,7 +4,9 @@ The policies here act on one observation at a time and return one continuous act
 form of an SB3 agent's ``predict`` or of a scripted controller); :func:`rollout` records what
 they do as episodes with ``T + 1`` observations and terminations and truncations kept apart,
 the layout Minari stores. Dataset recipes (D4RL's expert / medium / medium-expert / random) are
-built from these pieces in the application layer (``saq data generate``).
+built from these pieces in the application layer (``saq data generate``), and the quickstart's
+built-in dataset in :mod:`saq_wrappers.experts`. :func:`rollout` is the library's one rollout
+loop, and :func:`noisy_policy` its one exploration-noise convention (half action ranges).
 
 Episode ``i`` is reset with seed ``seed + i``; a rollout stopped by its step budget ends with a
 truncated (timeout) episode, whose next observation is real.
@@ -49,7 +51,12 @@ def noisy_policy(policy: StepPolicy, action_space: gym.spaces.Box, noise_std: fl
     """``policy`` plus Gaussian noise of std ``noise_std * (high - low) / 2``, clipped to bounds.
 
     A weaker, wider-spread version of ``policy``: the ``medium`` data when no weaker agent is at
-    hand (``noise_std`` is in units of half the action range, so it means the same in any task).
+    hand, and the quickstart's narrow expert data. ``noise_std`` is in units of half the action
+    range, so it means the same in any task: the convention of Gaussian exploration noise in
+    TD3 (0.1 of ``max_action``) and of SB3's ``NormalActionNoise`` on ``[-1, 1]`` actions, where
+    half the range is 1. ``noise_std = 1`` is a std of ``max_action`` on a symmetric box. The
+    noise is drawn from one generator seeded with ``seed``, one draw per action dimension and
+    step.
     """
     rng = np.random.default_rng(seed)
     low = np.asarray(action_space.low, dtype=np.float64)

@@ -11,7 +11,7 @@ import d3rlpy
 import numpy as np
 import torch
 
-from benchmarks.diagnose_acting import behavior_greedy_codes, sampled_bc_codes
+from benchmarks.diagnostics.acting import behavior_greedy_codes, sampled_bc_codes
 from quiet_training import quiet_fit
 from small_iql import small_iql_config
 

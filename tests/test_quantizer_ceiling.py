@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.diagnose_quantizer_ceiling import _modes
+from benchmarks.diagnostics.quantizer_ceiling import _modes
 
 
 class _GridQuantizer:

@@ -14,13 +14,13 @@ from typing import Any, Optional
 
 from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import (
-    ALGORITHMS,
     ARQSettings,
     EvaluationSettings,
     ExperimentSpec,
     QuantizerSettings,
 )
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.algorithms import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",

@@ -8,19 +8,26 @@ functions return d3rlpy configs with those settings, and every keyword overrides
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Optional, Sequence, TypeVar
 
 import d3rlpy
 import numpy as np
 from d3rlpy.base import LearnableConfig
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRACConfig
+from saq_wrappers.integrations.d3rlpy.iql import DiscreteIQLConfig
 
 #: Hidden sizes of the discrete Q / policy MLP used by the authors for CQL and BC.
 SAQ_HIDDEN_UNITS: tuple[int, ...] = (512, 512)
+#: Hidden sizes of the authors' IQL networks (critics, value, behavior policy).
+SAQ_IQL_HIDDEN_UNITS: tuple[int, ...] = (256, 256)
+
+Config = TypeVar("Config", bound=LearnableConfig)
 
 
-def saq_encoder(hidden_units: tuple[int, ...] = SAQ_HIDDEN_UNITS) -> d3rlpy.models.VectorEncoderFactory:
+def saq_encoder(hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS) -> d3rlpy.models.VectorEncoderFactory:
     """The ReLU MLP torso SAQ uses for its discrete networks."""
     return d3rlpy.models.VectorEncoderFactory(hidden_units=list(hidden_units), activation="relu")
 
@@ -30,130 +37,87 @@ def saq_optimizer(weight_decay: float = 1e-3) -> d3rlpy.optimizers.AdamFactory:
     return d3rlpy.optimizers.AdamFactory(weight_decay=weight_decay)
 
 
-def saq_cql_config(alpha: float = 10.0, **overrides: Any) -> d3rlpy.algos.DiscreteCQLConfig:
+def every_encoder(config_type: type[LearnableConfig], hidden_units: Sequence[int]) -> dict[str, Any]:
+    """Each encoder field of ``config_type`` (``encoder_factory``, ``critic_encoder_factory``,
+    ...) set to one :func:`saq_encoder` of ``hidden_units``: every network of the algorithm gets
+    the same torso, so X and SAQ-X can be compared on equal networks."""
+    encoder = saq_encoder(hidden_units)
+    return {field.name: encoder for field in dataclasses.fields(config_type)
+            if field.name.endswith("encoder_factory")}
+
+
+def _saq_config(config_type: type[Config], hidden_units: Sequence[int], settings: dict[str, Any],
+                overrides: dict[str, Any]) -> Config:
+    """``config_type`` with what every SAQ preset shares (the authors' torsos of
+    ``hidden_units``, Adam with weight decay for every optimizer, standardized observations),
+    then ``settings`` (the preset's own), then ``overrides`` (the caller's)."""
+    optimizers = {field.name: saq_optimizer() for field in dataclasses.fields(config_type)
+                  if field.name.endswith("optim_factory")}
+    return config_type(**{
+        **every_encoder(config_type, hidden_units), **optimizers,
+        "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler(),
+        **settings, **overrides,
+    })
+
+
+def saq_cql_config(alpha: float = 10.0, *, hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS,
+                   **overrides: Any) -> d3rlpy.algos.DiscreteCQLConfig:
     """``DiscreteCQLConfig`` for SAQ-CQL (SAQ section 4.2).
 
     The conservative term ``alpha * E[logsumexp_k Q(s, k) - Q(s, code)]`` is computed exactly
     over the K codes by d3rlpy's DiscreteCQL and logged as ``conservative_loss`` (unscaled).
     ``alpha`` defaults to 10, the low end of the authors' sweep {10, 15, 20, 30}; raise it for
-    narrower data.
+    narrower data. gamma is d3rlpy's default, 0.99, as in the authors' runs.
     """
-    settings: dict[str, Any] = dict(
-        learning_rate=3e-4,
-        batch_size=256,
-        gamma=0.99,
-        target_update_interval=200,
-        alpha=alpha,
-        encoder_factory=saq_encoder(),
-        optim_factory=saq_optimizer(),
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-    )
-    settings.update(overrides)
-    return d3rlpy.algos.DiscreteCQLConfig(**settings)
+    settings = dict(learning_rate=3e-4, batch_size=256, target_update_interval=200, alpha=alpha)
+    return _saq_config(d3rlpy.algos.DiscreteCQLConfig, hidden_units, settings, overrides)
 
 
-def saq_bc_config(**overrides: Any) -> d3rlpy.algos.DiscreteBCConfig:
+def saq_bc_config(*, hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides: Any) -> d3rlpy.algos.DiscreteBCConfig:
     """``DiscreteBCConfig`` for SAQ-BC: cross-entropy of the policy logits against the codes.
 
     d3rlpy's ``beta`` (an L2 penalty on the logits) is set to 0 so the loss is the plain
     negative log-likelihood of SAQ eq. 8's right-hand side.
     """
-    settings: dict[str, Any] = dict(
-        learning_rate=3e-4,
-        batch_size=256,
-        beta=0.0,
-        encoder_factory=saq_encoder(),
-        optim_factory=saq_optimizer(),
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-    )
-    settings.update(overrides)
-    return d3rlpy.algos.DiscreteBCConfig(**settings)
+    settings = dict(learning_rate=3e-4, batch_size=256, beta=0.0)
+    return _saq_config(d3rlpy.algos.DiscreteBCConfig, hidden_units, settings, overrides)
 
 
-# SAQ-IQL / SAQ-BRAC presets (our discrete algorithms, same d3rlpy config pattern).
-from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRACConfig  # noqa: E402
-from saq_wrappers.integrations.d3rlpy.iql import DiscreteIQLConfig  # noqa: E402
-
-#: Hidden sizes of the authors' IQL networks (critics, value, behavior policy).
-SAQ_IQL_HIDDEN_UNITS: tuple[int, ...] = (256, 256)
-
-
-def saq_iql_config(expectile: float = 0.7, temperature: float = 0.1, **overrides: Any) -> DiscreteIQLConfig:
+def saq_iql_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **overrides: Any) -> DiscreteIQLConfig:
     """``DiscreteIQLConfig`` for SAQ-IQL (SAQ section 4.2, eqs. 9-10).
 
-    Authors' settings: 256-256 ReLU MLPs, lr 3e-4, batch 256, gamma 0.99, soft target updates
-    with tau 0.005, weight decay 1e-3, ``log pi_beta`` clipped at -8 in eq. 10. ``expectile``
-    0.7 (locomotion) to 0.9 (antmaze); ``temperature`` is eq. 10's lambda, 0.1 by default and
-    swept over {0.5, 1, 2} on Adroit. Two departures, kept from the config's defaults: eq. 10 is
-    fitted by advantage-weighted likelihood of the dataset codes (``policy_extraction``) rather
-    than evaluated from the critics at every code, and its lambda meets eq. 9's KL budget
-    (``kl_budget``, 0.01 nats), because on narrow data the authors' rule follows the critics'
-    extrapolations at codes the data never takes and collapses (``DiscreteIQLConfig``); pass
-    ``policy_extraction="closed_form", kl_budget=None`` for the authors' rule. The fitted policy
-    uses the same 256-256 torso.
+    Every training setting is the config's default (:class:`DiscreteIQLConfig`: the authors'
+    settings and two departures, eq. 10 fitted by advantage-weighted likelihood under a KL budget;
+    pass ``policy_extraction="closed_form", kl_budget=None`` for the authors' rule). This preset
+    adds the authors' networks: ReLU MLPs of ``hidden_units`` for the critics, value, behavior
+    policy and the fitted policy, Adam with weight decay 1e-3, and standardized observations.
+    ``expectile`` is 0.7 on locomotion and 0.9 on antmaze in the paper; ``temperature`` was swept
+    over {0.5, 1, 2} on Adroit.
     """
-    encoder = saq_encoder(SAQ_IQL_HIDDEN_UNITS)
-    settings: dict[str, Any] = dict(
-        critic_learning_rate=3e-4,
-        behavior_learning_rate=3e-4,
-        actor_learning_rate=3e-4,
-        critic_optim_factory=saq_optimizer(),
-        behavior_optim_factory=saq_optimizer(),
-        actor_optim_factory=saq_optimizer(),
-        critic_encoder_factory=encoder,
-        value_encoder_factory=encoder,
-        behavior_encoder_factory=encoder,
-        actor_encoder_factory=encoder,
-        batch_size=256,
-        gamma=0.99,
-        tau=0.005,
-        n_critics=2,
-        expectile=expectile,
-        temperature=temperature,
-        log_behavior_min=-8.0,
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-    )
-    settings.update(overrides)
-    return DiscreteIQLConfig(**settings)
+    return _saq_config(DiscreteIQLConfig, hidden_units, {}, overrides)
 
 
-def saq_brac_config(beta: float = 1.0, alpha: float | None = None, **overrides: Any) -> DiscreteBRACConfig:
+def saq_brac_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **overrides: Any) -> DiscreteBRACConfig:
     """``DiscreteBRACConfig`` for SAQ-BRAC (SAQ section 4.2, eqs. 3-4 with exact sums).
 
-    The authors released no SAQ-BRAC code; this uses their IQL-sized networks (256-256, lr 3e-4,
-    batch 256, gamma 0.99, tau 0.005, weight decay 1e-3) and the config's defaults: ``pi_beta``
-    trained jointly, BRAC-v's critic target, a 0.01-nat per-state KL budget.
-    ``alpha`` defaults to ``beta``, which makes the actor objective exactly
-    ``E_pi[Q] - beta KL(pi || pi_beta)``; sweep ``beta`` over {0.1, 0.3, 1, 3, 10} as BRAC did.
+    The authors released no SAQ-BRAC code; every training setting is the config's default
+    (:class:`DiscreteBRACConfig`), with their IQL-sized networks (ReLU MLPs of ``hidden_units``,
+    Adam with weight decay 1e-3) and standardized observations. ``alpha`` follows ``beta`` unless
+    given, which makes the actor objective exactly ``E_pi[Q] - beta KL(pi || pi_beta)``; sweep
+    ``beta`` over {0.1, 0.3, 1, 3, 10} as BRAC did.
     """
-    encoder = saq_encoder(SAQ_IQL_HIDDEN_UNITS)
-    settings: dict[str, Any] = dict(
-        actor_learning_rate=3e-4,
-        critic_learning_rate=3e-4,
-        behavior_learning_rate=3e-4,
-        actor_optim_factory=saq_optimizer(),
-        critic_optim_factory=saq_optimizer(),
-        behavior_optim_factory=saq_optimizer(),
-        actor_encoder_factory=encoder,
-        critic_encoder_factory=encoder,
-        behavior_encoder_factory=encoder,
-        batch_size=256,
-        gamma=0.99,
-        tau=0.005,
-        n_critics=2,
-        beta=beta,
-        alpha=beta if alpha is None else alpha,
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-    )
-    settings.update(overrides)
-    return DiscreteBRACConfig(**settings)
+    if "beta" in overrides:
+        overrides.setdefault("alpha", overrides["beta"])
+    return _saq_config(DiscreteBRACConfig, hidden_units, {}, overrides)
 
 
 # Continuous counterparts (d3rlpy's own algorithms).
-def continuous_config(name: str, action_space: Any, **overrides: Any) -> LearnableConfig:
+def continuous_config(name: str, action_space: Any, *, hidden_units: Optional[Sequence[int]] = None,
+                      **overrides: Any) -> LearnableConfig:
     """d3rlpy's continuous ``BC`` / ``CQL`` / ``IQL`` / ``TD3+BC`` with the settings SAQ-X is
     compared against: batch 256, standardized observations and actions scaled to [-1, 1] by
-    the action space's bounds; every other setting is d3rlpy's default (the authors' baselines).
+    the action space's bounds, and with ``hidden_units`` every network the ReLU MLP SAQ-X uses
+    (:func:`every_encoder`); every other setting is d3rlpy's default (the authors' baselines).
 
     d3rlpy ships no BRAC; its nearest behavior-regularized actor-critic, TD3+BC, stands in.
     """
@@ -173,6 +137,8 @@ def continuous_config(name: str, action_space: Any, **overrides: Any) -> Learnab
             maximum=np.asarray(action_space.high, dtype=np.float32),
         ),
     )
+    if hidden_units is not None:
+        settings.update(every_encoder(factories[name], hidden_units))
     settings.update(overrides)
     return factories[name](**settings)  # type: ignore[no-any-return]
 

@@ -49,8 +49,8 @@ def sampler_fingerprint(sampler: ScoreSupportSampler) -> str:
     for name, tensor in sorted(sampler.model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
-        digest.update(np.ascontiguousarray(getattr(sampler, name)).tobytes())
+    for values in sampler.normalizer.as_dict().values():
+        digest.update(np.ascontiguousarray(values).tobytes())
     digest.update(json.dumps([sampler.config, sampler.n_samples, sampler.seed], sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -125,9 +125,9 @@ class ScoreNet(nn.Module):
         costs one GEMM for the primal and one for all ``d`` tangents, with no autograd graph.
         The score equals :meth:`score` (same ops); the divergence equals the autograd trace up to
         float rounding. ``tangent_dtype=torch.bfloat16`` runs the tangent GEMMs in bfloat16
-        (fp32 accumulation; about 3x faster on CPUs with AVX512-BF16) while the primal, hence the
-        score and the sample trajectory, stays float32; its effect on log-likelihoods is
-        measured in ``benchmarks/bench_arq_sampler.py``.
+        (fp32 accumulation; faster on CPUs with native bfloat16) while the primal, hence the
+        score and the sample trajectory, stays float32, so only the divergence, hence the
+        log-likelihood, carries bfloat16 rounding (its size: design note ``docs/notes/arq.md``).
 
         Returns ``(score (M, d), div (M,))``.
         """

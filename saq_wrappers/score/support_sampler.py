@@ -69,7 +69,7 @@ from saq_wrappers.score.probability_flow import Divergence, ode_sample
 from saq_wrappers.score.sde import VPSDE
 from saq_wrappers.score.training import train_score_nets
 from saq_wrappers.vqvae.config import MAX_WIDTH, check_int
-from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, statistics_problem
+from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, Normalizer
 
 CHECKPOINT_KIND = "score_support_sampler"
 #: Version of the checkpoint layout (tensor names + metadata keys); files written before it was
@@ -94,8 +94,8 @@ TANGENT_DTYPES = ("auto", "bfloat16", "float32")
 
 def native_bfloat16_cpu() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX). Without either, torch
-    emulates bfloat16 GEMMs: a 4096x256 by 256x256 product took 658 ms against 18 ms in float32
-    on this project's AVX2-only machine, which made ARQ's candidate table 10x slower."""
+    emulates bfloat16 GEMMs, many times slower than float32, enough to make ARQ's candidate table
+    an order of magnitude slower (design note ``docs/notes/arq.md``)."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
@@ -229,10 +229,11 @@ class ScoreSupportSampler:
         self.sde = VPSDE(beta_min, beta_max)
         self.seed = int(seed)
         self._model: EnsembleScore | None = None
-        self.obs_mean = np.zeros(self.obs_dim, dtype=np.float32)
-        self.obs_std = np.ones(self.obs_dim, dtype=np.float32)
-        self.act_mean = np.zeros(self.action_dim, dtype=np.float32)
-        self.act_std = np.ones(self.action_dim, dtype=np.float32)
+        #: The z-scoring of observations and actions (identity until :meth:`fit` or :meth:`load`).
+        self.normalizer = Normalizer(
+            np.zeros(self.obs_dim, dtype=np.float32), np.ones(self.obs_dim, dtype=np.float32),
+            np.zeros(self.action_dim, dtype=np.float32), np.ones(self.action_dim, dtype=np.float32),
+        )
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.training_metrics: dict[str, Any] = {}
         check_model_size(planned_state(self._new_model), "the score model")
@@ -367,13 +368,13 @@ class ScoreSupportSampler:
         check_finite(acts, "actions")
         model = self._require_model()
         cond = model.condition(self._norm_obs(batch))
-        x = torch.as_tensor((acts - self.act_mean) / self.act_std)
+        x = torch.as_tensor(self.normalizer.normalize_actions(acts))
         log_lik, _ = ode_log_likelihood(
             model, self.sde, x, cond, rtol=rtol, atol=atol, divergence=divergence, generator=generator
         )
         out = log_lik.numpy().astype(np.float64)
         if space == "original":
-            out = out - float(np.log(self.act_std.astype(np.float64)).sum())
+            out = out - float(np.log(self.normalizer.act_std.astype(np.float64)).sum())
         elif space != "normalized":
             raise ValueError(f"space must be 'normalized' or 'original', got {space!r}")
         return out
@@ -390,7 +391,8 @@ class ScoreSupportSampler:
         ema_decay: float = 0.999,
         progress: bool = True,
     ) -> dict[str, Any]:
-        """Fit the z-scoring and train the score model(s) by DSM (ARQ appendix A.2).
+        """Fit the z-scoring (:meth:`Normalizer.fit <saq_wrappers.vqvae.normalization.Normalizer.fit>`
+        with this sampler's ``std_floor``) and train the score model(s) by DSM (ARQ appendix A.2).
 
         The paper trains 150k-1M steps; the default here is 100k. Returns the loss history.
         Inputs are not modified.
@@ -408,21 +410,15 @@ class ScoreSupportSampler:
         if len(obs) < 2:
             raise DataError(f"need at least 2 transitions to fit, got {len(obs)}")
         flat = obs.reshape(len(obs), -1)
-        floor = self.config["std_floor"]
-        self.obs_mean = flat.mean(0).astype(np.float32)
-        self.obs_std = np.maximum(flat.std(0), floor).astype(np.float32)
-        self.act_mean = acts.mean(0).astype(np.float32)
-        self.act_std = np.maximum(acts.std(0), floor).astype(np.float32)
-        problem = statistics_problem(self._statistics(), floor)
-        if problem is not None:
-            raise DataError(f"the data cannot be z-scored: {problem}; rescale the observations or actions")
+        normalizer = Normalizer.fit(flat, acts, self.config["std_floor"])
         torch.manual_seed(self.seed)
         nets = [self._new_net() for _ in range(self.config["n_ensemble"])]
         emas, metrics = train_score_nets(
-            nets, self.sde, (flat - self.obs_mean) / self.obs_std, (acts - self.act_mean) / self.act_std,
+            nets, self.sde, normalizer.normalize_observations(flat), normalizer.normalize_actions(acts),
             n_steps=n_steps, batch_size=batch_size, learning_rate=learning_rate,
             ema_decay=ema_decay, seed=self.seed, progress=progress,
         )
+        self.normalizer = normalizer
         self._set_model(emas)
         self.training_metrics = metrics
         return metrics
@@ -434,10 +430,6 @@ class ScoreSupportSampler:
     def _new_model(self) -> EnsembleScore:
         """A freshly initialised ensemble of ``n_ensemble`` networks (torch's global RNG)."""
         return EnsembleScore([self._new_net() for _ in range(self.config["n_ensemble"])])
-
-    def _statistics(self) -> dict[str, np.ndarray]:
-        """The z-scoring statistics by name (the arrays themselves)."""
-        return {name: getattr(self, name) for name in NORMALIZATION_KEYS}
 
     def _set_model(self, nets: list[ScoreNet]) -> None:
         model = EnsembleScore(nets)
@@ -458,13 +450,13 @@ class ScoreSupportSampler:
 
     def _norm_obs(self, batch: np.ndarray) -> torch.Tensor:
         flat = batch.reshape(len(batch), -1)
-        return torch.as_tensor((flat - self.obs_mean) / self.obs_std, dtype=torch.float32)
+        return torch.as_tensor(self.normalizer.normalize_observations(flat), dtype=torch.float32)
 
     def normalize_actions(self, actions: np.ndarray) -> np.ndarray:
-        return ((np.asarray(actions, dtype=np.float32) - self.act_mean) / self.act_std).astype(np.float32)
+        return self.normalizer.normalize_actions(np.asarray(actions, dtype=np.float32)).astype(np.float32)
 
     def _denorm_actions(self, x: torch.Tensor) -> np.ndarray:
-        acts = x.numpy() * self.act_std + self.act_mean
+        acts = x.numpy() * self.normalizer.act_std + self.normalizer.act_mean
         low = np.asarray(self.action_space.low, dtype=np.float32)
         high = np.asarray(self.action_space.high, dtype=np.float32)
         return np.clip(acts, low, high).astype(np.float32)
@@ -474,7 +466,7 @@ class ScoreSupportSampler:
         """Write weights, normalization and settings to one safetensors file (atomically)."""
         model = self._require_model()
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        for name, values in self._statistics().items():
+        for name, values in self.normalizer.as_dict().items():
             tensors[name] = torch.as_tensor(values)
         metadata = {
             "kind": CHECKPOINT_KIND,
@@ -496,7 +488,7 @@ class ScoreSupportSampler:
         built: kind and format, settings (within the constructor's bounds), then the tensor
         names and shapes they imply against those the file stores, so a small file cannot make
         the loader allocate a large model; then the weights (float32, finite) and the z-scoring
-        statistics (:func:`~saq_wrappers.vqvae.normalization.statistics_problem`).
+        statistics (:meth:`~saq_wrappers.vqvae.normalization.Normalizer.from_json`).
         """
         header = read_checkpoint_header(path, CHECKPOINT_KIND)
         meta = header.metadata
@@ -510,11 +502,8 @@ class ScoreSupportSampler:
             raise CheckpointError(f"{str(path)!r} is a malformed {CHECKPOINT_KIND} checkpoint ({error})") from error
         check_stored_shapes(header, sampler._planned_tensors(), sampler._describe_sizes())
         tensors = sampler._checked_tensors(header)
-        for name in NORMALIZATION_KEYS:
-            setattr(sampler, name, tensors[name].numpy())
-        problem = statistics_problem(sampler._statistics(), sampler.config["std_floor"])
-        if problem is not None:
-            raise CheckpointError(f"{str(path)!r} has z-scoring statistics out of range: {problem}")
+        sampler.normalizer = Normalizer.from_json({name: tensors[name].numpy() for name in NORMALIZATION_KEYS},
+                                                  sampler.obs_dim, sampler.action_dim, sampler.config["std_floor"])
         model = sampler._new_model()
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         sampler._set_model(list(model.members))

@@ -32,6 +32,11 @@ def dsm_loss(net: ScoreNet, sde: VPSDE, obs: torch.Tensor, actions: torch.Tensor
 
 @torch.no_grad()
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
+    """One step of the weights' exponential moving average, in place:
+    ``target <- decay * target + (1 - decay) * source`` for every parameter.
+
+    The averaged copy is the model used for sampling (ARQ appendix A.2, decay 0.999).
+    """
     for p_t, p_s in zip(target.parameters(), source.parameters()):
         p_t.mul_(decay).add_(p_s, alpha=1.0 - decay)
 

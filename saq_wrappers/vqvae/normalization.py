@@ -1,9 +1,12 @@
-"""Per-dimension z-scoring of observations and actions for the VQ-VAE.
+"""Per-dimension z-scoring of observations and actions: the one normalizer of the VQ-VAE
+quantizer and of ARQ's score sampler.
 
 SAQ's D4RL actions already lie in ``[-1, 1]``; datasets in general do not, and the reconstruction
 term of SAQ eq. 7 sums squared errors over action dimensions, so without z-scoring a dimension of
-large scale would dominate the loss and the choice of codes (SAQ eq. 5). The statistics are
-fitted once on the training data and saved with the checkpoint.
+large scale would dominate the loss and the choice of codes (SAQ eq. 5). ARQ's score model
+(:class:`~saq_wrappers.score.support_sampler.ScoreSupportSampler`) is trained and sampled on
+z-scored actions too, as in the authors' code, with its own, larger std floor. The statistics are
+fitted once on the training data, in float64, and saved with the checkpoint.
 """
 
 from __future__ import annotations
@@ -56,21 +59,25 @@ class Normalizer:
     act_std: np.ndarray
 
     @classmethod
-    def fit(cls, obs: np.ndarray, actions: np.ndarray) -> "Normalizer":
+    def fit(cls, obs: np.ndarray, actions: np.ndarray, std_floor: float = STD_FLOOR) -> "Normalizer":
         """Statistics of ``obs (N, obs_dim)`` and ``actions (N, act_dim)``, computed in float64
-        (float32 sums over millions of rows lose digits), std floored at :data:`STD_FLOOR`."""
+        (float32 sums over millions of rows lose digits), std floored at ``std_floor``.
+
+        Raises:
+            DataError: a statistic out of range (:func:`statistics_problem`).
+        """
 
         def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             x64 = x.astype(np.float64)
             return (
                 x64.mean(axis=0).astype(np.float32),
-                np.maximum(x64.std(axis=0), STD_FLOOR).astype(np.float32),
+                np.maximum(x64.std(axis=0), std_floor).astype(np.float32),
             )
 
         obs_mean, obs_std = stats(obs)
         act_mean, act_std = stats(actions)
         normalizer = cls(obs_mean, obs_std, act_mean, act_std)
-        problem = statistics_problem(normalizer.as_dict(), STD_FLOOR)
+        problem = statistics_problem(normalizer.as_dict(), std_floor)
         if problem is not None:
             raise DataError(
                 f"the data cannot be z-scored: {problem}; rescale the observations or actions"
@@ -94,9 +101,10 @@ class Normalizer:
         return {k: [float(v) for v in values] for k, values in self.as_dict().items()}
 
     @classmethod
-    def from_json(cls, data: Any, obs_dim: int, act_dim: int) -> "Normalizer":
-        """Inverse of :meth:`to_json`, checking keys, shapes and ranges
-        (:func:`statistics_problem`: finite means, stds in ``[STD_FLOOR, STAT_LIMIT]``).
+    def from_json(cls, data: Any, obs_dim: int, act_dim: int, std_floor: float = STD_FLOOR) -> "Normalizer":
+        """Inverse of :meth:`to_json` (``data`` may also hold arrays, as a tensor checkpoint
+        does), checking keys, shapes and ranges (:func:`statistics_problem`: finite means, stds
+        in ``[std_floor, STAT_LIMIT]``).
 
         Raises:
             CheckpointError: ``data`` is not a valid ``normalization`` entry for these sizes.
@@ -118,7 +126,7 @@ class Normalizer:
                     f"checkpoint normalization {key!r} has shape {array.shape}, expected ({want},)"
                 )
             arrays[key] = array
-        problem = statistics_problem(arrays, STD_FLOOR)
+        problem = statistics_problem(arrays, std_floor)
         if problem is not None:
             raise CheckpointError(f"checkpoint normalization is out of range: {problem}")
         return cls(**arrays)

@@ -1,8 +1,8 @@
 """``VQVAEQuantizer``: SAQ's state-conditioned action quantizer as an ``ActionSet``.
 
 It ties the parts of this package together: z-scoring (:mod:`.normalization`), the torch
-module (:mod:`.model`, SAQ eqs. 5-7), the training loop (:mod:`.training`), the two decode paths
-(:mod:`.decoding`) and the checkpoint file (:mod:`.checkpoint`).
+module (:mod:`.model`, SAQ eqs. 5-7), the training loop (:mod:`~saq_wrappers.vqvae.training`),
+the two decode paths (:mod:`.decoding`) and the checkpoint file (:mod:`.checkpoint`).
 """
 
 from __future__ import annotations

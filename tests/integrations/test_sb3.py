@@ -37,7 +37,8 @@ from saq_wrappers.app import finetune
 from saq_wrappers.app.finetune import FinetuneConfig, run_finetune
 from saq_wrappers.errors import DataError, SpaceMismatchError
 from saq_wrappers.evaluation import evaluate
-from saq_wrappers.experts import collect_transitions
+from saq_wrappers.rollouts import random_policy, rollout
+from saq_wrappers.transitions import Transitions
 from saq_wrappers.wrappers import SAQActionWrapper
 
 
@@ -102,10 +103,16 @@ def _pendulum_grid(bins: int) -> tuple[gym.Env, FixedActionSet]:
     return env, FixedActionSet.grid(env.observation_space, env.action_space, bins=bins)
 
 
+def _random_transitions(env: gym.Env, n_episodes: int, seed: int) -> Transitions:
+    """Uniform random actions for ``n_episodes`` episodes reset with seeds ``seed, seed + 1, ...``."""
+    return Transitions.from_episodes(rollout(env, random_policy(env.action_space, seed), n_episodes=n_episodes,
+                                             seed=seed, progress=False))
+
+
 def _random_code_dataset(n_codes: int, seed: int = 0) -> tuple[Any, np.ndarray]:
     """Random-action Pendulum transitions with random codes: enough to fit a scaler and train."""
     env = gym.make("Pendulum-v1")
-    transitions = collect_transitions(env, None, n_episodes=3, seed=seed, progress=False)
+    transitions = _random_transitions(env, n_episodes=3, seed=seed)
     codes = np.random.default_rng(seed).integers(0, n_codes, len(transitions))
     return to_discrete_dataset(transitions, codes, n_codes=n_codes), transitions.observations
 
@@ -223,7 +230,7 @@ def test_warm_start_refuses_mismatched_networks() -> None:
 
 def test_offline_transitions_enter_the_replay_buffer_with_exact_episode_ends() -> None:
     env, grid = _pendulum_grid(4)
-    transitions = collect_transitions(env, None, n_episodes=2, seed=0, progress=False)
+    transitions = _random_transitions(env, n_episodes=2, seed=0)
     codes = np.arange(len(transitions)) % 4
     agent = SAQDQN("MlpPolicy", make_saq_vec_env("Pendulum-v1", grid), buffer_size=1000, device="cpu")
     assert add_offline_transitions(agent, transitions, codes) == len(transitions) == 400

@@ -20,6 +20,7 @@ import torch
 from saq_wrappers.action_set import ActionSet
 from saq_wrappers.errors import CheckpointError, DataError
 from saq_wrappers.score import NotFittedError, ScoreSupportSampler
+from saq_wrappers.vqvae.normalization import Normalizer
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 ACT_SPACE = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
@@ -93,7 +94,7 @@ def test_density_is_high_in_support_and_low_in_the_gap(sampler: ScoreSupportSamp
     # Original-space densities differ from normalized ones by the z-scoring Jacobian only.
     orig = sampler.log_likelihood(obs, np.array([[1.25], [-1.25], [0.0]], dtype=np.float32),
                                   divergence="exact", space="original")
-    np.testing.assert_allclose(orig - ll, -np.log(sampler.act_std).sum(), rtol=1e-6)
+    np.testing.assert_allclose(orig - ll, -np.log(sampler.normalizer.act_std).sum(), rtol=1e-6)
 
 
 def test_fast_log_likelihood_agrees_with_rk45_on_a_trained_net(sampler: ScoreSupportSampler) -> None:
@@ -185,11 +186,30 @@ def test_bad_inputs(sampler: ScoreSupportSampler, tmp_path: Path) -> None:
         ScoreSupportSampler.load(tmp_path / "junk.safetensors")
 
 
+def test_fit_uses_the_one_normalizer_in_float64_with_the_samplers_floor(tmp_path: Path) -> None:
+    """The sampler's z-scoring is :class:`Normalizer`'s, fitted in float64: observations far from
+    zero (where a float32 mean loses digits) and a constant action dimension (floored at the
+    sampler's ``std_floor``, 0.05, not the quantizer's 1e-3); saved and loaded unchanged."""
+    rng = np.random.default_rng(0)
+    obs = (1e5 + rng.standard_normal((4097, 1))).astype(np.float32)
+    acts = np.stack([rng.uniform(-1, 1, 4097), np.full(4097, 0.5)], axis=1).astype(np.float32)
+    space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    sampler = ScoreSupportSampler(space, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), n_samples=2, hidden=8, n_blocks=1)
+    sampler.fit(obs, acts, n_steps=1, progress=False)
+    expected = Normalizer.fit(obs, acts, std_floor=0.05)
+    assert obs.std(0)[0] != expected.obs_std[0] and obs.mean(0)[0] != expected.obs_mean[0]  # float32 differs
+    assert sampler.normalizer.act_std[1] == np.float32(0.05)
+    sampler.save(tmp_path / "sampler.safetensors")
+    loaded = ScoreSupportSampler.load(tmp_path / "sampler.safetensors").normalizer
+    for name, values in expected.as_dict().items():
+        assert np.array_equal(getattr(sampler.normalizer, name), values), name
+        assert np.array_equal(getattr(loaded, name), values), name
+
+
 def test_eps_that_rejects_everything_gives_all_false_masks(sampler: ScoreSupportSampler) -> None:
     strict = ScoreSupportSampler(OBS_SPACE, ACT_SPACE, n_samples=30, log_eps=1e6, hidden=64, n_blocks=2)
     strict._set_model(list(sampler.model.members))
-    for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
-        setattr(strict, name, getattr(sampler, name))
+    strict.normalizer = sampler.normalizer
     _, valid = strict.candidates(QUERY)
     assert not valid.any()  # documented: nothing is valid; ARQ still bootstraps from the dataset action
 
@@ -197,8 +217,7 @@ def test_eps_that_rejects_everything_gives_all_false_masks(sampler: ScoreSupport
 def _clone(sampler: ScoreSupportSampler, **kwargs: Any) -> ScoreSupportSampler:
     other = ScoreSupportSampler(OBS_SPACE, ACT_SPACE, n_samples=30, hidden=64, n_blocks=2, **kwargs)
     other._set_model(list(sampler.model.members))
-    for name in ("obs_mean", "obs_std", "act_mean", "act_std"):
-        setattr(other, name, getattr(sampler, name))
+    other.normalizer = sampler.normalizer
     return other
 
 

@@ -38,6 +38,7 @@ __all__ = [
 CLOSED_FORM = "closed_form"
 #: Eq. 10 fitted by advantage-weighted maximum likelihood of the dataset codes (IQL's extraction).
 WEIGHTED_LIKELIHOOD = "weighted_likelihood"
+#: The accepted values of ``DiscreteIQLConfig.policy_extraction``.
 POLICY_EXTRACTIONS: tuple[str, ...] = (WEIGHTED_LIKELIHOOD, CLOSED_FORM)
 
 
@@ -105,9 +106,9 @@ def batch_kl_temperature(advantages: torch.Tensor, min_temperature: float, kl_bu
     a conservative form of eq. 9's constraint that reads ``A`` only at dataset codes. Solved as one
     row of :func:`kl_constrained_temperature` (``lambda >= min_temperature``).
 
-    Why: with a fixed ``lambda`` the weights' spread follows the critic's error. On standard
-    hopper-expert (``benchmarks/diagnose_variant.py``), a fixed lambda of 0.1 or 1/3 put the
-    weighted fit's score near 0, against 35 for lambda = 100 (pi_beta).
+    Why: with a fixed ``lambda`` the weights' spread follows the critic's error, and on narrow
+    expert data a fixed lambda of 0.1 or 1/3 put the weighted fit far below ``pi_beta`` itself
+    (design note ``docs/notes/saq-iql.md``).
     """
     row = advantages.reshape(1, -1)
     uniform = torch.full_like(row, -math.log(max(row.shape[1], 1)))

@@ -1,6 +1,6 @@
 """Where SAQ-BC's actions go wrong: the code classifier against continuous BC, state by state.
 
-:mod:`benchmarks.diagnose_quantizer_ceiling` measures what the quantizer alone costs. This script
+:mod:`benchmarks.diagnostics.quantizer_ceiling` measures what the quantizer alone costs. This script
 measures the rest: it trains the ``standard`` suite's SAQ-BC and BC runs (same spec, seed and
 quantizer as the suite, so their scores reproduce the suite's) and compares, against the action
 the zoo expert that generated the data would take (its mean action), at three sets of states:
@@ -19,7 +19,7 @@ quantizer's floor, the error of ``decoder(s, expert's code)``.
 
 Usage::
 
-    python benchmarks/diagnose_code_policy.py --data-dir /work/bench-data \\
+    python -m benchmarks.diagnostics.code_policy --data-dir /work/bench-data \\
         --zoo ../shared/data/sb3-zoo --dataset hopper-expert --seed 0
 
 Writes ``benchmarks/results/code_policy/<dataset>__K<K>__seed<seed>.json`` (``<dataset>``: the
@@ -37,15 +37,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness.data import zoo_expert
+from benchmarks.harness.runner import ARTIFACTS, init_worker
+from benchmarks.harness.spec import build_suite
+from saq_wrappers.io import atomic_output
+from saq_wrappers.rollouts import rollout
 
-from benchmarks.harness.data import zoo_expert  # noqa: E402
-from benchmarks.harness.runner import ARTIFACTS, init_worker  # noqa: E402
-from benchmarks.harness.spec import build_suite  # noqa: E402
-from saq_wrappers.io import atomic_output  # noqa: E402
-from saq_wrappers.rollouts import rollout  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 SUITE_OUT = ROOT / "benchmarks" / "results" / "harness" / "standard"
 OUT = ROOT / "benchmarks" / "results" / "code_policy"
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "n_codes": specs["SAQ-BC"].quantizer.n_codes,
               "scores": {name: outcome.record["score"] for name, outcome in outcomes.items()},
               "rows": rows,
-              "command": "python benchmarks/diagnose_code_policy.py " + " ".join(argv or sys.argv[1:])}
+              "command": "python -m benchmarks.diagnostics.code_policy " + " ".join(argv or sys.argv[1:])}
     print("final scores:", {k: round(v, 1) for k, v in result["scores"].items()})
     OUT.mkdir(parents=True, exist_ok=True)
     name = f"{specs['SAQ-BC'].dataset.name}__K{specs['SAQ-BC'].quantizer.n_codes}__seed{args.seed}"

@@ -18,7 +18,7 @@ on every 10th dataset state and in ``--episodes`` seeded episodes:
 
 Usage (a Minari dataset folder, e.g. made by ``saq data generate``)::
 
-    OMP_NUM_THREADS=2 python benchmarks/diagnose_saq_iql.py --dataset DIR --steps 10000
+    OMP_NUM_THREADS=2 python -m benchmarks.diagnostics.saq_iql --dataset DIR --steps 10000
 
 Writes ``benchmarks/results/saq_iql_diagnosis.json``.
 """
@@ -46,7 +46,7 @@ from saq_wrappers.io import atomic_output
 from saq_wrappers.transitions import relabel
 from saq_wrappers.vqvae import VQVAEQuantizer
 
-RESULTS = Path(__file__).resolve().parent / "results" / "saq_iql_diagnosis.json"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "saq_iql_diagnosis.json"
 #: pi_beta mass below which a code counts as out of the data's support at a state.
 OUT_OF_SUPPORT = 1e-3
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     outside = log_behavior < np.log(OUT_OF_SUPPORT)
     q_outside = torch.where(outside, q, torch.full_like(q, -float("inf"))).max(dim=1).values
     result: dict[str, Any] = {
-        "command": "python benchmarks/diagnose_saq_iql.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.diagnostics.saq_iql " + " ".join(sys.argv[1:] if argv is None else argv),
         "dataset": {"source": args.dataset, "transitions": len(data.transitions),
                     "episodes": int(data.transitions.n_episodes)},
         "settings": {"steps": args.steps, "quantizer_steps": args.quantizer_steps, "n_codes": args.n_codes,

@@ -7,9 +7,9 @@ is a harness run in ``--out`` (resumable; its options are part of its fingerprin
 
 Usage::
 
-    python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-BRAC --set entropy_in_target=true
-    python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-IQL --set policy_extraction=closed_form
-    python benchmarks/diagnose_variant.py --data-dir DIR --algo SAQ-BRAC --acting sampled
+    python -m benchmarks.diagnostics.variant --data-dir DIR --algo SAQ-BRAC --set entropy_in_target=true
+    python -m benchmarks.diagnostics.variant --data-dir DIR --algo SAQ-IQL --set policy_extraction=closed_form
+    python -m benchmarks.diagnostics.variant --data-dir DIR --algo SAQ-BRAC --acting sampled
 
 Writes ``<out>/runs/<run id>.json`` (``--out`` defaults to
 ``benchmarks/results/variant_diagnosis/<algo>/<field=value,...>``, with ``,sampled`` or ``,greedy``
@@ -23,17 +23,14 @@ import argparse
 import dataclasses
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness.backends import run_grid
+from benchmarks.harness.runner import ARTIFACTS, result_path
+from benchmarks.harness.spec import build_suite
 
-from benchmarks.harness.backends import run_grid  # noqa: E402
-from benchmarks.harness.runner import ARTIFACTS, result_path  # noqa: E402
-from benchmarks.harness.spec import build_suite  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 SUITE_OUT = ROOT / "benchmarks" / "results" / "harness" / "standard"
 

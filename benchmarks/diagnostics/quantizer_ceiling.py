@@ -17,7 +17,7 @@ Each row also gives the RMS per-dimension error between the expert's action and 
 
 Usage::
 
-    python benchmarks/diagnose_quantizer_ceiling.py --data-dir /work/bench-data \\
+    python -m benchmarks.diagnostics.quantizer_ceiling --data-dir /work/bench-data \\
         --zoo ../shared/data/sb3-zoo --dataset hopper-expert --seed 0 --episodes 10
 
 Writes ``benchmarks/results/quantizer_ceiling/<dataset>__<quantizer>.json`` and prints a table.
@@ -35,17 +35,15 @@ from typing import Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness.data import zoo_expert
+from benchmarks.harness.runner import ARTIFACTS
+from benchmarks.harness.spec import build_suite
+from saq_wrappers.evaluation import normalized_score
+from saq_wrappers.io import atomic_output
+from saq_wrappers.rollouts import rollout
+from saq_wrappers.vqvae.quantizer import VQVAEQuantizer
 
-from benchmarks.harness.data import zoo_expert  # noqa: E402
-from benchmarks.harness.runner import ARTIFACTS  # noqa: E402
-from benchmarks.harness.spec import build_suite  # noqa: E402
-from saq_wrappers.evaluation import normalized_score  # noqa: E402
-from saq_wrappers.io import atomic_output  # noqa: E402
-from saq_wrappers.rollouts import rollout  # noqa: E402
-from saq_wrappers.vqvae.quantizer import VQVAEQuantizer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 OUT = ROOT / "benchmarks" / "results" / "quantizer_ceiling"
 SUITE_OUT = ROOT / "benchmarks" / "results" / "harness" / "standard"
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     name = path.stem
     result = {"dataset": args.dataset, "quantizer": name, "episodes": args.episodes,
               "reset_seeds": f"10000..{10_000 + args.episodes - 1}", "rows": rows,
-              "command": "python benchmarks/diagnose_quantizer_ceiling.py " + " ".join(argv or sys.argv[1:])}
+              "command": "python -m benchmarks.diagnostics.quantizer_ceiling " + " ".join(argv or sys.argv[1:])}
     OUT.mkdir(parents=True, exist_ok=True)
     with atomic_output(OUT / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))

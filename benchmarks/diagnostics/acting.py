@@ -24,7 +24,7 @@ episodes leave about 10 on the bimodal halfcheetah returns (the cheetah sometime
 
 Usage::
 
-    python benchmarks/diagnose_acting.py --data-dir /work/bench-data --dataset hopper-expert --seeds 0 1 2
+    python -m benchmarks.diagnostics.acting --data-dir /work/bench-data --dataset hopper-expert --seeds 0 1 2
 
 Writes ``benchmarks/results/acting_diagnosis/<dataset>__seed<seed>.json`` per dataset and seed (one
 holding every rule is skipped, so the command resumes; one from before a rule was added is trained
@@ -43,13 +43,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness.runner import ARTIFACTS, init_worker
+from benchmarks.harness.spec import build_suite
+from saq_wrappers.io import atomic_output
 
-from benchmarks.harness.runner import ARTIFACTS, init_worker  # noqa: E402
-from benchmarks.harness.spec import build_suite  # noqa: E402
-from saq_wrappers.io import atomic_output  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 OUT = ROOT / "benchmarks" / "results" / "acting_diagnosis"
 DEFAULT_ARTIFACTS = ROOT / "benchmarks" / "results" / "harness" / "ablations" / ARTIFACTS
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.episodes < 2:
         parser.error("--episodes must be at least 2 (a standard error needs two)")
     init_worker()  # one torch thread, as the suite's runs; d3rlpy's per-epoch logs off
-    command = "python benchmarks/diagnose_acting.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.diagnostics.acting " + " ".join(argv if argv is not None else sys.argv[1:])
     for dataset in args.dataset:
         for seed in args.seeds:
             path = args.out / f"{dataset}__seed{seed}.json"
