@@ -8,6 +8,8 @@ Usage (from the repository root)::
     python -m benchmarks.run --suite standard --prepare-only --agent-seed model --zoo ... --data-dir DIR
     # run it (2 workers, one torch thread each); re-running skips finished runs
     python -m benchmarks.run --suite standard
+    # rewrite its report (results.md, results.json, plots) from the finished runs, training nothing
+    python -m benchmarks.run --suite standard --report-only --data-dir DIR
     # stop it gracefully (running runs finish and are kept): touch benchmarks/results/harness/standard/STOP
     # on its data and budget, into the same folder: ablations (SAQ Tables 3 and 4) and the
     # quantizer study (budget, greedy vs sampled)
@@ -31,15 +33,20 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   alike), 256-256 networks everywhere, the library's default quantizer (K = 64, 512-512, 5,000
   updates), a 16-sample ARQ table; 10 final episodes and an 8-point learning curve of 3 episodes
   per run. It runs seed by seed and resumes where it stopped. Its
-  results live in ``benchmarks/results/harness/standard`` (the README says how long it took).
+  results live in ``benchmarks/results/harness/standard`` (``docs/benchmarks/standard.md`` says
+  how long it took).
 * ``ablation-k``: SAQ-CQL/IQL/BRAC at K in {16, 32, 64, 128} on the standard hopper-expert, 3
   seeds, the standard budget; ``ablation-state``: the same three with and without state
   conditioning, K = 16, on the standard hopper-medium-expert; ``quantizer-study``: SAQ-BC/CQL/IQL
   with quantizers fitted for 5,000 / 20,000 / 50,000 updates, and SAQ-IQL acting greedily,
   on the standard hopper-medium-expert (where SAQ-BC trails BC most), 3 seeds. All three share
   the standard suite's folder (its K=64 runs are theirs too) and write their reports to
-  ``standard/<suite>/``.
-* ``small`` (~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k steps, TQC zoo agent),
+  ``standard/<suite>/``. The committed ones ran on another generation of the data than the
+  standard suite, so into a folder of their own: ``--out benchmarks/results/harness/ablations``
+  (``docs/benchmarks/ablations.md``).
+* ``small`` (superseded by ``standard``; its results left the tree, ``docs/benchmarks/history.md``
+  names the commit that holds them; ~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k
+  steps, TQC zoo agent),
   hopper-medium-expert (10k SAC-zoo + 10k TQC steps), lift-ph (100 scripted Lift demos, robomimic
   format, success rate, horizon 200) x BC, CQL, IQL, SAQ-BC, SAQ-CQL, SAQ-IQL, SAQ-BRAC, ARQ x seed 0;
   4000 updates each, 256-256 networks everywhere, K = 64, 5 final evaluation episodes.
@@ -130,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.run", description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--suite", choices=SUITES + REAL_SUITES, default="small", help="grid and budgets")
+    parser.add_argument("--suite", choices=SUITES + REAL_SUITES, default="standard", help="grid and budgets")
     parser.add_argument("--dataset", action="append", default=[],
                         help="[NAME=]KIND:SOURCE (repeatable), KIND in builtin|minari|robomimic|d4rl, "
                              "e.g. builtin:pendulum-expert, hopper=minari:mujoco/hopper/expert-v0, "

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 
-from benchmarks.harness.report import aggregate, against_saq_bc_rows, curve_bands, write_report  # noqa: E402
+from benchmarks.harness.plots import curve_bands  # noqa: E402
+from benchmarks.harness.report import write_report  # noqa: E402
+from benchmarks.harness.rows import aggregate, against_saq_bc_rows  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402
 from benchmarks.harness.spec import RunSpec, build_suite, is_ablation_reference  # noqa: E402
 from benchmarks.harness.statistics import (  # noqa: E402

@@ -13,8 +13,10 @@
 * :mod:`.runner` -- one run through :func:`saq_wrappers.app.pipeline.run_experiment` (shared
   artifacts, budgeted training, evaluation) and the atomic per-run result file;
 * :mod:`.backends` -- the grid on a local spawn process pool (default), in-process, or on Ray;
-* :mod:`.report` -- ``results.json``, ``results.md`` (per dataset the seed mean with a 95%
+* :mod:`.report` -- writes ``results.json``, ``results.md`` (per dataset the seed mean with a 95%
   bootstrap interval, SAQ-X − X at equal updates and at equal wall-clock, the IQM across datasets
   with stratified-bootstrap intervals from rliable, the paper's number beside ours) and the PNG
-  plots; :mod:`.statistics` computes the intervals; :mod:`.paper` holds the papers' numbers.
+  plots: :mod:`.rows` builds the tables as data, :mod:`.markdown` the text, :mod:`.plots` the
+  figures; :mod:`.statistics` computes the intervals; :mod:`.paper` holds the papers' numbers;
+  :mod:`.ledger` records each invocation's wall-clock time.
 """

@@ -1,0 +1,121 @@
+"""The generated benchmark pages: current on the committed tree, and stale as soon as a result file
+changes (``python -m benchmarks.docs_pages --check``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks.docs_pages import README_BEGIN, README_END, main, splice_readme
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+QUICKSTART_BEGIN, QUICKSTART_END = "<!-- BEGIN GENERATED: quickstart -->", "<!-- END GENERATED: quickstart -->"
+
+
+def test_committed_pages_are_current(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every page, fragment and the README's results block match the committed result files."""
+    code = main(["--check"])
+    assert code == 0, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A copy of the results, and pages and a README written from it into a temporary folder."""
+    root = tmp_path_factory.mktemp("docs_pages")
+    results = root / "results"
+    shutil.copytree(RESULTS, results)
+    readme = root / "README.md"
+    readme.write_text(f"# title\n\nbefore\n\n{README_BEGIN}\nold text\n{README_END}\n\n{QUICKSTART_BEGIN}\n"
+                      f"old quickstart\n{QUICKSTART_END}\n\nafter\n")
+    args = ["--results-root", str(results), "--docs-root", str(root / "docs"), "--readme", str(readme)]
+    assert main(args) == 0
+    return {"root": root, "results": results, "docs": root / "docs", "readme": readme}
+
+
+def _args(paths: dict[str, Path], results: Path) -> list[str]:
+    return ["--check", "--results-root", str(results), "--docs-root", str(paths["docs"]),
+            "--readme", str(paths["readme"])]
+
+
+def test_written_pages_check_clean_and_readme_keeps_its_text(written: dict[str, Path]) -> None:
+    """What the writer writes is what the check expects (the output is deterministic), and the
+    README changes only between its markers."""
+    assert main(_args(written, written["results"])) == 0
+    text = written["readme"].read_text()
+    assert text.startswith("# title\n\nbefore\n\n" + README_BEGIN + "\n") and text.endswith(QUICKSTART_END + "\n\nafter\n")
+    assert "old text" not in text and "SAQ-X − X" in text
+    assert "old quickstart" not in text and "| SAQ-CQL |" in text
+    names = (written["docs"] / "generated" / "index.txt").read_text()
+    assert "harness/standard/pairs.md" in names and "acting_diagnosis.md" in names
+
+
+def test_changing_one_number_makes_its_pages_stale(written: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """One SAQ-X − X difference moved by 1.0 in a copy of the standard suite's report: the check
+    names the standard page, the pairs fragment and the README, and not the pages that do not
+    show it."""
+    results = tmp_path / "results"
+    shutil.copytree(written["results"], results)
+    report = results / "harness" / "standard" / "results.json"
+    doc = json.loads(report.read_text())
+    before = doc["pairs"][0]["difference"]
+    doc["pairs"][0]["difference"] = before + 1.0
+    report.write_text(json.dumps(doc))
+    assert main(_args(written, results)) == 1
+    err = capsys.readouterr().err
+    stale = {line.split("stale: ", 1)[1].split(" (")[0] for line in err.splitlines() if line.startswith("stale: ")}
+    docs = written["docs"]
+    assert str(docs / "benchmarks" / "standard.md") in stale
+    assert str(docs / "generated" / "harness" / "standard" / "pairs.md") in stale
+    assert str(written["readme"]) in stale
+    assert str(docs / "benchmarks" / "micro.md") not in stale
+    assert str(docs / "benchmarks" / "ablations.md") not in stale
+
+
+def test_a_removed_result_leaves_a_stale_fragment(written: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(written["results"], results)
+    (results / "saq_cql.json").unlink()
+    (results / "saq_cql.md").unlink()
+    assert main(_args(written, results)) == 1
+    err = capsys.readouterr().err
+    assert f"{written['docs'] / 'generated' / 'saq_cql.md'} (nothing generates it)" in err
+
+
+def test_a_readme_without_markers_fails_the_check_and_is_left_untouched(written: dict[str, Path], tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\nno markers\n")
+    args = ["--results-root", str(written["results"]), "--docs-root", str(written["docs"]), "--readme", str(readme)]
+    assert main(["--check"] + args) == 1
+    assert "no results block" in capsys.readouterr().err
+    assert main(args) == 1
+    assert readme.read_text() == "# title\n\nno markers\n"
+
+
+def test_splice_readme_refuses_repeated_or_reversed_markers() -> None:
+    assert splice_readme(f"{README_BEGIN}\n{README_END}\n{README_BEGIN}\n{README_END}\n", "x") is None
+    assert splice_readme(f"{README_END}\n{README_BEGIN}\n", "x") is None
+    spliced = splice_readme(f"a\n{README_BEGIN}\nold\n{README_END}\nb\n", "new")
+    assert spliced == f"a\n{README_BEGIN}\nnew\n{README_END}\nb\n"
+
+
+def test_the_quickstart_block_follows_its_committed_run(written: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's quickstart table is the committed run's own: another total time in its
+    results.json makes the README stale (and the run's own fragment), and no benchmark page."""
+    results = tmp_path / "results"
+    shutil.copytree(written["results"], results)
+    record = results / "quickstart" / "results.json"
+    doc = json.loads(record.read_text())
+    doc["total_seconds"] += 100.0
+    record.write_text(json.dumps(doc))
+    assert main(_args(written, results)) == 1
+    stale = [line for line in capsys.readouterr().err.splitlines() if line.startswith("stale: ")]
+    assert f"stale: {written['readme']} (its generated blocks)" in stale
+    assert not [line for line in stale if "/docs/benchmarks/" in line]
