@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from saq_wrappers.errors import DataError, SpaceMismatchError
+from saq_wrappers.validation import check_int
 
 
 @runtime_checkable
@@ -59,14 +60,27 @@ def box_to_dict(space: gym.spaces.Box) -> dict[str, Any]:
     }
 
 
-def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
-    """Inverse of :func:`box_to_dict`."""
-    shape = tuple(int(v) for v in data["shape"])
+def box_from_dict(data: dict[str, Any], role: str = "space") -> gym.spaces.Box:
+    """Inverse of :func:`box_to_dict`, checking what it reads (the data come from a checkpoint
+    header, which may be forged): shape entries are integers >= 1 (never truncated), the dtype is
+    a float or integer one, no bound is NaN.
+
+    Raises:
+        DataError: naming ``role`` (e.g. ``"action_space"``) and the value that is wrong; a
+            ``KeyError``, ``TypeError`` or ``ValueError`` for data of another layout.
+    """
+    shape = tuple(check_int(f"{role} shape entry", v, 1) for v in data["shape"])
     dtype = np.dtype(data["dtype"])
-    # bounds are stored as float64 text of values of ``dtype``: casting back is exact
-    low = np.array([float(v) for v in data["low"]], dtype=np.float64).reshape(shape).astype(dtype)
-    high = np.array([float(v) for v in data["high"]], dtype=np.float64).reshape(shape).astype(dtype)
-    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    if dtype.kind not in "fiu":
+        raise DataError(f"{role} dtype must be a float or integer dtype, got {data['dtype']!r}")
+    bounds = []
+    for key in ("low", "high"):
+        values = np.array([float(v) for v in data[key]], dtype=np.float64)
+        if np.isnan(values).any():
+            raise DataError(f"{role}'s {key} bounds hold NaN: expected numbers or +-inf")
+        # bounds are stored as float64 text of values of ``dtype``: casting back is exact
+        bounds.append(values.reshape(shape).astype(dtype))
+    return gym.spaces.Box(low=bounds[0], high=bounds[1], shape=shape, dtype=dtype)
 
 
 def check_spaces_match(

@@ -4,8 +4,10 @@ Writing
     An output is written to a temporary file in the destination folder and renamed into place,
     so a crash never leaves a half-written file under the final name (rename is atomic on POSIX
     within one filesystem). The temporary file is named
-    ``.<name>.saqtmp-<host>-<pid>-<random>.tmp``. A writer killed by ``kill -9`` or a power cut
-    leaves it behind; the next write into the same folder removes it
+    ``.<name>.saqtmp-<host>-<pid>-<random>.tmp``, with ``<name>`` shortened when needed so the
+    whole name stays within the file system's limit on name length (255 bytes on most), which a
+    valid output name close to that limit would otherwise exceed (:func:`temp_prefix`). A writer
+    killed by ``kill -9`` or a power cut leaves it behind; the next write into the same folder removes it
     (:func:`remove_stale_temp_files`), but only files of exactly this pattern and only once their
     writer is gone: its process ``<pid>`` no longer runs on this host, or (for files of other
     hosts sharing the folder, and against pid reuse) the file has not changed for
@@ -16,7 +18,9 @@ Reading
     pickle is ever read. :func:`read_checkpoint_header` reads the kind, the JSON and the tensor
     shapes without loading any tensor data, so a loader can check everything the header claims
     against what the file stores (:func:`check_checkpoint_format`, :func:`check_stored_shapes`)
-    before it allocates anything.
+    before it allocates anything. JSON is parsed only after its nesting depth is checked
+    (:data:`MAX_JSON_DEPTH`, :func:`parse_json`): deeper nesting would overflow the parser's
+    recursion, so it is refused with :class:`~saq_wrappers.errors.CheckpointError` naming the file.
 
 Model sizes
     A checkpoint header (or a typo) can ask for a model of any size. :func:`planned_state` gives
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
@@ -50,6 +55,7 @@ __all__ = [
     "METADATA_KEY",
     "MAX_MODEL_VALUES",
     "STALE_AFTER_S",
+    "MAX_JSON_DEPTH",
     "CheckpointHeader",
     "atomic_output",
     "atomic_write_bytes",
@@ -57,10 +63,13 @@ __all__ = [
     "check_model_size",
     "check_output_path",
     "check_stored_shapes",
+    "json_depth",
     "load_checkpoint",
     "load_checkpoint_tensors",
+    "parse_json",
     "planned_state",
     "read_checkpoint_header",
+    "read_json_file",
     "remove_stale_temp_files",
     "save_checkpoint",
     "temp_prefix",
@@ -75,8 +84,20 @@ STALE_AFTER_S = 24 * 3600.0
 #: the paper-sized quantizer (0.6M parameters) and score model (0.8M).
 MAX_MODEL_VALUES = 2**28
 
+#: Deepest nesting of arrays and objects a JSON document this library reads may have (a checkpoint
+#: header, a candidate-table manifest). Its own documents are 3-4 levels deep; deeper text is
+#: refused before parsing, since nesting near Python's recursion limit (about 1,000 levels) makes
+#: the parser, or any code that walks the result, raise ``RecursionError``.
+MAX_JSON_DEPTH = 64
+
 #: Marker in the names of this library's temporary files (see the module docstring).
 _TEMP_MARKER = "saqtmp"
+#: What ``mkstemp`` appends to :func:`temp_prefix`: 8 random characters and the ``.tmp`` suffix.
+_TEMP_TAIL_BYTES = 8 + len(".tmp")
+#: Longest host tag kept in temporary names (a host name may be up to 253 characters).
+_MAX_HOST_TAG = 64
+#: Longest file name, in bytes, where the file system does not say (Linux, macOS, Windows: 255).
+_DEFAULT_NAME_MAX = 255
 _TEMP_PATTERN = re.compile(
     rf"^\..+\.{_TEMP_MARKER}-(?P<host>[A-Za-z0-9-]+)-(?P<pid>[0-9]+)-[a-z0-9_]+\.tmp$"
 )
@@ -84,14 +105,36 @@ _TEMP_PATTERN = re.compile(
 
 # --------------------------------------------------------------------------- writing
 def _host_tag() -> str:
-    """This host's name reduced to ``[A-Za-z0-9-]`` (it becomes part of temporary file names)."""
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    """This host's name reduced to ``[A-Za-z0-9-]`` and at most :data:`_MAX_HOST_TAG` characters
+    (it becomes part of temporary file names)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:_MAX_HOST_TAG] or "host"
+
+
+def _name_max(folder: Path) -> int:
+    """Longest file name, in bytes, the file system of ``folder`` accepts."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        return _DEFAULT_NAME_MAX
+    return limit if limit > 0 else _DEFAULT_NAME_MAX
 
 
 def temp_prefix(target: Path, pid: int | None = None) -> str:
     """Name prefix of this library's temporary files for ``target`` (written by ``pid``,
-    default this process); ``mkstemp`` appends a random part and ``.tmp``."""
-    return f".{target.name}.{_TEMP_MARKER}-{_host_tag()}-{os.getpid() if pid is None else pid}-"
+    default this process); ``mkstemp`` appends a random part and ``.tmp``.
+
+    ``target``'s name is shortened (whole characters dropped from its end) as far as needed for
+    the complete temporary name to fit the file system's limit on name length, so any valid
+    ``target`` name can be written; the pattern :func:`remove_stale_temp_files` recognizes is
+    kept.
+    """
+    tag = f".{_TEMP_MARKER}-{_host_tag()}-{os.getpid() if pid is None else pid}-"
+    folder = target.parent if str(target.parent) else Path(".")
+    budget = _name_max(folder) - len(".") - len(os.fsencode(tag)) - _TEMP_TAIL_BYTES
+    name = target.name
+    while len(name) > 1 and len(os.fsencode(name)) > budget:
+        name = name[: max(1, min(len(name) - 1, budget))]
+    return f".{name}{tag}"
 
 
 def _pid_running(pid: int) -> bool:
@@ -247,8 +290,25 @@ def save_checkpoint(
     ``metadata["library_version"]`` is set to this library's version unless given. The file is
     serialised in memory and written by :func:`atomic_write_bytes`, so no other temporary file
     (safetensors' own) can be left behind.
+
+    Raises:
+        DataError: ``metadata`` is not JSON-serialisable or nested deeper than
+            :data:`MAX_JSON_DEPTH` (it could not be read back); nothing is written.
     """
-    document = json.dumps({"library_version": __version__, **metadata}, sort_keys=True)
+    try:
+        document = json.dumps({"library_version": __version__, **metadata}, sort_keys=True)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise DataError(
+            f"checkpoint metadata must be JSON-serialisable (str keys; str, number, bool, None, "
+            f"list or dict values): {error}"
+        ) from error
+    depth = json_depth(document)
+    if depth > MAX_JSON_DEPTH:
+        raise DataError(
+            f"checkpoint metadata is nested {depth:,} levels deep, expected at most "
+            f"{MAX_JSON_DEPTH} (saq_wrappers.io.MAX_JSON_DEPTH, the most a checkpoint is read "
+            "back with): flatten the metadata"
+        )
     contiguous = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     data = safetensors_bytes(contiguous, metadata={METADATA_KEY: document})
     return atomic_write_bytes(path, data)
@@ -273,6 +333,68 @@ def _unreadable(source: Path, error: Exception) -> CheckpointError:
     return CheckpointError(f"{str(source)!r} is not a readable safetensors checkpoint ({error})")
 
 
+#: A JSON string literal (escapes included), for :func:`json_depth`.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: Everything but brackets and braces, for :func:`json_depth`.
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in the JSON ``text``, found without parsing it (so
+    without recursion): brackets inside strings do not count. ``0`` for a scalar."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    deepest = level = 0
+    for start in range(0, len(codes), 1 << 20):
+        chunk = codes[start : start + (1 << 20)]
+        running = level + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
+        deepest = max(deepest, int(running.max()))
+        level = int(running[-1])
+    return deepest
+
+
+def parse_json(text: str, source: str | os.PathLike[str], what: str) -> Any:
+    """The JSON document ``text``, read from the file ``source`` (its ``what``, for messages),
+    after checking its nesting depth (:func:`json_depth`) against :data:`MAX_JSON_DEPTH`.
+
+    Raises:
+        CheckpointError: the text is nested too deep or is not valid JSON; the message names
+            ``source``.
+    """
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise CheckpointError(
+            f"{str(source)!r} has {what} nested {depth:,} levels deep, expected at most "
+            f"{MAX_JSON_DEPTH} (saq_wrappers.io.MAX_JSON_DEPTH): not a file this library wrote"
+        )
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise CheckpointError(f"{str(source)!r} has corrupted {what} ({error})") from error
+
+
+def read_json_file(path: str | os.PathLike[str], what: str, max_bytes: int) -> Any:
+    """The JSON document in the file ``path`` (its ``what``, for messages), read only if it holds
+    at most ``max_bytes`` bytes, then parsed by :func:`parse_json`.
+
+    Raises:
+        CheckpointError: the file is larger than ``max_bytes``, unreadable, not UTF-8 text, nested
+            too deep or not valid JSON; the message names ``path``.
+    """
+    source = Path(path)
+    try:
+        size = source.stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(
+                f"{str(source)!r} is {size:,} bytes, more than the {max_bytes:,} a {what} may "
+                "hold: not a file this library wrote"
+            )
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{str(source)!r} is not a readable {what} ({error})") from error
+    return parse_json(text, source, what)
+
+
 def read_checkpoint_header(
     path: str | os.PathLike[str], expected_kind: str
 ) -> CheckpointHeader:
@@ -280,7 +402,8 @@ def read_checkpoint_header(
     checking its ``kind``; no tensor data is read.
 
     Raises:
-        CheckpointError: the file is missing, corrupted, foreign or of another kind.
+        CheckpointError: the file is missing, corrupted, foreign or of another kind, or its
+            metadata is nested deeper than :data:`MAX_JSON_DEPTH`.
     """
     source = Path(path)
     if source.is_dir():
@@ -299,10 +422,7 @@ def read_checkpoint_header(
             f"{str(source)!r} is a safetensors file but not a saq-wrappers checkpoint "
             f"(no {METADATA_KEY!r} metadata)"
         )
-    try:
-        metadata = json.loads(header[METADATA_KEY])
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{str(source)!r} has corrupted metadata ({error})") from error
+    metadata = parse_json(header[METADATA_KEY], source, "metadata")
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{str(source)!r} has corrupted metadata (not a JSON object)")
     kind = metadata.get("kind")

@@ -9,7 +9,10 @@ built-in dataset in :mod:`saq_wrappers.experts`. :func:`rollout` is the library'
 loop, and :func:`noisy_policy` its one exploration-noise convention (half action ranges).
 
 Episode ``i`` is reset with seed ``seed + i``; a rollout stopped by its step budget ends with a
-truncated (timeout) episode, whose next observation is real.
+truncated (timeout) episode, whose next observation is real. Seeds here are any integers >= 0
+(:func:`check_rollout_seed`): they reach only numpy's ``default_rng`` and Gymnasium's ``reset``,
+which take any, so seeds derived from a valid one (``seed + 2_000_000`` for reference episodes)
+are accepted too.
 """
 
 from __future__ import annotations
@@ -21,21 +24,32 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.validation import check_int, check_number
 
-__all__ = ["StepPolicy", "mean_return", "noisy_policy", "random_policy", "rollout"]
+__all__ = ["StepPolicy", "check_rollout_seed", "mean_return", "noisy_policy", "random_policy", "rollout"]
 
 #: One observation -> one action (unlike :data:`saq_wrappers.evaluation.Policy`, which maps a
 #: batch of observations to a batch of actions).
 StepPolicy = Callable[[np.ndarray], np.ndarray]
 
 
+def check_rollout_seed(seed: object) -> int:
+    """Return ``seed`` as an ``int`` if it is an integer >= 0 (a float such as 2.9 is refused, not
+    truncated); see the module docstring for why there is no upper bound.
+
+    Raises:
+        DataError: naming the value given.
+    """
+    return check_int("seed", seed, 0)
+
+
 def random_policy(action_space: gym.spaces.Box, seed: int = 0) -> StepPolicy:
     """Uniform random actions in ``action_space`` (seeded).
 
     D4RL's ``random`` datasets, and the policy whose mean return is D4RL's ``ref_min_score``
-    (the 0 of the normalized score).
+    (the 0 of the normalized score). ``seed``: :func:`check_rollout_seed`.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_rollout_seed(seed))
     low = np.asarray(action_space.low, dtype=np.float64)
     high = np.asarray(action_space.high, dtype=np.float64)
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
@@ -56,9 +70,11 @@ def noisy_policy(policy: StepPolicy, action_space: gym.spaces.Box, noise_std: fl
     TD3 (0.1 of ``max_action``) and of SB3's ``NormalActionNoise`` on ``[-1, 1]`` actions, where
     half the range is 1. ``noise_std = 1`` is a std of ``max_action`` on a symmetric box. The
     noise is drawn from one generator seeded with ``seed``, one draw per action dimension and
-    step.
+    step. ``noise_std`` must be a finite number >= 0 (:class:`~saq_wrappers.errors.DataError`
+    otherwise); ``seed``: :func:`check_rollout_seed`.
     """
-    rng = np.random.default_rng(seed)
+    noise_std = check_number("noise_std", noise_std, 0)
+    rng = np.random.default_rng(check_rollout_seed(seed))
     low = np.asarray(action_space.low, dtype=np.float64)
     high = np.asarray(action_space.high, dtype=np.float64)
     scale = noise_std * (high - low) / 2.0
@@ -85,12 +101,16 @@ def rollout(
     Episode ``i`` is reset with ``seed + i``. When the step budget ends an episode early, its
     last step is marked truncated (a timeout: the episode was cut, its next observation is real).
     Actions are clipped into the env's action space and stored as float32.
+
+    Raises:
+        DataError: before the env is reset, not exactly one budget is given, it is not an integer
+            >= 1, or ``seed`` is not an integer >= 0 (:func:`check_rollout_seed`).
     """
     if (n_steps is None) == (n_episodes is None):
         raise DataError("give exactly one of n_steps and n_episodes")
-    budget = n_steps if n_steps is not None else n_episodes
-    if budget is None or budget < 1:
-        raise DataError(f"the budget must be >= 1, got {budget}")
+    by_steps = n_steps is not None
+    budget = check_int("n_steps" if by_steps else "n_episodes", n_steps if by_steps else n_episodes, 1)
+    seed = check_rollout_seed(seed)
     space = env.action_space
     low = np.asarray(space.low, dtype=np.float64)
     high = np.asarray(space.high, dtype=np.float64)

@@ -33,9 +33,8 @@ from saq_wrappers.io import (
 )
 from saq_wrappers.score import ScoreSupportSampler
 from saq_wrappers.vqvae import VQVAEQuantizer, training
+from tiny_checkpoints import ACT_SPACE, OBS_SPACE, fitted_quantizer, fitted_sampler, forge
 
-OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 TINY = dict(n_codes=4, hidden_sizes=(16, 16), embedding_dim=8, learning_rate=1e-3)
 SAMPLER_TINY = dict(n_samples=4, hidden=16, n_blocks=1)
 
@@ -48,23 +47,12 @@ def _data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def quantizer() -> VQVAEQuantizer:
-    q = VQVAEQuantizer(OBS_SPACE, ACT_SPACE, **TINY)
-    q.fit(*_data(), n_steps=20, progress=False)
-    return q
+    return fitted_quantizer(_data(), n_steps=20, **TINY)
 
 
 @pytest.fixture(scope="module")
 def sampler() -> ScoreSupportSampler:
-    s = ScoreSupportSampler(OBS_SPACE, ACT_SPACE, **SAMPLER_TINY)
-    s.fit(*_data(), n_steps=5, progress=False)
-    return s
-
-
-def _forge(src: Path, dst: Path, kind: str, **changes: object) -> Path:
-    """Copy checkpoint ``src`` to ``dst`` with metadata entries replaced (tensors unchanged)."""
-    tensors, meta = load_checkpoint(src, kind)
-    save_checkpoint(dst, tensors, {**meta, **changes})
-    return dst
+    return fitted_sampler(_data(), n_steps=5, **SAMPLER_TINY)
 
 
 def _dead_pid() -> int:
@@ -92,8 +80,8 @@ def test_forged_quantizer_sizes_are_refused_before_building(
     config = load_checkpoint(good, "vqvae_quantizer")[1]["config"]
     cases = [
         # beyond the constructor's bounds
-        ({"n_codes": 10**7}, r"n_codes must be at most 65,536, got 10,000,000"),
-        ({"hidden_sizes": [30_000, 30_000]}, r"each hidden size must be at most 16,384"),
+        ({"n_codes": 10**7}, r"n_codes must be an integer >= 2 and <= 65,536, got 10,000,000"),
+        ({"hidden_sizes": [30_000, 30_000]}, r"each hidden size must be an integer >= 1 and <= 16,384"),
         ({"hidden_sizes": [16] * 1000}, r"1000 layers, expected at most 16"),
         # each size within its bound, the model beyond MAX_MODEL_VALUES
         ({"n_codes": 60_000, "embedding_dim": 16_000}, r"would hold 960,528,706 parameters"),
@@ -107,7 +95,7 @@ def test_forged_quantizer_sizes_are_refused_before_building(
     ]
     _never_build(monkeypatch)
     for number, (change, message) in enumerate(cases):
-        forged = _forge(good, tmp_path / f"forged{number}.safetensors", "vqvae_quantizer",
+        forged = forge(good, tmp_path / f"forged{number}.safetensors", "vqvae_quantizer",
                         config={**config, **change})
         assert forged.stat().st_size < 20_000
         started = time.perf_counter()
@@ -128,7 +116,7 @@ def test_absurd_normalization_statistics_are_refused(
         ("obs_mean", [float("nan"), 0.0], r"obs_mean\[0\] is nan"),
         ("act_mean", [0.0, float("inf")], r"act_mean\[1\] is inf"),
     ]:
-        forged = _forge(good, tmp_path / f"{key}.safetensors", "vqvae_quantizer",
+        forged = forge(good, tmp_path / f"{key}.safetensors", "vqvae_quantizer",
                         normalization={**norm, key: values})
         with pytest.raises(CheckpointError, match="normalization is out of range: " + message):
             VQVAEQuantizer.load(forged)
@@ -138,17 +126,17 @@ def test_format_and_library_version_policy(quantizer: VQVAEQuantizer, tmp_path: 
     good = tmp_path / "good.safetensors"
     quantizer.save(good)
     assert load_checkpoint(good, "vqvae_quantizer")[1]["library_version"] == __version__
-    newer = _forge(good, tmp_path / "newer.safetensors", "vqvae_quantizer",
+    newer = forge(good, tmp_path / "newer.safetensors", "vqvae_quantizer",
                    format=2, library_version="9.9.0")
     with pytest.raises(CheckpointError, match=r"format 2, written by saq-wrappers 9\.9\.0.*"
                                               r"reads format 1: upgrade saq-wrappers"):
         VQVAEQuantizer.load(newer)
     for bad in ("1", None, True):
-        forged = _forge(good, tmp_path / "bad_format.safetensors", "vqvae_quantizer", format=bad)
+        forged = forge(good, tmp_path / "bad_format.safetensors", "vqvae_quantizer", format=bad)
         with pytest.raises(CheckpointError, match="no valid format number"):
             VQVAEQuantizer.load(forged)
     # the same format written by a newer library loads: the format alone decides
-    same = _forge(good, tmp_path / "same.safetensors", "vqvae_quantizer", library_version="9.9.0")
+    same = forge(good, tmp_path / "same.safetensors", "vqvae_quantizer", library_version="9.9.0")
     assert VQVAEQuantizer.load(same).n == quantizer.n
 
 
@@ -165,15 +153,15 @@ def test_forged_sampler_checkpoints_are_refused(
 
     config = meta["config"]
     for number, (change, message) in enumerate([
-        ({"config": {**config, "hidden": 10**6}}, r"hidden must be at most 16,384"),
+        ({"config": {**config, "hidden": 10**6}}, r"hidden must be an integer >= 1 and <= 16,384, got 1,000,000"),
         ({"config": {**config, "hidden": 16_384, "n_blocks": 64}},
          r"would hold [0-9,]+ parameters .* more than the limit"),
         ({"config": {**config, "hidden": 4096}},
          r"hidden=4096.*implies tensor 'model\.members\.0\..*' of shape \(2048,\).*stores shape \(8,\)"),
-        ({"n_samples": 10**9}, r"n_samples \(N\) must be at most 65,536"),
+        ({"n_samples": 10**9}, r"n_samples \(N\) must be an integer >= 1 and <= 65,536"),
         ({"format": 7}, r"format 7.*upgrade saq-wrappers"),
     ]):
-        forged = _forge(good, tmp_path / f"forged{number}.safetensors", "score_support_sampler",
+        forged = forge(good, tmp_path / f"forged{number}.safetensors", "score_support_sampler",
                         **change)
         started = time.perf_counter()
         with pytest.raises(CheckpointError, match=message):
@@ -201,18 +189,18 @@ def test_forged_sampler_checkpoints_are_refused(
 def test_oversized_settings_fail_before_allocating() -> None:
     started = time.perf_counter()
     for kwargs, message in [
-        (dict(n_codes=10**7), "n_codes must be at most 65,536"),
-        (dict(hidden_sizes=(30_000,)), "each hidden size must be at most 16,384"),
+        (dict(n_codes=10**7), "n_codes must be an integer >= 2 and <= 65,536"),
+        (dict(hidden_sizes=(30_000,)), "each hidden size must be an integer >= 1 and <= 16,384"),
         (dict(hidden_sizes=(8,) * 17), "17 layers, expected at most 16"),
-        (dict(embedding_dim=10**6), "embedding_dim must be at most 16,384"),
+        (dict(embedding_dim=10**6), "embedding_dim must be an integer >= 1 and <= 16,384"),
         (dict(n_codes=65_536, embedding_dim=16_384), r"would hold 1,091,065,858 parameters \(4\.1 GiB"),
     ]:
         with pytest.raises(DataError, match=message):
             VQVAEQuantizer(OBS_SPACE, ACT_SPACE, **kwargs)
     for kwargs, message in [
-        (dict(n_samples=10**7), r"n_samples \(N\) must be at most"),
-        (dict(hidden=10**5), "hidden must be at most"),
-        (dict(n_ensemble=1000), "n_ensemble must be at most"),
+        (dict(n_samples=10**7), r"n_samples \(N\) must be an integer >= 1 and <= "),
+        (dict(hidden=10**5), "hidden must be an integer >= 1 and <= "),
+        (dict(n_ensemble=1000), "n_ensemble must be an integer >= 1 and <= "),
         (dict(std_floor=1e-30), "std_floor must be"),
     ]:
         with pytest.raises(DataError, match=message):

@@ -392,7 +392,7 @@ def test_save_to_bad_folder_raises_and_leaves_nothing(tmp_path: Path, fitted, mo
 
 # --------------------------------------------------------------------------- bad input
 def test_bad_constructor_arguments() -> None:
-    with pytest.raises(DataError, match="expected >= 2"):
+    with pytest.raises(DataError, match="n_codes must be an integer >= 2"):
         VQVAEQuantizer(OBS_SPACE, ACT_SPACE, n_codes=1)
     with pytest.raises(SpaceMismatchError, match="Box"):
         VQVAEQuantizer(OBS_SPACE, gym.spaces.Discrete(3))

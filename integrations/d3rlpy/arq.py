@@ -63,7 +63,9 @@ from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
 from saq_wrappers.integrations.d3rlpy.torch.arq_impl import ARQImpl, ARQModules, kth_largest_target
 from saq_wrappers.score import CandidateTable, ScoreSupportSampler
+from saq_wrappers.score.support_sampler import MAX_SAMPLES
 from saq_wrappers.transitions import Transitions
+from saq_wrappers.validation import check_int, check_number
 
 __all__ = [
     "ARQ",
@@ -130,6 +132,13 @@ class ARQConfig(LearnableConfig):
             (or :meth:`ARQ.attach_sampler`).
         critic_encoder_factory, actor_encoder_factory: d3rlpy's default encoder (for vector
             observations the authors' ReLU MLP 2x256).
+
+    Raises:
+        DataError: when the config is made (or deserialized), a size is not an integer >= 1
+            (``n_candidates`` at most :data:`~saq_wrappers.score.support_sampler.MAX_SAMPLES`), a
+            learning rate or ``max_weight`` not a finite number > 0, ``gamma`` or ``tau`` not in
+            ``[0, 1]``, ``alpha`` or ``awr_beta`` not a finite number >= 0. ``batch_size=0``
+            would train on empty minibatches: a NaN loss.
     """
 
     learning_rate: float = 3e-4
@@ -150,6 +159,17 @@ class ARQConfig(LearnableConfig):
     max_weight: float = 100.0
     candidate_table: Optional[str] = None
     sampler_path: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for name, minimum, maximum in (("batch_size", 1, None), ("n_critics", 1, None), ("kth", 1, None),
+                                       ("n_candidates", 1, MAX_SAMPLES)):
+            check_int(name, getattr(self, name), minimum, maximum)
+        for name in ("learning_rate", "actor_learning_rate", "max_weight"):
+            check_number(name, getattr(self, name), 0, exclusive_minimum=True)
+        for name in ("gamma", "tau"):
+            check_number(name, getattr(self, name), 0, 1)
+        for name in ("alpha", "awr_beta"):
+            check_number(name, getattr(self, name), 0)
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "ARQ":
         return ARQ(self, device, enable_ddp)
@@ -215,8 +235,6 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
     # ------------------------------------------------------------------ d3rlpy hooks
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
         cfg = self._config
-        if cfg.kth < 1 or cfg.n_candidates < 1:
-            raise DataError(f"kth and n_candidates must be >= 1, got {cfg.kth}, {cfg.n_candidates}")
         check_encoders_accept(
             type(self).__name__,
             observation_shape,

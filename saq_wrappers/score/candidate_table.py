@@ -36,11 +36,18 @@ from tqdm.auto import tqdm
 
 from saq_wrappers.action_set import as_observation_batch
 from saq_wrappers.errors import CheckpointError, DataError, OutputPathError
-from saq_wrappers.io import atomic_write_bytes, remove_stale_temp_files
-from saq_wrappers.score.support_sampler import ScoreSupportSampler
+from saq_wrappers.io import atomic_write_bytes, read_json_file, remove_stale_temp_files
+from saq_wrappers.score.support_sampler import ScoreSupportSampler, check_log_eps
+from saq_wrappers.validation import check_int
 
 MANIFEST = "manifest.json"
 TABLE_KIND = "arq_candidate_table"
+#: The manifest layout :func:`precompute_candidate_table` writes and :meth:`CandidateTable.load` reads.
+MANIFEST_VERSION = 1
+#: Largest manifest read (the library writes about 600 bytes): a larger file is not one of its own.
+MAX_MANIFEST_BYTES = 2**20
+#: The manifest's sizes, each an integer >= 1.
+_MANIFEST_SIZES = ("n_rows", "chunk_size", "n_chunks", "n_samples", "action_dim")
 
 
 def sampler_fingerprint(sampler: ScoreSupportSampler) -> str:
@@ -98,7 +105,8 @@ class CandidateTable:
                     f"candidate table {str(folder)!r} is incomplete: {path.name} is missing "
                     "(run precompute_candidate_table again with the same arguments to resume)"
                 )
-            chunk = _read_chunk(path, manifest, index)
+            first = parts["observations"][0].shape[1:] if index else None
+            chunk = _read_chunk(path, manifest, index, first)
             for key in parts:
                 parts[key].append(chunk[key])
         arrays = {k: np.concatenate(v) for k, v in parts.items()}
@@ -108,15 +116,34 @@ class CandidateTable:
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The folder's manifest (``None`` if it has none), after checking every value it holds: the
+    JSON's size and nesting (:func:`~saq_wrappers.io.read_json_file`), its kind and version, the
+    sizes (integers >= 1, ``n_chunks`` the number of chunks of ``n_rows``) and ``log_eps``.
+
+    Raises:
+        CheckpointError: naming the manifest file and the value that is wrong.
+    """
     path = folder / MANIFEST
     if not path.is_file():
         return None
+    manifest = read_json_file(path, "candidate-table manifest", MAX_MANIFEST_BYTES)
+    if not isinstance(manifest, dict) or manifest.get("kind") != TABLE_KIND:
+        found = f"kind {manifest.get('kind')!r}" if isinstance(manifest, dict) else f"a JSON {type(manifest).__name__}"
+        raise CheckpointError(f"{str(path)!r} is not a candidate-table manifest ({found}, expected an object "
+                              f"of kind {TABLE_KIND!r})")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise CheckpointError(f"{str(path)!r} is a candidate-table manifest of version {manifest.get('version')!r}; "
+                              f"this version of saq-wrappers reads version {MANIFEST_VERSION}")
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{str(path)!r} is not a readable manifest ({error})") from error
-    if manifest.get("kind") != TABLE_KIND:
-        raise CheckpointError(f"{str(path)!r} is not a candidate-table manifest")
+        for key in _MANIFEST_SIZES:
+            check_int(key, manifest.get(key), 1)
+        check_log_eps(manifest.get("log_eps"))
+    except DataError as error:
+        raise CheckpointError(f"{str(path)!r} is a malformed candidate-table manifest: {error}") from error
+    n_rows, chunk_size, n_chunks = manifest["n_rows"], manifest["chunk_size"], manifest["n_chunks"]
+    if n_chunks != -(-n_rows // chunk_size):
+        raise CheckpointError(f"{str(path)!r} is a malformed candidate-table manifest: n_chunks is {n_chunks:,}, "
+                              f"expected {-(-n_rows // chunk_size):,} (n_rows {n_rows:,} in chunks of {chunk_size:,})")
     return manifest
 
 
@@ -125,7 +152,16 @@ def _chunk_rows(manifest: dict[str, Any], index: int) -> int:
     return min(manifest["chunk_size"], manifest["n_rows"] - start)
 
 
-def _read_chunk(path: Path, manifest: dict[str, Any], index: int) -> dict[str, np.ndarray]:
+def _read_chunk(
+    path: Path, manifest: dict[str, Any], index: int, obs_shape: tuple[int, ...] | None
+) -> dict[str, np.ndarray]:
+    """Chunk ``index``'s arrays after checking them against the manifest: shapes (observations of
+    ``obs_shape``, the first chunk's, when given), float32 everywhere, finite observations and
+    actions, no NaN log-likelihood (a NaN candidate would poison every eq. 5 target using it).
+
+    Raises:
+        CheckpointError: naming the chunk file and what is wrong.
+    """
     try:
         chunk = load_file(str(path))
     except Exception as error:  # safetensors raises its own error types
@@ -140,6 +176,15 @@ def _read_chunk(path: Path, manifest: dict[str, Any], index: int) -> dict[str, n
             raise CheckpointError(f"{str(path)!r} has a malformed {key!r} (expected shape {shape})")
     if "observations" not in chunk or len(chunk["observations"]) != rows:
         raise CheckpointError(f"{str(path)!r} has malformed observations")
+    if obs_shape is not None and chunk["observations"].shape[1:] != obs_shape:
+        raise CheckpointError(f"{str(path)!r} has observations of shape {chunk['observations'].shape}, "
+                              f"expected {(rows, *obs_shape)} (those of the first chunk)")
+    for key in ("observations", "actions", "log_lik"):
+        if chunk[key].dtype != np.float32:
+            raise CheckpointError(f"{str(path)!r}: {key!r} is {chunk[key].dtype}, expected float32")
+        bad = np.isnan(chunk[key]) if key == "log_lik" else ~np.isfinite(chunk[key])
+        if bad.any():
+            raise CheckpointError(f"{str(path)!r}: {key!r} holds {'NaN' if key == 'log_lik' else 'NaN or inf'}")
     return chunk
 
 
@@ -163,12 +208,18 @@ def precompute_candidate_table(
         chunk_size: rows per chunk file (the unit of atomicity and of resumption).
         batch_size: states per sampler call (memory ~ ``batch_size * N`` trajectories).
         progress: tqdm bar over rows, with throughput and ETA.
+
+    Raises:
+        DataError: ``chunk_size`` or ``batch_size`` is not an integer >= 1, or the observations
+            are malformed (before the folder is created); the folder holds another table.
+        CheckpointError: the folder's manifest is malformed.
+        OutputPathError: the folder cannot be created.
     """
+    check_int("chunk_size", chunk_size, 1)
+    check_int("batch_size", batch_size, 1)
     obs = as_observation_batch(observations, sampler.observation_space, "observations")
     if len(obs) == 0:
         raise DataError("observations is empty: expected at least one state")
-    if chunk_size < 1 or batch_size < 1:
-        raise DataError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
     folder = Path(directory)
     if folder.parent.exists() and not folder.parent.is_dir():
         raise OutputPathError(f"cannot create {str(folder)!r}: {str(folder.parent)!r} is a file, not a folder")
@@ -182,7 +233,7 @@ def precompute_candidate_table(
         raise OutputPathError(f"cannot create {str(folder)!r}: {error.strerror or error}") from error
     manifest = {
         "kind": TABLE_KIND,
-        "version": 1,
+        "version": MANIFEST_VERSION,
         "n_rows": int(len(obs)),
         "chunk_size": int(chunk_size),
         "n_chunks": int(-(-len(obs) // chunk_size)),

@@ -35,6 +35,8 @@ Decoded actions are mapped back to the original space and clipped to the action 
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
@@ -64,11 +66,13 @@ from saq_wrappers.io import (
 )
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
+from saq_wrappers.score.ode_solvers import FIXED_STEP_METHODS
 from saq_wrappers.score.pc_sampler import pc_sample
 from saq_wrappers.score.probability_flow import Divergence, ode_sample
 from saq_wrappers.score.sde import VPSDE
 from saq_wrappers.score.training import train_score_nets
-from saq_wrappers.vqvae.config import MAX_WIDTH, check_int
+from saq_wrappers.validation import check_choice, check_int, check_number, check_seed
+from saq_wrappers.vqvae.config import MAX_WIDTH
 from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, Normalizer
 
 CHECKPOINT_KIND = "score_support_sampler"
@@ -86,6 +90,15 @@ MAX_BLOCKS = 64
 MAX_ENSEMBLE = 64
 #: Smallest ``std_floor``: dividing by less turns float32 rounding noise into O(1) inputs.
 MIN_STD_FLOOR = 1e-6
+#: Most solver steps (``steps``, ``pc_steps``; the defaults: 28 and the paper's 500): each is a
+#: network evaluation per candidate, and a typo of ``10**9`` would sample for years.
+MAX_SOLVER_STEPS = 100_000
+#: Most Hutchinson probes per likelihood evaluation (the paper: 10).
+MAX_PROBES = 1_024
+#: The fast path's ODE solvers (:func:`~saq_wrappers.score.probability_flow.ode_sample`).
+METHODS = ("multistep", "rk45", *FIXED_STEP_METHODS)
+#: The divergence estimators (:func:`~saq_wrappers.score.probability_flow.resolve_divergence`).
+DIVERGENCES = ("auto", "exact", "hutchinson")
 
 
 #: The forward-mode tangent dtypes; ``"auto"`` resolves with :func:`resolve_tangent_dtype`.
@@ -98,6 +111,20 @@ def native_bfloat16_cpu() -> bool:
     an order of magnitude slower (design note ``docs/notes/arq.md``)."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def check_log_eps(value: Any) -> float:
+    """Return the threshold ``log_eps`` as a ``float`` if it is a finite number or ``-inf`` (every
+    candidate valid).
+
+    Raises:
+        DataError: naming the value given (``nan``, ``+inf``, a string, a bool...).
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == -math.inf:
+        return -math.inf
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DataError(f"log_eps must be a finite number or -inf, got {value!r}")
+    return float(value)
 
 
 def resolve_tangent_dtype(name: str) -> torch.dtype:
@@ -202,32 +229,29 @@ class ScoreSupportSampler:
         self.action_space = require_box(action_space, "action_space")
         if len(self.action_space.shape) != 1:
             raise DataError(f"action_space must be 1-D (act_dim,), got shape {self.action_space.shape}")
-        check_int("n_samples (N)", n_samples, 1, MAX_SAMPLES)
-        if not np.isfinite(log_eps) and log_eps != -np.inf:
-            raise DataError(f"log_eps must be finite or -inf, got {log_eps}")
-        check_int("hidden", hidden, 1, MAX_WIDTH)
-        check_int("n_blocks", n_blocks, 0, MAX_BLOCKS)
-        check_int("n_ensemble", n_ensemble, 1, MAX_ENSEMBLE)
-        check_int("steps", steps, 1)
-        check_int("cache_size", cache_size, 0)
-        if not (np.isfinite(std_floor) and std_floor >= MIN_STD_FLOOR):
-            raise DataError(f"std_floor must be a finite number >= {MIN_STD_FLOOR}, got {std_floor}")
-        if tangent_dtype not in TANGENT_DTYPES:
-            raise DataError(f"tangent_dtype must be one of {', '.join(map(repr, TANGENT_DTYPES))}, "
-                            f"got {tangent_dtype!r}")
-        self.n_samples = int(n_samples)
-        self.log_eps = float(log_eps)
+        self.n_samples = check_int("n_samples (N)", n_samples, 1, MAX_SAMPLES)
+        self.log_eps = check_log_eps(log_eps)
         self.obs_dim = int(np.prod(self.observation_space.shape))
         self.action_dim = int(self.action_space.shape[0])
         self.config: dict[str, Any] = dict(
-            hidden=int(hidden), n_blocks=int(n_blocks), fourier_scale=float(fourier_scale),
-            n_ensemble=int(n_ensemble), beta_min=float(beta_min), beta_max=float(beta_max),
-            steps=int(steps), method=str(method), divergence=str(divergence),
-            tangent_dtype=str(tangent_dtype), seed=int(seed),
-            std_floor=float(std_floor), cache_size=int(cache_size),
+            hidden=check_int("hidden", hidden, 1, MAX_WIDTH),
+            n_blocks=check_int("n_blocks", n_blocks, 0, MAX_BLOCKS),
+            fourier_scale=check_number("fourier_scale", fourier_scale, 0, exclusive_minimum=True),
+            n_ensemble=check_int("n_ensemble", n_ensemble, 1, MAX_ENSEMBLE),
+            beta_min=check_number("beta_min", beta_min, 0),
+            beta_max=check_number("beta_max", beta_max, 0, exclusive_minimum=True),
+            steps=check_int("steps", steps, 1, MAX_SOLVER_STEPS),
+            method=check_choice("method", method, METHODS),
+            divergence=check_choice("divergence", divergence, DIVERGENCES),
+            tangent_dtype=check_choice("tangent_dtype", tangent_dtype, TANGENT_DTYPES),
+            seed=check_seed("seed", seed),
+            std_floor=check_number("std_floor", std_floor, MIN_STD_FLOOR),
+            cache_size=check_int("cache_size", cache_size, 0),
         )
+        if self.config["beta_min"] >= self.config["beta_max"]:
+            raise DataError(f"expected beta_min < beta_max, got {beta_min!r} and {beta_max!r}")
         self.sde = VPSDE(beta_min, beta_max)
-        self.seed = int(seed)
+        self.seed = self.config["seed"]
         self._model: EnsembleScore | None = None
         #: The z-scoring of observations and actions (identity until :meth:`fit` or :meth:`load`).
         self.normalizer = Normalizer(
@@ -314,16 +338,17 @@ class ScoreSupportSampler:
         PC sampler (``pc_steps`` steps, SNR 0.16) then an RK45 PF-ODE likelihood with
         ``n_probes`` Hutchinson probes (ARQ appendix A.2). Returns actions ``(B, n, d)`` in the
         original space (clipped to the bounds) and log-likelihoods ``(B, n)``.
+        ``n`` (at most :data:`MAX_SAMPLES`), ``pc_steps`` (:data:`MAX_SOLVER_STEPS`), ``n_probes``
+        (:data:`MAX_PROBES`) and ``path`` are checked before any sampling.
         """
+        n = self.n if n is None else check_int("n", n, 1, MAX_SAMPLES)
+        check_choice("path", path, ("fast", "paper"))
+        check_int("pc_steps", pc_steps, 1, MAX_SOLVER_STEPS)
+        check_int("n_probes", n_probes, 1, MAX_PROBES)
         batch = as_observation_batch(obs, self.observation_space)
-        n = self.n if n is None else int(n)
-        if n < 1:
-            raise DataError(f"n must be >= 1, got {n}")
         if path == "fast":
             noise = torch.randn(len(batch), n, self.action_dim, generator=generator)
             return self._fast(batch, noise, generator)
-        if path != "paper":
-            raise ValueError(f"path must be 'fast' or 'paper', got {path!r}")
         model = self._require_model()
         cond = model.condition(self._norm_obs(batch))
         x = pc_sample(model, self.sde, cond, n, steps=pc_steps, generator=generator)
@@ -359,8 +384,13 @@ class ScoreSupportSampler:
         """``log beta(a | s)`` of given actions by the RK45 PF-ODE solve (ARQ appendix A.2), ``(B,)``.
 
         ``space="normalized"`` is the space ``log_eps`` refers to; ``"original"`` adds the
-        normalization Jacobian ``-sum(log std)``.
+        normalization Jacobian ``-sum(log std)``. ``rtol`` and ``atol`` must be finite and ``> 0``
+        (checked, with ``space`` and ``divergence``, before the solve).
         """
+        check_choice("space", space, ("normalized", "original"))
+        check_choice("divergence", divergence, DIVERGENCES)
+        check_number("rtol", rtol, 0, exclusive_minimum=True)
+        check_number("atol", atol, 0, exclusive_minimum=True)
         batch = as_observation_batch(obs, self.observation_space)
         acts = np.asarray(actions, dtype=np.float32)
         if acts.shape != (len(batch), self.action_dim):
@@ -375,8 +405,6 @@ class ScoreSupportSampler:
         out = log_lik.numpy().astype(np.float64)
         if space == "original":
             out = out - float(np.log(self.normalizer.act_std.astype(np.float64)).sum())
-        elif space != "normalized":
-            raise ValueError(f"space must be 'normalized' or 'original', got {space!r}")
         return out
 
     # ------------------------------------------------------------------ training
@@ -396,7 +424,17 @@ class ScoreSupportSampler:
 
         The paper trains 150k-1M steps; the default here is 100k. Returns the loss history.
         Inputs are not modified.
+
+        Raises:
+            DataError: before any work, ``n_steps`` or ``batch_size`` is not an integer ``>= 1``
+                (``batch_size=0`` would train on empty minibatches: a NaN loss),
+                ``learning_rate`` not a finite number ``> 0``, ``ema_decay`` not in ``[0, 1]``; or
+                the data are malformed.
         """
+        check_int("n_steps", n_steps, 1)
+        check_int("batch_size", batch_size, 1)
+        check_number("learning_rate", learning_rate, 0, exclusive_minimum=True)
+        check_number("ema_decay", ema_decay, 0, 1)
         obs = as_observation_batch(observations, self.observation_space, "observations")
         acts = np.asarray(actions, dtype=np.float32)
         if acts.ndim == 1 and self.action_dim == 1:
@@ -495,9 +533,13 @@ class ScoreSupportSampler:
         check_checkpoint_format(header, meta.get("format", meta.get("version")), CHECKPOINT_FORMAT)
         try:
             sampler = cls(
-                box_from_dict(meta["observation_space"]), box_from_dict(meta["action_space"]),
-                n_samples=meta["n_samples"], log_eps=float(meta["log_eps"]), **meta["config"],
+                box_from_dict(meta["observation_space"], "observation_space"),
+                box_from_dict(meta["action_space"], "action_space"),
+                n_samples=meta["n_samples"], log_eps=_stored_log_eps(meta.get("log_eps")), **meta["config"],
             )
+            final_loss = meta.get("final_loss")
+            if final_loss is not None:
+                check_number("final_loss", final_loss)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CheckpointError(f"{str(path)!r} is a malformed {CHECKPOINT_KIND} checkpoint ({error})") from error
         check_stored_shapes(header, sampler._planned_tensors(), sampler._describe_sizes())
@@ -507,7 +549,7 @@ class ScoreSupportSampler:
         model = sampler._new_model()
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         sampler._set_model(list(model.members))
-        sampler.training_metrics = {"final_loss": meta.get("final_loss")}
+        sampler.training_metrics = {"final_loss": final_loss}
         return sampler
 
     def _planned_tensors(self) -> dict[str, tuple[int, ...]]:
@@ -544,3 +586,11 @@ class ScoreSupportSampler:
             f"ScoreSupportSampler(N={self.n_samples}, log_eps={self.log_eps}, obs_dim={self.obs_dim}, "
             f"action_dim={self.action_dim}, {fitted})"
         )
+
+
+def _stored_log_eps(text: Any) -> float:
+    """``log_eps`` as :meth:`ScoreSupportSampler.save` stores it (its ``repr``), as a float."""
+    try:
+        return float(text if isinstance(text, str) else "not text")
+    except ValueError:
+        raise DataError(f"log_eps must be the text of a number or -inf, got {text!r}") from None

@@ -80,7 +80,8 @@ def write_quantizer_checkpoint(
     records ``library_version``).
 
     Raises:
-        DataError: ``user_metadata`` is not JSON-serialisable (nothing is written).
+        DataError: ``user_metadata`` is not JSON-serialisable or is nested deeper than
+            :data:`~saq_wrappers.io.MAX_JSON_DEPTH` (nothing is written).
     """
     config_json = asdict(config)
     config_json["hidden_sizes"] = list(config.hidden_sizes)
@@ -96,7 +97,7 @@ def write_quantizer_checkpoint(
     }
     try:
         json.dumps(user_metadata)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise DataError(
             f"quantizer.metadata must be JSON-serialisable (str keys; str, number, bool, "
             f"None, list or dict values): {error}"
@@ -123,8 +124,8 @@ def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoi
     where = str(path)
     check_checkpoint_format(header, metadata.get("format"), CHECKPOINT_FORMAT)
     try:
-        observation_space = box_from_dict(metadata["observation_space"])
-        action_space = box_from_dict(metadata["action_space"])
+        observation_space = box_from_dict(metadata["observation_space"], "observation_space")
+        action_space = box_from_dict(metadata["action_space"], "action_space")
         config_json = dict(metadata["config"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(

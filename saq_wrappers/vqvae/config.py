@@ -8,7 +8,6 @@ checkpoint's header can be checked against the tensors the file stores before an
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -17,6 +16,7 @@ import torch
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.io import planned_state
+from saq_wrappers.validation import check_int, check_number, check_seed
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
     "MAX_HIDDEN_LAYERS",
     "MAX_WIDTH",
     "QuantizerConfig",
-    "check_int",
+    "check_bool",
 ]
 
 #: Default number of gradient updates of :meth:`VQVAEQuantizer.fit`. The authors train 500k
@@ -46,13 +46,16 @@ MAX_WIDTH = 16_384
 MAX_HIDDEN_LAYERS = 16
 
 
-def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    """Raise :class:`~saq_wrappers.errors.DataError` unless ``value`` is an integer (not a bool)
-    of at least ``minimum`` (and at most ``maximum``, when given)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{name} must be an integer, expected >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise DataError(f"{name} must be at most {maximum:,}, got {value:,}")
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (numpy's included): a truthy string such as
+    ``"false"`` from a checkpoint header must not switch a setting on.
+
+    Raises:
+        DataError: naming ``name`` and the value given.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise DataError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -98,17 +101,13 @@ class QuantizerConfig:
         """Validate user-given values and store them as plain Python types.
 
         Sizes are bounded (:data:`MAX_CODES`, :data:`MAX_WIDTH`, :data:`MAX_HIDDEN_LAYERS`) so a
-        typo or a forged checkpoint header fails here, before anything is allocated.
+        typo or a forged checkpoint header fails here, before anything is allocated; numbers must
+        be finite, integers true integers (a seed of 2.9 is refused, not truncated) and seeds
+        within :data:`~saq_wrappers.validation.MAX_SEED`.
 
         Raises:
             DataError: a value is out of range or of the wrong type (the message names it).
         """
-        check_int("n_codes", n_codes, 2, MAX_CODES)
-        check_int("embedding_dim", embedding_dim, 1, MAX_WIDTH)
-        check_int("batch_size", batch_size, 1)
-        check_int("n_steps", n_steps, 1)
-        check_int("restart_every", restart_every, 1)
-        check_int("log_every", log_every, 1)
         try:
             hidden = tuple(hidden_sizes)
         except TypeError as error:
@@ -119,38 +118,26 @@ class QuantizerConfig:
             raise DataError(
                 f"hidden_sizes has {len(hidden)} layers, expected at most {MAX_HIDDEN_LAYERS}"
             )
-        for size in hidden:
-            check_int("each hidden size", size, 1, MAX_WIDTH)
-        for name, value in (
-            ("codebook_weight", codebook_weight),
-            ("commitment_weight", commitment_weight),
-        ):
-            if not (math.isfinite(value) and value >= 0):
-                raise DataError(f"{name} must be a finite number >= 0, got {value}")
-        if not (math.isfinite(learning_rate) and learning_rate > 0):
-            raise DataError(f"learning_rate must be > 0, got {learning_rate}")
-        if not 0.0 <= restart_until <= 1.0:
-            raise DataError(f"restart_until must lie in [0, 1], got {restart_until}")
         if codebook_init not in CODEBOOK_INITS:
             raise DataError(
                 f"codebook_init must be 'kmeans++' or 'uniform', got {codebook_init!r}"
             )
         return cls(
-            n_codes=int(n_codes),
-            embedding_dim=int(embedding_dim),
-            hidden_sizes=tuple(int(h) for h in hidden),
-            state_conditioned=bool(state_conditioned),
-            codebook_weight=float(codebook_weight),
-            commitment_weight=float(commitment_weight),
-            learning_rate=float(learning_rate),
-            batch_size=int(batch_size),
-            seed=int(seed),
-            n_steps=int(n_steps),
-            dead_code_restart=bool(dead_code_restart),
-            restart_every=int(restart_every),
-            restart_until=float(restart_until),
+            n_codes=check_int("n_codes", n_codes, 2, MAX_CODES),
+            embedding_dim=check_int("embedding_dim", embedding_dim, 1, MAX_WIDTH),
+            hidden_sizes=tuple(check_int("each hidden size", h, 1, MAX_WIDTH) for h in hidden),
+            state_conditioned=check_bool("state_conditioned", state_conditioned),
+            codebook_weight=check_number("codebook_weight", codebook_weight, 0),
+            commitment_weight=check_number("commitment_weight", commitment_weight, 0),
+            learning_rate=check_number("learning_rate", learning_rate, 0, exclusive_minimum=True),
+            batch_size=check_int("batch_size", batch_size, 1),
+            seed=check_seed("seed", seed),
+            n_steps=check_int("n_steps", n_steps, 1),
+            dead_code_restart=check_bool("dead_code_restart", dead_code_restart),
+            restart_every=check_int("restart_every", restart_every, 1),
+            restart_until=check_number("restart_until", restart_until, 0, 1),
             codebook_init=str(codebook_init),
-            log_every=int(log_every),
+            log_every=check_int("log_every", log_every, 1),
         )
 
     def new_model(

@@ -32,7 +32,8 @@ from saq_wrappers.vqvae.checkpoint import (
     read_quantizer_checkpoint,
     write_quantizer_checkpoint,
 )
-from saq_wrappers.vqvae.config import DEFAULT_N_STEPS, QuantizerConfig, check_int
+from saq_wrappers.validation import check_int
+from saq_wrappers.vqvae.config import DEFAULT_N_STEPS, QuantizerConfig
 from saq_wrappers.vqvae.decoding import CHUNK_ROWS, NUMPY_MAX_ROWS, NumpyDecoder, decode_torch
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, Normalizer

@@ -235,3 +235,29 @@ def test_bad_inputs_and_eps_rejecting_everything(setup) -> None:
     hist = algo.fit(_mdp(chain), n_steps=20, n_steps_per_epoch=20, show_progress=False,
                     logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     assert hist[-1][1]["valid_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    # batch_size=0 used to train on empty minibatches: a NaN critic loss
+    ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
+    ("batch_size", 2.5, "batch_size must be an integer >= 1, got 2.5"),
+    ("n_critics", 0, "n_critics must be an integer >= 1, got 0"),
+    ("kth", 2.9, "kth must be an integer >= 1, got 2.9"),
+    ("kth", 0, "kth must be an integer >= 1, got 0"),
+    ("n_candidates", 0, "n_candidates must be an integer >= 1 and <= 65,536, got 0"),
+    ("n_candidates", 10**9, "n_candidates must be an integer >= 1 and <= 65,536"),
+    ("alpha", float("nan"), "alpha must be a finite number >= 0, got nan"),
+    ("alpha", -1.0, "alpha must be a finite number >= 0, got -1.0"),
+    ("awr_beta", float("inf"), "awr_beta must be a finite number >= 0, got inf"),
+    ("max_weight", -1.0, "max_weight must be a finite number > 0, got -1.0"),
+    ("max_weight", float("nan"), "max_weight must be a finite number > 0, got nan"),
+    ("learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
+    ("actor_learning_rate", float("inf"), "actor_learning_rate must be a finite number > 0, got inf"),
+    ("gamma", 1.5, "gamma must be a finite number >= 0 and <= 1, got 1.5"),
+    ("tau", float("nan"), "tau must be a finite number >= 0 and <= 1, got nan"),
+])
+def test_bad_config_values_are_refused_when_the_config_is_made(field: str, value: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        ARQConfig(**{field: value})
+    good = ARQConfig(batch_size=8, kth=3, alpha=0.0, awr_beta=0.0)
+    assert ARQConfig.deserialize(good.serialize()) == good
