@@ -37,7 +37,7 @@ from saq_wrappers.transitions import (
 with requires_extra("d4rl", needed_by=__name__):
     import h5py
 
-from ._hdf5 import open_hdf5
+from ._hdf5 import check_compression, open_hdf5, read_array, writing_hdf5
 
 __all__ = ["REQUIRED_KEYS", "load_d4rl_hdf5", "write_d4rl_hdf5"]
 
@@ -65,8 +65,11 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
         without it, the last row of each timeout-cut episode is dropped (see the module doc).
 
     Raises:
-        DataError: the file is missing or not hdf5, a required dataset is missing, or lengths or
-            shapes disagree; the message names the file, the key and what was expected.
+        DataError: the file is missing or not hdf5, holds what the hdf5 checks refuse (external
+            storage, virtual datasets, external links, sizes it does not hold: see
+            ``integrations/_hdf5.py``), a required dataset is missing, holds no numbers, or
+            lengths or shapes disagree, or a flag is not 0/1; the message names the file, the
+            key and what was expected.
     """
     file = str(path)
     with open_hdf5(file, "a D4RL-style .hdf5 dataset") as handle:
@@ -79,13 +82,7 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
                     f"{file}: missing dataset {key!r} (a D4RL-style file holds "
                     f"{', '.join(REQUIRED_KEYS)} and optionally next_observations)"
                 )
-            item = handle[key]
-            if not isinstance(item, h5py.Dataset):
-                raise DataError(f"{file}: {key!r} is a group, expected a dataset")
-            arrays[key] = item[()]
-    for key, array in arrays.items():
-        if np.ndim(array) == 0:
-            raise DataError(f"{file}: {key!r} is a scalar, expected an array of shape {_SHAPES[key]}")
+            arrays[key] = read_array(handle[key], file, repr(key), _SHAPES[key])
     n = len(arrays["observations"])
     if n == 0:
         raise DataError(f"{file}: 'observations' is empty, expected at least one row")
@@ -94,12 +91,11 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
             raise DataError(
                 f"{file}: {key!r} has {len(array)} rows but 'observations' has {n}: expected equal lengths"
             )
-    observations = flatten_rows(arrays["observations"])
-    actions = flatten_rows(arrays["actions"])
-    rewards = np.asarray(arrays["rewards"], dtype=np.float32).reshape(n, -1)
-    if rewards.shape[1] != 1:
+    observations = flatten_rows(arrays["observations"], f"{file}: 'observations'")
+    actions = flatten_rows(arrays["actions"], f"{file}: 'actions'")
+    if arrays["rewards"].shape not in ((n,), (n, 1)):
         raise DataError(f"{file}: 'rewards' has shape {arrays['rewards'].shape}, expected ({n},)")
-    rewards = rewards[:, 0]
+    rewards = arrays["rewards"].reshape(n).astype(np.float32)
     terminals = as_bool_flags(arrays["terminals"], "terminals", file)
     timeouts = as_bool_flags(arrays["timeouts"], "timeouts", file)
     for key, flags in (("terminals", terminals), ("timeouts", timeouts)):
@@ -107,7 +103,7 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Transitions:
             raise DataError(f"{file}: {key!r} has shape {arrays[key].shape}, expected ({n},)")
     timeouts &= ~terminals  # a row that is both ended the MDP: no bootstrap
     if "next_observations" in arrays:
-        next_observations = flatten_rows(arrays["next_observations"])
+        next_observations = flatten_rows(arrays["next_observations"], f"{file}: 'next_observations'")
         if next_observations.shape != observations.shape:
             raise DataError(
                 f"{file}: 'next_observations' has shape {arrays['next_observations'].shape}, "
@@ -150,12 +146,19 @@ def write_d4rl_hdf5(
         path: output file; its folder must exist. Written to a temporary file and renamed.
         include_next_observations: also store ``next_observations`` (then a reload is exact
             row for row; without it, reloading drops the last row of timeout-cut episodes).
-        compression: h5py compression of the datasets (``None`` for none).
+        compression: h5py compression of the datasets: ``"gzip"``, ``"lzf"``, a gzip level
+            ``0``-``9``, or ``None``.
 
     Returns:
         The output path.
+
+    Raises:
+        DataError: an unknown ``compression``.
+        OutputPathError: the output cannot be written (its folder is missing or read-only, the
+            disk is full); the message names ``path``. Nothing is left behind.
     """
-    with atomic_output(path) as tmp:
+    check_compression(compression)
+    with atomic_output(path) as tmp, writing_hdf5(path):
         with h5py.File(tmp, "w") as handle:
             data = transitions.to_dict()
             names = list(REQUIRED_KEYS) + (["next_observations"] if include_next_observations else [])

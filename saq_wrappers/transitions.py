@@ -5,8 +5,9 @@ A :class:`Transitions` holds flat arrays, one row per transition, and is exact a
 the real ``next_observations``) are kept apart, and the next observation of an episode's last step
 is the real final observation, never the first observation of the next episode.
 
-Next to it live what every format reader shares to build one (:func:`as_bool_flags`,
-:func:`flatten_rows`, :func:`derive_next_observations`) and what every relabeled-copy writer
+Next to it live what every format reader shares to build one (:func:`check_numeric`,
+:func:`as_bool_flags`, :func:`flatten_rows`, :func:`derive_next_observations`), so every reader
+refuses the same values with the same message, and what every relabeled-copy writer
 shares to add codes (:func:`encode_in_batches`, :func:`quantizer_identity`), so the Minari,
 robomimic and D4RL integrations treat episode ends and codes the same way.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -31,8 +33,10 @@ from saq_wrappers.metrics import code_usage_stats, reconstruction_stats
 class Transitions:
     """Flat offline-RL transitions with exact episode boundaries.
 
-    Arrays are copied on construction (inputs are never modified) and validated: equal lengths,
-    at least one transition, finite values, boolean ``terminals``/``timeouts``. The dataset's last
+    Arrays are copied on construction (inputs are never modified) and validated: numbers (not
+    strings or records), equal lengths, at least one transition with at least one observation
+    value and one action dimension, finite values, boolean ``terminals``/``timeouts`` (bools or
+    0/1 values, see :func:`as_bool_flags`). The dataset's last
     transition always ends an episode: if it is neither terminal nor timeout it is marked as a
     timeout (the data stopped; the episode was cut).
 
@@ -53,17 +57,20 @@ class Transitions:
     timeouts: np.ndarray
 
     def __post_init__(self) -> None:
-        obs = np.array(self.observations, dtype=np.float32, copy=True)
+        obs, actions, rewards, next_obs = (
+            _float32_copy(getattr(self, name), name)
+            for name in ("observations", "actions", "rewards", "next_observations")
+        )
         n = len(obs)
         if n == 0:
             raise DataError("the dataset is empty: expected at least one transition")
-        actions = np.array(self.actions, dtype=np.float32, copy=True)
+        if obs[0].size == 0:
+            raise DataError(f"observations has shape {obs.shape}, expected at least one value per row")
         if actions.ndim == 1:
             actions = actions[:, None]
-        if actions.ndim != 2:
-            raise DataError(f"actions has shape {actions.shape}, expected (N, act_dim)")
-        rewards = np.array(self.rewards, dtype=np.float32, copy=True).reshape(-1)
-        next_obs = np.array(self.next_observations, dtype=np.float32, copy=True)
+        if actions.ndim != 2 or actions.shape[1] == 0:
+            raise DataError(f"actions has shape {actions.shape}, expected (N, act_dim) with act_dim >= 1")
+        rewards = rewards.reshape(-1)
         terminals = as_bool_flags(self.terminals, "terminals")
         timeouts = as_bool_flags(self.timeouts, "timeouts")
         for name, array in (
@@ -109,35 +116,45 @@ class Transitions:
 
         Each episode is a mapping with ``observations`` (``T + 1`` rows: the reset observation and
         every next observation), ``actions`` (``T``), ``rewards`` (``T``), and either
-        ``terminated``/``truncated`` flags per step (``T``) or a single boolean ``terminated``.
-        An episode that is not terminated is treated as cut (its last step is a timeout).
+        ``terminations`` (one flag per step, ``T``) or a single ``terminated`` flag. Flags are
+        bools or 0/1 numbers, as in every reader (:func:`as_bool_flags`): a 0.5 or a 2 is refused,
+        never read as ``True``. An episode that is not terminated is treated as cut (its last
+        step is a timeout).
         """
         if len(episodes) == 0:
             raise DataError("no episodes given: expected at least one")
         parts: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
         for number, episode in enumerate(episodes):
-            obs = np.asarray(episode["observations"], dtype=np.float32)
-            actions = np.asarray(episode["actions"], dtype=np.float32)
+            where = f"episode {number}"
+            obs, actions, rewards = (
+                np.asarray(episode[key]) for key in ("observations", "actions", "rewards")
+            )
+            for key, array in (("observations", obs), ("actions", actions), ("rewards", rewards)):
+                check_numeric(array.dtype, f"{where}: {key}")
             steps = len(actions)
             if steps == 0:
-                raise DataError(f"episode {number} has no steps: expected at least one action")
+                raise DataError(f"{where} has no steps: expected at least one action")
             if len(obs) != steps + 1:
                 raise DataError(
-                    f"episode {number} has {len(obs)} observations and {steps} actions: "
+                    f"{where} has {len(obs)} observations and {steps} actions: "
                     "expected T + 1 observations for T actions"
                 )
+            key = "terminations" if "terminations" in episode else "terminated"
+            raw = episode.get(key, False)
+            flags = as_bool_flags(raw, f"{where}: {key}")
             terminated = np.zeros(steps, dtype=bool)
-            flag = np.asarray(episode.get("terminations", episode.get("terminated", False)))
-            if flag.ndim == 0:
-                terminated[-1] = bool(flag)
+            if np.ndim(raw) == 0:
+                terminated[-1] = flags[0]
+            elif len(flags) == steps:
+                terminated[:] = flags
             else:
-                terminated[:] = flag.astype(bool)
+                raise DataError(f"{where}: {key} has {len(flags)} values, expected {steps} (one per step)")
             timeouts = np.zeros(steps, dtype=bool)
             timeouts[-1] = not terminated[-1]
             parts["observations"].append(obs[:-1])
             parts["next_observations"].append(obs[1:])
             parts["actions"].append(actions.reshape(steps, -1))
-            parts["rewards"].append(np.asarray(episode["rewards"], dtype=np.float32).reshape(-1))
+            parts["rewards"].append(rewards.reshape(-1))
             parts["terminals"].append(terminated)
             parts["timeouts"].append(timeouts)
         return cls(**{k: np.concatenate(v) for k, v in parts.items()})
@@ -214,26 +231,62 @@ _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals
 
 
 # ------------------------------------------------------------------ loader helpers
+def check_numeric(dtype: np.dtype[Any] | type, name: str) -> None:
+    """Refuse values that are not numbers (booleans, integers or floats), naming ``name``.
+
+    Strings would otherwise be parsed silently (``b"1.5"`` casts to ``1.5``) or fail deep inside
+    numpy, and compound, complex or object (e.g. hdf5 reference) values have no single number.
+    Every reader calls this on what a file holds before converting it, and :class:`Transitions`
+    on what it is given.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise DataError(f"{name} holds {dtype} values, expected numbers (booleans, integers or floats)")
+
+
+def _float32_copy(values: Any, name: str) -> np.ndarray:
+    """``values`` as a new float32 array once :func:`check_numeric` accepts them."""
+    array = np.asarray(values)
+    check_numeric(array.dtype, name)
+    return np.array(array, dtype=np.float32, copy=True)
+
+
 def as_bool_flags(values: Any, name: str, file: str | None = None) -> np.ndarray:
     """``values`` as a new 1-D bool array; 0/1 numbers are accepted, anything else is a DataError.
 
-    Episode flags arrive as bools or as 0/1 integers or floats depending on the writer; a 2 or a
-    0.5 means the data is not what it claims, so it is refused rather than cast. ``name`` (and
-    ``file``, when the flags come from one) locate the offending key in the message.
+    The one rule for episode flags (terminals, timeouts, dones, terminations) in every reader and
+    in :meth:`Transitions.from_episodes`. Flags arrive as bools or as 0/1 integers or floats
+    depending on the writer; a 2, a 0.5 or a NaN means the data is not what it claims, so it is
+    refused rather than cast. ``name`` (and ``file``, when the flags come from one) locate the
+    offending key in the message, which shows the first bad value.
     """
+    where = f"{file}: {name!r}" if file is not None else name
     array = np.array(values, copy=True).reshape(-1)
+    check_numeric(array.dtype, where)
     if array.dtype == bool:
         return array
-    if not np.isin(array, (0, 1)).all():
-        where = f"{file}: {name!r}" if file is not None else name
-        raise DataError(f"{where} must hold booleans (or 0/1 values), found other values")
+    bad = ~np.isin(array, (0, 1))
+    if bad.any():
+        value = array[bad][0].item()
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise DataError(f"{where} must hold booleans (or 0/1 values), found {shown}")
     return array.astype(bool)
 
 
-def flatten_rows(array: np.ndarray) -> np.ndarray:
-    """``(T, ...)`` -> ``(T, prod(...))`` float32 (a ``(T,)`` array becomes ``(T, 1)``)."""
+def flatten_rows(array: np.ndarray, name: str = "array") -> np.ndarray:
+    """``(T, ...)`` -> ``(T, prod(...))`` float32 (a ``(T,)`` array becomes ``(T, 1)``).
+
+    ``T`` may be 0 (the caller says why that is wrong). Non-numbers, scalars and rows without a
+    single value are a DataError naming ``name``.
+    """
     array = np.asarray(array)
-    return array.reshape(len(array), -1).astype(np.float32, copy=False)
+    check_numeric(array.dtype, name)
+    if array.ndim == 0:
+        raise DataError(f"{name} is a scalar, expected an array of shape (T, ...)")
+    width = math.prod(array.shape[1:])
+    if width == 0:
+        raise DataError(f"{name} has shape {array.shape}, expected at least one value per row")
+    return array.reshape(len(array), width).astype(np.float32, copy=False)
 
 
 def derive_next_observations(

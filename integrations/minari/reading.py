@@ -6,6 +6,11 @@ next observation of an episode's last step is that episode's true final observat
 observation shifts into the next episode. (Concatenating the ``T + 1`` observations of all
 episodes against the ``T`` actions, as d3rlpy 2.8.1's ``datasets.get_minari`` does, shifts the
 observations by one more row after every episode.)
+
+The episode file is untrusted input: before Minari reads it, it gets the checks every hdf5 reader
+of this library applies (no external storage, virtual datasets or external links; no sizes the
+file does not hold: see ``integrations/_hdf5.py``), and episode flags follow the rule of every
+reader (bools or 0/1 values, :func:`~saq_wrappers.transitions.as_bool_flags`).
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gymnasium as gym
+import h5py
 import numpy as np
 from minari.dataset.episode_data import EpisodeData
 from minari.dataset.minari_dataset import MinariDataset
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.transitions import Transitions, flatten_rows
+from saq_wrappers.validation import check_regular_file
 
+from .._hdf5 import check_hdf5_contents
 from .opening import DatasetSource, open_minari
 
 __all__ = ["flatten_observations", "load_minari"]
@@ -32,14 +40,23 @@ _HDF5_DATA_FILE = "main_data.hdf5"
 
 @contextlib.contextmanager
 def _reading(ds: MinariDataset) -> Iterator[None]:
-    """Turn h5py's errors for a truncated, empty or corrupt episode file (``OSError``, and
-    ``KeyError`` for a damaged object) into a DataError naming the file: Minari passes them on
-    from deep inside without it."""
+    """Check Minari's hdf5 episode file (:func:`~saq_wrappers.integrations._hdf5.check_hdf5_contents`)
+    before Minari reads it, and turn the errors of a truncated, empty or corrupt one (h5py's
+    ``OSError``, ``KeyError`` for a damaged object, and the ``ValueError``, ``TypeError`` and
+    ``AssertionError`` of Minari's own format checks) into a DataError naming the file: Minari
+    passes them on from deep inside without it."""
+    data_path = Path(ds.storage.data_path)
+    hdf5 = ds.storage.FORMAT == "hdf5"
+    file = data_path / _HDF5_DATA_FILE if hdf5 else data_path
     try:
+        if hdf5:
+            check_regular_file(file, "Minari episode file", "the hdf5 file Minari wrote")
+            with h5py.File(file, "r") as handle:
+                check_hdf5_contents(handle, str(file))
         yield
-    except (OSError, KeyError) as error:
-        data_path = Path(ds.storage.data_path)
-        file = data_path / _HDF5_DATA_FILE if ds.storage.FORMAT == "hdf5" else data_path
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AssertionError, RuntimeError) as error:
         raise DataError(
             f"{file}: cannot read the episodes of Minari dataset {ds.id!r} ({error}); expected "
             "the file Minari wrote, intact (truncated, empty or corrupt?)"
@@ -52,25 +69,28 @@ def _episodes(ds: MinariDataset) -> Iterator[EpisodeData]:
         yield from ds.iterate_episodes()
 
 
-def flatten_observations(observations: Any, space: gym.Space[Any]) -> np.ndarray:
+def flatten_observations(
+    observations: Any, space: gym.Space[Any], name: str = "observations"
+) -> np.ndarray:
     """``(T, ...)`` episode observations as ``(T, obs_dim)`` float32.
 
     ``Box`` observations are reshaped; ``Dict`` observations are concatenated in the space's key
     order (recursively), ``Tuple`` ones in index order: the same layout as
-    ``gymnasium.spaces.flatten`` for continuous spaces.
+    ``gymnasium.spaces.flatten`` for continuous spaces. Values that are not numbers, scalars
+    and rows without a value are a DataError naming ``name`` (and the key within it).
     """
     if isinstance(space, gym.spaces.Dict):
         return np.concatenate(
-            [flatten_observations(observations[key], sub) for key, sub in space.spaces.items()],
+            [flatten_observations(observations[key], sub, f"{name}/{key}") for key, sub in space.spaces.items()],
             axis=1,
         )
     if isinstance(space, gym.spaces.Tuple):
         return np.concatenate(
-            [flatten_observations(observations[i], sub) for i, sub in enumerate(space.spaces)],
+            [flatten_observations(observations[i], sub, f"{name}/{i}") for i, sub in enumerate(space.spaces)],
             axis=1,
         )
     if isinstance(space, gym.spaces.Box):
-        return flatten_rows(observations)
+        return flatten_rows(observations, name)
     raise DataError(
         f"observation space {space} is not supported: expected Box, or Dict/Tuple of Box"
     )
@@ -93,8 +113,9 @@ def load_minari(dataset: DatasetSource, *, download: bool = False) -> Transition
 
     Raises:
         DataError: unknown id, unsupported spaces (actions must be a ``Box``), an episode
-            whose observation count is not its action count plus one, or an episode file that
-            cannot be read (the message names it).
+            whose observation count is not its action count plus one, data that is not numbers,
+            terminations other than 0/1, or an episode file that cannot be read or that the
+            hdf5 checks refuse (the message names it).
     """
     ds = open_minari(dataset, download=download)
     name = ds.id
@@ -105,17 +126,17 @@ def load_minari(dataset: DatasetSource, *, download: bool = False) -> Transition
         )
     episodes = []
     for episode in _episodes(ds):
-        observations = flatten_observations(episode.observations, ds.observation_space)
+        where = f"Minari dataset {name!r}, episode {episode.id}"
+        observations = flatten_observations(episode.observations, ds.observation_space, f"{where}: observations")
         steps = len(episode.rewards)
         if len(observations) != steps + 1:
             raise DataError(
-                f"Minari dataset {name!r}, episode {episode.id}: {len(observations)} "
-                f"observations for {steps} steps, expected {steps + 1} (T + 1)"
+                f"{where}: {len(observations)} observations for {steps} steps, expected {steps + 1} (T + 1)"
             )
         episodes.append(
             {
                 "observations": observations,
-                "actions": flatten_rows(episode.actions),
+                "actions": flatten_rows(episode.actions, f"{where}: actions"),
                 "rewards": episode.rewards,
                 "terminations": episode.terminations,
             }

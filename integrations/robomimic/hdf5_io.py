@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -35,8 +36,8 @@ from typing import Any, Iterable, Sequence
 import h5py
 import numpy as np
 
-from saq_wrappers.errors import DataError
-from saq_wrappers.io import atomic_output, check_output_path
+from saq_wrappers.errors import CheckpointError, DataError
+from saq_wrappers.io import atomic_output, check_output_path, parse_json
 from saq_wrappers.transitions import (
     Transitions,
     as_bool_flags,
@@ -45,8 +46,9 @@ from saq_wrappers.transitions import (
     flatten_rows,
     quantizer_identity,
 )
+from saq_wrappers.validation import check_regular_file
 
-from .._hdf5 import open_hdf5
+from .._hdf5 import check_compression, open_hdf5, read_array, writing_hdf5
 
 __all__ = [
     "CODES_KEY",
@@ -111,6 +113,25 @@ def open_robomimic(path: str | os.PathLike[str]) -> h5py.File:
     return open_hdf5(path, "a robomimic .hdf5 dataset")
 
 
+def _obs_keys(obs_keys: Sequence[str] | None, file: str) -> tuple[str, ...]:
+    """The observation keys asked for, in order; ``None`` means :data:`DEFAULT_OBS_KEYS`.
+
+    A single string is refused rather than split into its characters, as are an empty list
+    and keys that are not non-empty strings.
+    """
+    if obs_keys is None:
+        return DEFAULT_OBS_KEYS
+    if isinstance(obs_keys, (str, bytes)):
+        raise DataError(f"{file}: obs_keys is the string {obs_keys!r}, expected a list of observation keys")
+    keys = tuple(obs_keys)
+    if not keys:
+        raise DataError(f"{file}: obs_keys is empty, expected at least one observation key")
+    bad = [key for key in keys if not isinstance(key, str) or not key]
+    if bad:
+        raise DataError(f"{file}: obs_keys holds {bad[0]!r}, expected observation key names (strings)")
+    return keys
+
+
 def _demo_sort_key(name: str) -> tuple[int, int | str]:
     match = re.fullmatch(r"demo_(\d+)", name)
     return (0, int(match.group(1))) if match else (1, name)
@@ -128,9 +149,12 @@ def _demo_names(handle: h5py.File, file: str, filter_key: str | None) -> list[st
             raise DataError(
                 f"{file}: missing filter key {mask_key!r} (available: {available or 'none'})"
             )
+        mask = handle[mask_key]
+        if not isinstance(mask, h5py.Dataset) or mask.dtype.kind not in "SUO":
+            raise DataError(f"{file}: {mask_key!r} is not a dataset of demo names (strings)")
         wanted = [
-            v.decode("utf-8") if isinstance(v, bytes) else str(v)
-            for v in np.asarray(handle[mask_key][()]).reshape(-1)
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for v in np.asarray(mask[()]).reshape(-1)
         ]
         missing = [name for name in wanted if name not in names]
         if missing:
@@ -148,18 +172,18 @@ def stored_env_args(handle: h5py.File, file: str) -> dict[str, Any] | None:
     raw = handle["data"].attrs.get("env_args")
     if raw is None:
         return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
     try:
-        return dict(json.loads(str(raw)))
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        return dict(parse_json(text, file, "data.attrs['env_args']"))  # nesting depth checked first
+    except (CheckpointError, TypeError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise DataError(f"{file}: data.attrs['env_args'] is not a JSON object ({error})") from error
 
 
-def _dataset(group: h5py.Group, key: str, file: str, expected: str) -> np.ndarray:
+def _dataset(group: h5py.Group, key: str, file: str, shape: str, hint: str = "") -> np.ndarray:
+    """Dataset ``key`` of ``group`` read with :func:`read_array`; missing is a DataError."""
     if key not in group or not isinstance(group[key], h5py.Dataset):
-        raise DataError(f"{file}: missing dataset {group.name}/{key} (expected {expected})")
-    return group[key][()]
+        raise DataError(f"{file}: missing dataset {group.name}/{key} (expected {shape} {key}{hint})")
+    return read_array(group[key], file, f"{group.name}/{key}", shape)
 
 
 def _demo_obs(
@@ -173,26 +197,24 @@ def _demo_obs(
                 f"{file}: observation key {key!r} not in {group.name} (available: "
                 f"{sorted(group.keys())})"
             )
-        array = group[key][()]
+        array = read_array(group[key], file, f"{group.name}/{key}", "(T, ...)")
         if len(array) != steps:
             raise DataError(
                 f"{file}: {group.name}/{key} has {len(array)} rows, expected {steps} "
                 f"(the length of {demo.name}/actions)"
             )
-        parts.append(flatten_rows(array))
+        parts.append(flatten_rows(array, f"{file}: {group.name}/{key}"))
     return np.concatenate(parts, axis=1)
 
 
 def robomimic_layout(
     path: str | os.PathLike[str],
-    obs_keys: Sequence[str] = DEFAULT_OBS_KEYS,
+    obs_keys: Sequence[str] | None = DEFAULT_OBS_KEYS,
     filter_key: str | None = None,
 ) -> RobomimicLayout:
     """The observation layout, demo list and env_args of a robomimic file (no bulk reads)."""
     file = str(path)
-    keys = tuple(obs_keys)
-    if not keys:
-        raise DataError(f"{file}: obs_keys is empty, expected at least one observation key")
+    keys = _obs_keys(obs_keys, file)
     with open_robomimic(file) as handle:
         names = _demo_names(handle, file, filter_key)
         first = handle["data"][names[0]]
@@ -209,7 +231,10 @@ def robomimic_layout(
                     f"{file}: observation key {key!r} not in {first.name}/obs (available: "
                     f"{sorted(first['obs'].keys())})"
                 )
-            width = int(np.prod(first["obs"][key].shape[1:], dtype=np.int64))
+            item = first["obs"][key]
+            if not isinstance(item, h5py.Dataset) or item.shape is None or len(item.shape) == 0:
+                raise DataError(f"{file}: {item.name} is not an array, expected a dataset of shape (T, ...)")
+            width = math.prod(item.shape[1:])
             slices[key] = (start, start + width)
             start += width
         return RobomimicLayout(
@@ -225,7 +250,7 @@ def robomimic_layout(
 
 def load_robomimic(
     path: str | os.PathLike[str],
-    obs_keys: Sequence[str] = DEFAULT_OBS_KEYS,
+    obs_keys: Sequence[str] | None = DEFAULT_OBS_KEYS,
     filter_key: str | None = None,
 ) -> Transitions:
     """Read a robomimic hdf5 file into :class:`Transitions`, one episode per demo.
@@ -233,7 +258,8 @@ def load_robomimic(
     Args:
         path: the ``.hdf5`` file.
         obs_keys: observation keys, flattened and concatenated in this order (see
-            :func:`robomimic_layout` for the resulting columns).
+            :func:`robomimic_layout` for the resulting columns); ``None`` means
+            :data:`DEFAULT_OBS_KEYS`.
         filter_key: a split under ``mask/`` (e.g. ``"train"``, ``"valid"``); ``None`` reads all.
 
     Returns:
@@ -242,31 +268,28 @@ def load_robomimic(
         (placeholder next observation) and dropping a non-terminal one.
 
     Raises:
-        DataError: missing groups, datasets or observation keys, unknown filter key, or
-            mismatched lengths; the message names the file, the key and what was expected.
+        DataError: what the hdf5 checks refuse (external storage, virtual datasets, external
+            links, sizes the file does not hold: see ``integrations/_hdf5.py``), missing groups,
+            datasets or observation keys, data that is not numbers, an empty demo, unknown
+            filter key, ``dones`` other than 0/1, or mismatched lengths; the message names the
+            file, the key and what was expected.
     """
     file = str(path)
-    keys = tuple(obs_keys)
-    if not keys:
-        raise DataError(f"{file}: obs_keys is empty, expected at least one observation key")
+    keys = _obs_keys(obs_keys, file)
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
     }
     with open_robomimic(file) as handle:
         for name in _demo_names(handle, file, filter_key):
             demo = handle["data"][name]
-            actions = flatten_rows(_dataset(demo, "actions", file, "(T, act_dim) actions"))
+            actions = flatten_rows(_dataset(demo, "actions", file, "(T, act_dim)"), f"{file}: {demo.name}/actions")
             steps = len(actions)
             if steps == 0:
                 raise DataError(f"{file}: {demo.name}/actions is empty, expected at least one step")
-            rewards = np.asarray(
-                _dataset(demo, "rewards", file, "(T,) rewards; extract them with robomimic's "
-                         "dataset_states_to_obs.py"),
-                dtype=np.float32,
-            ).reshape(-1)
-            dones = as_bool_flags(
-                _dataset(demo, "dones", file, "(T,) dones"), f"{demo.name}/dones", file
-            )
+            rewards = _dataset(
+                demo, "rewards", file, "(T,)", "; extract them with robomimic's dataset_states_to_obs.py"
+            ).astype(np.float32).reshape(-1)
+            dones = as_bool_flags(_dataset(demo, "dones", file, "(T,)"), f"{demo.name}/dones", file)
             for key, array in (("rewards", rewards), ("dones", dones)):
                 if len(array) != steps:
                     raise DataError(
@@ -323,14 +346,21 @@ def write_robomimic(
             stored as JSON in ``data.attrs["env_args"]``.
         masks: splits to store under ``mask/`` (name -> demo names).
         attrs: extra attributes of the ``data`` group.
-        compression: h5py compression of the datasets.
+        compression: h5py compression of the datasets: ``"gzip"``, ``"lzf"``, a gzip level
+            ``0``-``9``, or ``None``.
 
     Returns:
         The output path.
+
+    Raises:
+        DataError: no demos, or an unknown ``compression``.
+        OutputPathError: the output cannot be written (folder missing or read-only, disk full);
+            the message names the output path. Nothing is left behind.
     """
     if not demos:
         raise DataError(f"{path}: no demos to write, expected at least one")
-    with atomic_output(path) as tmp:
+    check_compression(compression)
+    with atomic_output(path) as tmp, writing_hdf5(path):
         with h5py.File(tmp, "w") as handle:
             data = handle.create_group("data")
             total = 0
@@ -365,7 +395,7 @@ def write_relabeled_robomimic(
     dst: str | os.PathLike[str],
     quantizer: Any,
     *,
-    obs_keys: Sequence[str] = DEFAULT_OBS_KEYS,
+    obs_keys: Sequence[str] | None = DEFAULT_OBS_KEYS,
     quantizer_path: str | os.PathLike[str] | None = None,
     codes_key: str = CODES_KEY,
     batch_size: int = 8192,
@@ -394,15 +424,18 @@ def write_relabeled_robomimic(
 
     Returns:
         The output path.
+
+    Raises:
+        OutputPathError: the output cannot be written (folder missing or read-only, disk full);
+            the message names the output path. Nothing is left behind.
     """
     source = Path(src)
     target = check_output_path(dst)
     file = str(source)
-    if not source.is_file():
-        raise DataError(f"{file}: no such file (expected a robomimic .hdf5 dataset)")
+    check_regular_file(file, "hdf5 file", "a robomimic .hdf5 dataset")
     if target.exists() and target.resolve() == source.resolve():
         raise DataError(f"{file}: dst is the source file; the input is never modified, choose another dst")
-    keys = tuple(obs_keys)
+    keys = _obs_keys(obs_keys, file)
     k = int(quantizer.n)
     # Validate the whole source (keys, lengths) before writing anything.
     with open_robomimic(file) as handle:
@@ -415,12 +448,14 @@ def write_relabeled_robomimic(
                     "expected a file without codes or another codes_key"
                 )
     identity = quantizer_identity(quantizer, quantizer_path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, writing_hdf5(target):
         shutil.copyfile(source, tmp)
         with h5py.File(tmp, "r+") as handle:
             for name in names:
                 demo = handle["data"][name]
-                actions = flatten_rows(_dataset(demo, "actions", file, "(T, act_dim) actions"))
+                actions = flatten_rows(
+                    _dataset(demo, "actions", file, "(T, act_dim)"), f"{file}: {demo.name}/actions"
+                )
                 if "obs" not in demo:
                     raise DataError(f"{file}: missing group {demo.name}/obs (expected observations)")
                 obs = _demo_obs(demo, "obs", keys, file, len(actions))

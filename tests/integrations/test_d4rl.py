@@ -119,7 +119,7 @@ def test_bad_inputs_are_clear(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\x89HDF\r\n\x1a\nthis is not really hdf5")
     with pytest.raises(DataError, match=r"corrupt.hdf5.*not a readable hdf5"):
         load_d4rl_hdf5(corrupt)
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match=r"absent.hdf5' does not exist \(expected a D4RL-style .hdf5 dataset\)"):
         load_d4rl_hdf5(tmp_path / "absent.hdf5")
 
 
