@@ -4,7 +4,6 @@ refuses all of them before any work, leaving nothing behind."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,47 +11,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from minari_files import pendulum_dataset, rewrite_metadata
 
 from saq_wrappers.app import pipeline
 from saq_wrappers.app import quickstart as quickstart_module
 from saq_wrappers.app.cli import main
 from saq_wrappers.app.datasets import DatasetSpec, load_dataset
 from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.minari import load_minari, minari_info, open_minari, write_minari_dataset
+from saq_wrappers.integrations.minari import load_minari, minari_info, open_minari
 
 #: A small quickstart that would run in seconds if the dataset were accepted.
 TINY = ["--steps", "1", "--quantizer-steps", "1", "--eval-episodes", "1", "--n-codes", "2", "--quiet"]
 #: Another env's entry point: harmless, but not what the registry has for Pendulum-v1.
 MOUNTAIN_CAR = "gymnasium.envs.classic_control.continuous_mountain_car:Continuous_MountainCarEnv"
-
-
-def _pendulum_dataset(tmp_path: Path) -> Path:
-    """A two-step Minari dataset of Pendulum-v1 in ``tmp_path/minari``, written by our writer."""
-    env = gym.make("Pendulum-v1")
-    episode = {
-        "observations": np.zeros((3, 3), np.float32),
-        "actions": np.zeros((2, 1), np.float32),
-        "rewards": [0.0, -1.0],
-        "terminations": [False, False],
-        "truncations": [False, True],
-    }
-    root = tmp_path / "minari"
-    root.mkdir()
-    return write_minari_dataset("saqtest/untrusted-v0", [episode], env.observation_space, env.action_space,
-                                env_spec=env.spec, root=root)
-
-
-def _rewrite_metadata(folder: Path, spec_fields: dict[str, Any], drop: tuple[str, ...] = ()) -> None:
-    """Edit ``data/metadata.json`` as an attacker would: fields of the stored env spec replaced,
-    top-level keys dropped."""
-    metadata_file = folder / "data" / "metadata.json"
-    metadata = json.loads(metadata_file.read_text())
-    spec = json.loads(metadata["env_spec"])
-    spec.update(spec_fields)
-    metadata["env_spec"] = json.dumps(spec)
-    for key in drop:
-        del metadata[key]
-    metadata_file.write_text(json.dumps(metadata))
 
 
 def _shell(marker: Path) -> dict[str, Any]:
@@ -75,9 +46,9 @@ def _malicious_specs(marker: Path) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("case", ["entry point", "unregistered id", "vector entry point", "entry point in kwargs",
                                   "wrapper"])
 def test_an_env_spec_naming_other_code_is_refused_and_never_run(case: str, tmp_path: Path) -> None:
-    folder = _pendulum_dataset(tmp_path)
+    folder = pendulum_dataset(tmp_path)
     marker = tmp_path / "MARKER"
-    _rewrite_metadata(folder, _malicious_specs(marker)[case])
+    rewrite_metadata(folder, _malicious_specs(marker)[case])
     info = minari_info(folder)  # reading the metadata runs nothing
     with pytest.raises(DataError, match=r"refusing to rebuild its env.*entry point '[^']+'.*trust_env_spec=True "
                                         r"\(saq: --trust-dataset-env\)") as error:
@@ -92,9 +63,9 @@ def test_an_env_spec_naming_other_code_is_refused_and_never_run(case: str, tmp_p
 def test_quickstart_refuses_the_dataset_env_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = _pendulum_dataset(tmp_path)
+    folder = pendulum_dataset(tmp_path)
     marker = tmp_path / "MARKER"
-    _rewrite_metadata(folder, {"entry_point": "subprocess:call", "kwargs": _shell(marker)})
+    rewrite_metadata(folder, {"entry_point": "subprocess:call", "kwargs": _shell(marker)})
     monkeypatch.setattr(pipeline, "run_experiment", _must_not_run)
     output = tmp_path / "out"
     assert main(["quickstart", "--dataset", str(folder), *TINY, "--output", str(output)]) == 1
@@ -106,9 +77,9 @@ def test_quickstart_refuses_the_dataset_env_before_any_work(
 
 def test_a_dataset_without_stored_spaces_is_refused_before_minari_builds_its_env(tmp_path: Path) -> None:
     """Minari 0.5.4 calls gym.make(env_spec) on opening a dataset whose metadata lacks a space."""
-    folder = _pendulum_dataset(tmp_path)
+    folder = pendulum_dataset(tmp_path)
     marker = tmp_path / "MARKER"
-    _rewrite_metadata(folder, {"entry_point": "subprocess:call", "kwargs": _shell(marker)},
+    rewrite_metadata(folder, {"entry_point": "subprocess:call", "kwargs": _shell(marker)},
                       drop=("observation_space",))
     for read in (minari_info, load_minari):
         with pytest.raises(DataError, match=r"metadata.json' stores no observation_space"):
@@ -117,12 +88,12 @@ def test_a_dataset_without_stored_spaces_is_refused_before_minari_builds_its_env
 
 
 def test_a_registered_env_rebuilds_and_other_code_needs_an_explicit_opt_in(tmp_path: Path) -> None:
-    folder = _pendulum_dataset(tmp_path)
+    folder = pendulum_dataset(tmp_path)
     for env in (minari_info(folder).make_env(), load_dataset(str(folder)).make_env()):
         assert env.spec is not None and env.spec.id == "Pendulum-v1"
         env.close()
 
-    _rewrite_metadata(folder, {"entry_point": MOUNTAIN_CAR})
+    rewrite_metadata(folder, {"entry_point": MOUNTAIN_CAR})
     with pytest.raises(DataError, match=f"names entry point '{MOUNTAIN_CAR}'"):
         minari_info(folder).make_env()
     trusted = DatasetSpec(name="pendulum", kind="minari", source=str(folder), trust_env_spec=True)
@@ -152,7 +123,7 @@ def _damage(file: Path, how: str) -> None:
 def test_a_damaged_episode_file_is_named(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = _pendulum_dataset(tmp_path)
+    folder = pendulum_dataset(tmp_path)
     file = folder / "data" / "main_data.hdf5"
     _damage(file, how)
     with pytest.raises(DataError, match=f"{file}: cannot read the episodes of Minari dataset"):

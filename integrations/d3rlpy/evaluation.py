@@ -1,4 +1,11 @@
-"""Evaluating d3rlpy algorithms in an env, discrete ones through an ActionSet wrapper."""
+"""Evaluating d3rlpy algorithms in an env, discrete ones through an ActionSet wrapper.
+
+A trained model meets an env (and an action set) only when they fit: :func:`check_algo_fits`
+compares the model's number of codes with the action set's (a K = 8 model would otherwise act
+through a K = 16 quantizer without a word), discrete against continuous, and the observation
+shape, before the first step. Every episode has a step limit
+(:func:`saq_wrappers.evaluation.episode_step_limit`), in our evaluation and in d3rlpy's.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,81 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase
+from d3rlpy.constants import ActionSpace
+from d3rlpy.dataset import ReplayBufferBase
 from d3rlpy.metrics import EnvironmentEvaluator
 
 from saq_wrappers.action_set import ActionSet
-from saq_wrappers.evaluation import EvaluationResult, evaluate
+from saq_wrappers.errors import NotFittedError, SpaceMismatchError
+from saq_wrappers.evaluation import EvaluationResult, check_episodes, episode_step_limit, evaluate, time_limit
 from saq_wrappers.wrappers import SAQActionWrapper
+
+
+def check_algo_fits(algo: Any, env: gym.Env[Any, Any], action_set: ActionSet | None = None) -> None:
+    """Raise unless ``algo`` can act on ``env`` (through ``action_set`` when given).
+
+    With an action set, ``algo`` must be discrete with one output per code
+    (``algo.action_size == action_set.n``); without, its actions must be the env's: discrete with
+    ``Discrete(n).n`` outputs, or continuous of the ``Box``'s size. Its observation shape must be
+    the env's. A d3rlpy algorithm must be built (trained or loaded); any other object (a policy
+    stand-in) is checked only for an ``action_size`` it declares.
+
+    Raises:
+        NotFittedError: an unbuilt d3rlpy algorithm.
+        SpaceMismatchError: what the model was trained on, against what it was given.
+    """
+    name = type(algo).__name__
+    if not isinstance(algo, QLearningAlgoBase):
+        declared = getattr(algo, "action_size", None)
+        if declared is not None and action_set is not None:
+            _check_codes(name, int(declared), action_set)
+        return
+    if algo.impl is None:
+        raise NotFittedError(f"{name} is not built: fit it, or load it with d3rlpy.load_learnable, before "
+                             "evaluating")
+    size, continuous = int(algo.action_size), algo.get_action_type() == ActionSpace.CONTINUOUS
+    space = env.action_space
+    if action_set is not None:
+        if continuous:
+            raise SpaceMismatchError(
+                f"{name} acts on continuous actions of size {size}, but an action set was given (its "
+                f"{action_set.n} codes are discrete actions): evaluate it on the raw env without action_set, "
+                "or train a discrete algorithm on the codes")
+        _check_codes(name, size, action_set)
+    elif isinstance(space, gym.spaces.Discrete):
+        if continuous or size != int(space.n):
+            raise SpaceMismatchError(f"{name} acts on {'continuous actions of size' if continuous else 'codes'} "
+                                     f"{size}, the env's action space is {space}")
+    elif not continuous:
+        raise SpaceMismatchError(
+            f"{name} acts on {size} discrete codes, but the env's action space is {space} (a Box): pass "
+            "the action set (quantizer) it was trained with")
+    elif size != int(np.prod(space.shape)):
+        raise SpaceMismatchError(f"{name} outputs {size}-dimensional actions, the env's action space is "
+                                 f"{space} of shape {space.shape}")
+    trained, expected = algo.observation_shape, env.observation_space.shape
+    if expected is not None and all(isinstance(d, (int, np.integer)) for d in trained) and tuple(trained) != expected:
+        raise SpaceMismatchError(f"{name} was trained on observation shape {tuple(trained)}, the env's observations "
+                                 f"have shape {expected}")
+
+
+def _check_codes(name: str, size: int, action_set: ActionSet) -> None:
+    if size != action_set.n:
+        raise SpaceMismatchError(f"{name} was trained on {size} codes, the action set has {action_set.n}: "
+                                 "evaluate it with the quantizer (action set) it was trained with")
+
+
+class _CheckedEnvironmentEvaluator(EnvironmentEvaluator):
+    """d3rlpy's ``EnvironmentEvaluator`` that checks the algorithm against the env first."""
+
+    def __init__(self, env: gym.Env[Any, Any], action_set: ActionSet, n_trials: int) -> None:
+        super().__init__(env, n_trials=n_trials)
+        self._action_set = action_set
+
+    def __call__(self, algo: Any, dataset: ReplayBufferBase) -> float:
+        check_algo_fits(algo, self._env, self._action_set)
+        return super().__call__(algo, dataset)
 
 
 def saq_environment_evaluator(
@@ -21,11 +98,21 @@ def saq_environment_evaluator(
     Pass it to ``algo.fit(..., evaluators={"environment": ...})`` exactly like d3rlpy's
     evaluator for a discrete env. The wrapped env is seeded once with ``seed``; d3rlpy resets it
     without a seed afterwards, so consecutive evaluations see fresh but reproducible episodes.
+    Each call first checks the algorithm against the action set (:func:`check_algo_fits`);
+    d3rlpy's loop has no step limit of its own, so an env without a ``TimeLimit`` gets one of
+    :func:`~saq_wrappers.evaluation.episode_step_limit` steps.
+
+    Raises:
+        DataError: ``n_trials`` not an integer from 1 to ``MAX_EPISODES``, or a bad ``seed``.
     """
-    wrapped = SAQActionWrapper(env, action_set)
+    n_trials, seed = check_episodes(n_trials, seed, name="n_trials")
+    wrapped: gym.Env[Any, Any] = SAQActionWrapper(env, action_set)
+    limit = episode_step_limit(wrapped)
+    if time_limit(wrapped) != limit:
+        wrapped = gym.wrappers.TimeLimit(wrapped, limit)
     wrapped.reset(seed=seed)
     wrapped.action_space.seed(seed)
-    return EnvironmentEvaluator(wrapped, n_trials=n_trials)
+    return _CheckedEnvironmentEvaluator(wrapped, action_set, n_trials=n_trials)
 
 
 def evaluate_algo(
@@ -36,6 +123,7 @@ def evaluate_algo(
     seed: int = 0,
     progress: bool = True,
     greedy: bool = True,
+    max_steps: int | None = None,
 ) -> EvaluationResult:
     """Returns over ``n_episodes`` seeded episodes, acting greedily (``algo.predict``) or, with
     ``greedy=False``, by sampling the algorithm's policy (``algo.sample_action``; the authors
@@ -43,12 +131,20 @@ def evaluate_algo(
     greedy action from ``sample_action``, so for them (and SAQ-BC) both rules are the same.
 
     With ``action_set``, the algorithm is a discrete one on codes and acts through
-    ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly.
+    ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly. The algorithm
+    is checked against both first (:func:`check_algo_fits`); ``max_steps`` bounds every episode
+    (see :func:`~saq_wrappers.evaluation.evaluate`).
+
+    Raises:
+        SpaceMismatchError: the model does not fit the env or the action set (e.g. its number of
+            codes differs from ``action_set.n``), before any step.
+        NotFittedError: an unbuilt d3rlpy algorithm.
     """
+    check_algo_fits(algo, env, action_set)
     target = SAQActionWrapper(env, action_set) if action_set is not None else env
     act = algo.predict if greedy else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:
         return np.asarray(act(observations.astype(np.float32)))
 
-    return evaluate(policy, target, n_episodes=n_episodes, seed=seed, progress=progress)
+    return evaluate(policy, target, n_episodes=n_episodes, seed=seed, max_steps=max_steps, progress=progress)

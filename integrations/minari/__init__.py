@@ -12,9 +12,11 @@ Datasets without an environment (``env_spec`` is ``None``) load like any other.
 A dataset folder is untrusted input: its ``metadata.json`` names the env to rebuild as an
 ``entry_point`` (``module:callable``) with kwargs, and ``gym.make`` imports and calls whatever
 it names. :meth:`MinariInfo.make_env` therefore rebuilds only envs whose id the installed
-Gymnasium registry knows with that same entry point (no other entry point in the kwargs, no
-extra wrappers) unless ``trust_env_spec=True``; and :func:`open_minari` refuses a dataset
-without stored spaces, the one case in which Minari itself would build the env on opening.
+Gymnasium registry knows, with the registered entry points and kwargs, no extra wrappers and a
+bounded time limit (:func:`.info.check_registered` decides field by field) unless
+``trust_env_spec=True``; and :func:`open_minari` refuses a dataset without stored spaces, the
+one case in which Minari itself would build the env on opening, and checks the numbers of
+``metadata.json`` (declared sizes, reference scores) before Minari reads them.
 
 Modules, one job each:
 

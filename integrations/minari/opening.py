@@ -3,13 +3,16 @@
 Datasets are opened by id from the local Minari folder (``$MINARI_DATASETS_PATH``, default
 ``~/.minari/datasets``) or by path; nothing is downloaded unless ``download=True`` is given.
 A dataset without stored spaces is refused: it is the one case in which Minari itself would
-build the env its metadata names on opening (see :func:`_read`).
+build the env its metadata names on opening (see :func:`_read`). The numbers of
+``metadata.json`` are checked before Minari reads them (:func:`check_metadata`): the declared
+sizes (Minari allocates an index of ``total_episodes`` entries) and the reference scores.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import minari
 from minari.dataset.minari_dataset import MinariDataset, parse_dataset_id
@@ -17,8 +20,10 @@ from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.validation import check_int, check_number
 
-__all__ = ["DatasetSource", "is_dataset_path", "local_dataset_path", "open_minari"]
+__all__ = ["DatasetSource", "check_metadata", "is_dataset_path", "local_dataset_path", "open_minari",
+           "reference_scores"]
 
 #: What every reader takes: a dataset id, a dataset folder, or an open dataset.
 DatasetSource = str | os.PathLike[str] | MinariDataset
@@ -97,17 +102,90 @@ def local_dataset_path(dataset_id: str) -> Path | None:
     return local if (local / "metadata.json").is_file() else None
 
 
+#: Episodes whose index Minari may allocate without a look at the files (8 MB).
+_SMALL_INDEX = 1_000_000
+
+
+def check_metadata(metadata: Mapping[str, Any], name: str, data_path: Path) -> None:
+    """Refuse the numbers of a dataset's ``metadata.json`` that Minari would trust.
+
+    ``total_episodes`` and ``total_steps`` must be integers >= 0, and ``total_episodes`` above a
+    million no larger than the bytes of the data folder's files (Minari 0.5.4
+    allocates ``np.arange(total_episodes)`` on opening: a 2 KB file declaring 10**12 episodes
+    would need 8 TB; below that, the episode file itself says whether it holds them); the
+    reference scores must be finite numbers that differ (see :func:`reference_scores`).
+
+    Raises:
+        DataError: naming the dataset, the field and the value.
+    """
+    label = _label(metadata, name)
+    for field in ("total_episodes", "total_steps"):
+        check_int(f"Minari dataset {label!r}: metadata field {field!r}", metadata.get(field, 0), 0)
+    episodes = int(metadata.get("total_episodes", 0))
+    if episodes > _SMALL_INDEX and episodes > (capacity := _stored_bytes(data_path)):
+        raise DataError(
+            f"Minari dataset {label!r}: metadata field 'total_episodes' declares {episodes:,}, but the data folder "
+            f"{str(data_path)!r} holds only {capacity:,} bytes (every episode takes more than one): expected the "
+            "count Minari wrote"
+        )
+    reference_scores(metadata, name)
+
+
+def reference_scores(metadata: Mapping[str, Any], name: str) -> tuple[float | None, float | None]:
+    """``(ref_min_score, ref_max_score)`` of a dataset's metadata, ``None`` where absent.
+
+    Raises:
+        DataError: a value that is not a finite number (``"abc"``, NaN, inf, a list, a bool), or
+            equal scores: either would make every normalized score NaN or a division by zero.
+    """
+    label = _label(metadata, name)
+    low, high = (
+        None if metadata.get(field) is None
+        else check_number(f"Minari dataset {label!r}: metadata field {field!r}", metadata[field])
+        for field in ("ref_min_score", "ref_max_score")
+    )
+    if low is not None and low == high:
+        raise DataError(
+            f"Minari dataset {label!r}: metadata fields 'ref_min_score' and 'ref_max_score' are both {low:g}: "
+            "expected the random policy's and the expert's returns (a normalized score divides by their difference)"
+        )
+    return low, high
+
+
+def _label(metadata: Mapping[str, Any], name: str) -> str:
+    """The dataset's id as its metadata states it, else the id or path it was opened by."""
+    stated = metadata.get("dataset_id")
+    return stated if isinstance(stated, str) else name
+
+
+def _stored_bytes(data_path: Path) -> int:
+    """Bytes of the entries of ``data_path`` but ``metadata.json``: the hdf5 file, or the arrow
+    storage's episode folders (not recursed: each folder counts its own directory size)."""
+    total = 0
+    with os.scandir(data_path) as entries:
+        for entry in entries:
+            if entry.name != "metadata.json":
+                try:
+                    total += entry.stat().st_size
+                except OSError:  # a broken link holds nothing
+                    pass
+    return total
+
+
 def _read(data_path: Path, name: str) -> MinariDataset:
     """Open a dataset folder without letting Minari build its env.
 
     Minari 0.5.4's ``MinariStorage.read`` calls ``gym.make(env_spec)`` when ``metadata.json``
     lacks ``observation_space`` or ``action_space``, which would run the code the file names
     before any check; every dataset Minari writes stores both, so one without them is refused.
+    Its numbers are checked first (:func:`check_metadata`); any error Minari raises on a
+    malformed file (an unknown space type, a space nested thousands deep, a number too large
+    for C) becomes a :class:`DataError` naming the folder.
     """
     metadata_file = data_path / "metadata.json"
     try:
         metadata = MinariStorage.read_raw_metadata(data_path)
-    except (ValueError, OSError) as error:  # json.JSONDecodeError is a ValueError
+    except (ValueError, OSError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
         raise DataError(f"{name}: cannot read {str(metadata_file)!r} ({error})") from error
     if not isinstance(metadata, dict):
         raise DataError(f"{name}: {str(metadata_file)!r} holds {type(metadata).__name__}, expected a JSON object")
@@ -118,7 +196,13 @@ def _read(data_path: Path, name: str) -> MinariDataset:
             "as Minari writes them; without them Minari would build the env its env_spec names, "
             "running that code, to learn the spaces)"
         )
+    check_metadata(metadata, name, data_path)
     try:
         return MinariDataset(data_path)
-    except (ValueError, KeyError, OSError, AssertionError) as error:
+    except _MINARI_READ_ERRORS as error:
         raise DataError(f"{name}: cannot open Minari dataset at {str(data_path)!r} ({error})") from error
+
+
+#: What Minari 0.5.4 raises on a malformed dataset folder, by kind of damage.
+_MINARI_READ_ERRORS = (ValueError, TypeError, KeyError, OSError, AssertionError, ArithmeticError,
+                       NotImplementedError, RecursionError)

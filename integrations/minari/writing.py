@@ -22,9 +22,9 @@ from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from saq_wrappers.errors import DataError, OutputPathError
-from saq_wrappers.transitions import encode_in_batches, flatten_rows, quantizer_identity
+from saq_wrappers.transitions import as_bool_flags, encode_in_batches, flatten_rows, quantizer_identity
 
-from .opening import DatasetSource, open_minari
+from .opening import DatasetSource, open_minari, reference_scores
 from .reading import _episodes, _reading, flatten_observations
 
 __all__ = ["write_minari_dataset", "write_relabeled_minari"]
@@ -55,7 +55,8 @@ def write_minari_dataset(
         env_spec: the env the data came from (leave ``None`` when actions are not that env's,
             e.g. relabeled codes); eval_env_spec: the env to evaluate in.
         metadata: extra JSON-serialisable metadata (e.g. ``ref_min_score``, ``ref_max_score``,
-            ``description``, ``algorithm_name``).
+            ``description``, ``algorithm_name``); reference scores must be finite numbers that
+            differ, as :func:`~saq_wrappers.integrations.minari.minari_info` requires them.
         root: the Minari datasets folder (default ``$MINARI_DATASETS_PATH`` or
             ``~/.minari/datasets``).
 
@@ -68,6 +69,7 @@ def write_minari_dataset(
         raise DataError(f"invalid Minari dataset id {dataset_id!r}: {error}") from error
     if not episodes:
         raise DataError(f"no episodes to write to Minari dataset {dataset_id!r}: expected at least one")
+    reference_scores(metadata or {}, dataset_id)  # a NaN or "abc" score would make the dataset unreadable
     # absolute: Minari 0.5.4 joins a relative data path onto itself when it sizes the dataset
     base = (Path(root).expanduser() if root is not None else get_dataset_path()).absolute()
     if not base.is_dir():
@@ -78,6 +80,7 @@ def write_minari_dataset(
             f"Minari dataset {dataset_id!r} already exists at {str(final)!r}: choose another id "
             "or version, or delete it"
         )
+    buffers = _episode_buffers(episodes)  # every episode checked before anything is created
     if namespace is not None and root is None and not final.parent.exists():
         from minari.namespace import create_namespace
 
@@ -88,28 +91,6 @@ def write_minari_dataset(
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a dataset folder is not
     try:
-        buffers = []
-        total = 0
-        for number, episode in enumerate(episodes):
-            steps = len(episode["rewards"])
-            if steps == 0 or len(episode["observations"]) != steps + 1:
-                raise DataError(
-                    f"episode {number}: {len(episode['observations'])} observations for {steps} "
-                    "steps, expected T + 1 observations for T >= 1 steps"
-                )
-            total += steps
-            buffers.append(
-                EpisodeBuffer(
-                    id=number,
-                    seed=episode.get("seed"),
-                    observations=episode["observations"],
-                    actions=episode["actions"],
-                    rewards=list(np.asarray(episode["rewards"], dtype=np.float64)),
-                    terminations=list(np.asarray(episode["terminations"], dtype=bool)),
-                    truncations=list(np.asarray(episode["truncations"], dtype=bool)),
-                    infos=episode.get("infos"),
-                )
-            )
         storage = MinariStorage.new(
             tmp / "data",
             observation_space=observation_space,
@@ -127,6 +108,32 @@ def write_minari_dataset(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _episode_buffers(episodes: Sequence[dict[str, Any]]) -> list[EpisodeBuffer]:
+    """Minari's buffers of ``episodes``, each checked: ``T + 1`` observations for ``T >= 1``
+    steps, and flags that are booleans or 0/1 values (:func:`~saq_wrappers.transitions.as_bool_flags`)."""
+    buffers = []
+    for number, episode in enumerate(episodes):
+        steps = len(episode["rewards"])
+        if steps == 0 or len(episode["observations"]) != steps + 1:
+            raise DataError(
+                f"episode {number}: {len(episode['observations'])} observations for {steps} "
+                "steps, expected T + 1 observations for T >= 1 steps"
+            )
+        buffers.append(
+            EpisodeBuffer(
+                id=number,
+                seed=episode.get("seed"),
+                observations=episode["observations"],
+                actions=episode["actions"],
+                rewards=list(np.asarray(episode["rewards"], dtype=np.float64)),
+                terminations=list(as_bool_flags(episode["terminations"], f"episode {number}: terminations")),
+                truncations=list(as_bool_flags(episode["truncations"], f"episode {number}: truncations")),
+                infos=episode.get("infos"),
+            )
+        )
+    return buffers
 
 
 def write_relabeled_minari(

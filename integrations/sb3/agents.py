@@ -17,7 +17,7 @@ from sb3_contrib.common.maskable.utils import is_masking_supported
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from saq_wrappers.errors import DataError
+from saq_wrappers.errors import DataError, SpaceMismatchError
 from saq_wrappers.evaluation import Policy
 
 from .dqn import SAQDQN
@@ -54,11 +54,18 @@ def evaluation_policy(
     takes (observations ``(B, *obs_shape)`` -> indices ``(B,)``).
 
     For ``MaskablePPO`` pass the (wrapped) ``env`` being evaluated: its ``action_masks()`` at
-    the current observation is given to ``predict``.
+    the current observation is given to ``predict``. With ``env``, the agent is checked against it
+    first: a DQN trained on ``K = 8`` codes would otherwise act through a ``K = 16`` action set
+    without a word.
+
+    Raises:
+        SpaceMismatchError: ``env``'s action space or observation shape is not the agent's.
     """
     maskable = isinstance(model, MaskablePPO)
     if maskable and env is None:
         raise DataError("a MaskablePPO policy needs env= (the wrapped env it acts in) to read action masks")
+    if env is not None:
+        _check_agent_fits(model, env)
 
     def act(observations: np.ndarray) -> np.ndarray:
         if maskable:
@@ -69,3 +76,18 @@ def evaluation_policy(
         return np.asarray(actions).reshape(len(observations))
 
     return act
+
+
+def _check_agent_fits(model: BaseAlgorithm, env: gym.Env[Any, Any]) -> None:
+    name = type(model).__name__
+    trained_actions, given_actions = model.action_space, env.action_space
+    if (type(trained_actions) is not type(given_actions) or trained_actions.shape != given_actions.shape
+            or getattr(trained_actions, "n", None) != getattr(given_actions, "n", None)):
+        raise SpaceMismatchError(
+            f"the {name} agent has {model.action_space} actions, the env it is evaluated in {env.action_space}: "
+            "evaluate it on the env wrapped with the action set (quantizer) it was trained with"
+        )
+    trained, given = model.observation_space.shape, env.observation_space.shape
+    if trained != given:
+        raise SpaceMismatchError(f"the {name} agent was trained on observation shape {trained}, the env's "
+                                 f"observations have shape {given}")

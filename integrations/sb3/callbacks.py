@@ -13,8 +13,8 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 
-from saq_wrappers.errors import DataError
-from saq_wrappers.evaluation import EvaluationResult, evaluate
+from saq_wrappers.evaluation import EvaluationResult, check_episodes, evaluate
+from saq_wrappers.validation import check_int
 
 from .agents import evaluation_policy
 
@@ -30,17 +30,18 @@ class EvaluationCurveCallback(BaseCallback):
     policy's return — and the last at the end of training. ``curve`` holds dicts with
     ``env_steps``, ``mean_return``, ``std_return``, ``seconds`` (training wall-clock so far,
     evaluation excluded).
+
+    Raises:
+        DataError: ``eval_freq`` not an integer >= 1, or bad ``n_episodes`` / ``seed`` (see
+            :func:`saq_wrappers.evaluation.evaluate`), before any training.
     """
 
     def __init__(self, eval_env: gym.Env[Any, Any], eval_freq: int, n_episodes: int = 5, seed: int = 10_000,
                  verbose: int = 0) -> None:
         super().__init__(verbose)
-        if eval_freq < 1:
-            raise DataError(f"eval_freq must be >= 1 env step, got {eval_freq}")
         self.eval_env = eval_env
-        self.eval_freq = int(eval_freq)
-        self.n_episodes = int(n_episodes)
-        self.seed = int(seed)
+        self.eval_freq = check_int("eval_freq", eval_freq, 1)
+        self.n_episodes, self.seed = check_episodes(n_episodes, seed)
         self.curve: list[dict[str, float]] = []
         self._next = 0
         self._train_seconds = 0.0
