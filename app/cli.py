@@ -6,7 +6,9 @@ offline SAQ-CQL -> online DQN recipe.
 
 ``saq --help`` imports neither torch nor d3rlpy: a command's heavy modules are imported only
 when that command is named. Every option is validated before any heavy work; Ctrl-C stops a
-command with a one-line message and exit code 130. A command whose libraries are not installed
+command with a one-line message and exit code 130, and SIGTERM (what ``kill``, ``timeout``,
+Slurm and Docker send) or SIGHUP the same way with 143 or 129 (128 + the signal's number), after
+the run's unfinished output folder is removed. A command whose libraries are not installed
 stops with one line naming the extras that install them (``pip install 'saq-wrappers[cli]'``)
 and exit code 2.
 """
@@ -14,16 +16,23 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 from saq_wrappers import __version__
 from saq_wrappers.errors import SAQError
 
 #: Exit code of a command stopped with Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: Exit code of a command stopped with SIGTERM (128 + SIGTERM); SIGHUP gives 129 likewise.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+#: Signals that stop a command the way Ctrl-C does (the run's cleanup runs, then one line).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 #: Exit code of a command whose optional libraries are not installed (as for a usage error).
 EXIT_MISSING_EXTRA = 2
 
@@ -57,20 +66,6 @@ _RECIPES = {
 }
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
 def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from .datasets import BUILTIN_DATASET
     from .quickstart import ALGORITHMS, COUNTERPARTS, QuickstartConfig
@@ -96,13 +91,13 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     parser.add_argument("--algo", choices=ALGORITHMS, default=defaults.algo,
                         help="offline RL algorithm (SAQ-ALGO vs its continuous d3rlpy counterpart)")
     parser.add_argument("--n-codes", "-k", type=int, default=defaults.n_codes, help="codebook size K (>= 2)")
-    parser.add_argument("--quantizer-steps", type=_positive_int, default=defaults.quantizer_steps,
+    parser.add_argument("--quantizer-steps", type=int, default=defaults.quantizer_steps,
                         help="VQ-VAE training updates")
-    parser.add_argument("--time-budget", type=_positive_float, default=defaults.time_budget,
+    parser.add_argument("--time-budget", type=float, default=defaults.time_budget,
                         help="training seconds per algorithm (same wall-clock for both)")
-    parser.add_argument("--steps", type=_positive_int, default=None,
+    parser.add_argument("--steps", type=int, default=None,
                         help="training updates per algorithm instead of a time budget")
-    parser.add_argument("--eval-episodes", type=_positive_int, default=defaults.eval_episodes,
+    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
                         help="episodes of the final evaluation")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--output", default=None,
@@ -169,6 +164,40 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+class _Stopped(BaseException):
+    """Raised in the main thread by a stop signal, so that every ``finally`` and context manager
+    (the run folder's cleanup above all) runs as for Ctrl-C. A ``BaseException``, like
+    ``KeyboardInterrupt``, so that no library's ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    for other in STOP_SIGNALS:  # a repeated signal must not interrupt the cleanup it started
+        signal.signal(other, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_handled() -> Iterator[None]:
+    """Turn :data:`STOP_SIGNALS` into :class:`_Stopped` while a command runs (main thread only;
+    a signal the caller ignores, as ``nohup`` does SIGHUP, stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _quiet_logs() -> None:
     """d3rlpy logs every dataset signature and epoch at INFO through structlog: keep warnings.
     (d3rlpy requires structlog: without it, there is no d3rlpy to quiet.)"""
@@ -214,15 +243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(words[: 2 if words[:1] == ["data"] else 1])
     prefix = " ".join(["saq", command]).rstrip()
     try:
-        parser = build_parser(arguments)
-        args = parser.parse_args(arguments)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        return int(args.handler(args))
+        with _stop_signals_handled():
+            parser = build_parser(arguments)
+            args = parser.parse_args(arguments)
+            if args.command is None:
+                parser.print_help()
+                return 2
+            return int(args.handler(args))
     except KeyboardInterrupt:
         print(f"{prefix}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Stopped as stopped:
+        reason = signal.strsignal(stopped.signum) or signal.Signals(stopped.signum).name
+        print(f"{prefix}: {reason.lower()}", file=sys.stderr)  # "terminated", "hangup"
+        return 128 + stopped.signum
     except Exception as error:  # noqa: BLE001 - re-raised unless it is one of the two kinds below
         library = _missing_library(error)
         if library is not None:

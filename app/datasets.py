@@ -19,11 +19,13 @@ and :func:`load_dataset` reads the data.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.validation import check_int, check_number, check_regular_file, path_kind
 
 #: The dataset the quickstart uses when none is given.
 BUILTIN_DATASET = "builtin:pendulum-expert"
@@ -32,6 +34,10 @@ DATASET_KINDS = ("builtin", "minari", "robomimic", "d4rl")
 #: The built-in datasets (``builtin:NAME``).
 BUILTIN_NAMES = ("pendulum-expert",)
 _HDF5_SUFFIXES = (".hdf5", ".h5")
+#: Most episodes of the built-in dataset (200 steps each).
+MAX_BUILTIN_EPISODES = 10_000
+#: Longest robomimic evaluation horizon (robomimic uses 400 for Lift).
+MAX_HORIZON = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +84,17 @@ class DatasetSpec:
             raise DataError(f"dataset {self.name!r}: unknown built-in {self.source!r}, expected one of {BUILTIN_NAMES}")
         if self.kind == "d4rl" and not self.env_id:
             raise DataError(f"dataset {self.name!r}: a D4RL hdf5 file needs its env id (FILE.hdf5@Hopper-v5)")
-        if self.episodes < 1:
-            raise DataError(f"dataset {self.name!r}: episodes must be >= 1, got {self.episodes}")
+        if self.env_id is not None:
+            check_env_id(self.env_id, f"dataset {self.name!r}: env id")
+        check_int(f"dataset {self.name!r}: episodes", self.episodes, 1, MAX_BUILTIN_EPISODES)
+        if self.horizon is not None:
+            check_int(f"dataset {self.name!r}: horizon", self.horizon, 1, MAX_HORIZON)
+        for field in ("ref_min", "ref_max"):
+            if getattr(self, field) is not None:
+                check_number(f"dataset {self.name!r}: {field}", getattr(self, field))
+        if self.ref_min is not None and self.ref_min == self.ref_max:
+            raise DataError(f"dataset {self.name!r}: ref_min and ref_max are both {self.ref_min!r}: expected two "
+                            "different reference returns (a normalized score divides by their difference)")
 
     @property
     def metric(self) -> str:
@@ -116,18 +131,18 @@ class DatasetSpec:
                 id that is not in the local Minari folder (without ``download``).
         """
         if self.kind in ("robomimic", "d4rl"):
-            path = Path(self.source)
-            if path.is_dir():
-                raise DataError(f"dataset {self.name!r}: {self.source!r} is a folder, expected an hdf5 file")
-            if not path.is_file():
-                raise DataError(f"dataset {self.name!r}: file {self.source!r} does not exist")
+            check_regular_file(self.source, f"dataset {self.name!r}:", "an hdf5 file")
         elif self.kind == "minari":
             from saq_wrappers.integrations.minari import is_dataset_path, local_dataset_path
 
             if is_dataset_path(self.source):
-                if not Path(self.source).expanduser().is_dir():
+                kind = path_kind(Path(self.source).expanduser())
+                if kind is None:
                     raise DataError(f"dataset {self.name!r}: folder {self.source!r} does not exist "
                                     "(expected a Minari dataset folder)")
+                if kind != "a folder":
+                    raise DataError(f"dataset {self.name!r}: {self.source!r} is {kind}, expected a Minari "
+                                    "dataset folder")
             elif not self.download and local_dataset_path(self.source) is None:
                 raise DataError(
                     f"dataset {self.name!r}: Minari dataset {self.source!r} is not in the local Minari folder "
@@ -194,6 +209,25 @@ def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDatas
                          spec.ref_min, spec.ref_max)
 
 
+def check_env_id(env_id: Any, what: str = "env id") -> None:
+    """Refuse an env id the installed Gymnasium registry does not have, before any work (the
+    data would load first and ``gym.make`` fail after), suggesting the close registered ids.
+    Gymnasium's ``module:EnvId`` form, which imports ``module``, is not a registry id either.
+
+    Raises:
+        DataError: ``"... 'Pendulum-v9' is not a registered Gymnasium env (close registered ids:
+            Pendulum-v1) ..."``.
+    """
+    import gymnasium as gym
+
+    if isinstance(env_id, str) and env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(str(env_id), list(gym.registry), n=3)
+    hint = f" (close registered ids: {', '.join(close)})" if close else ""
+    raise DataError(f"{what} {env_id!r} is not a registered Gymnasium env{hint}: expected an id of the installed "
+                    "Gymnasium registry (import the package that registers it first)")
+
+
 def _ref(override: float | None, stored: float | None) -> float | None:
     return override if override is not None else stored
 
@@ -203,8 +237,7 @@ def _infer_kind(source: str) -> str:
     path = Path(source.rsplit("@", 1)[0])
     if path.suffix.lower() not in _HDF5_SUFFIXES:
         return "minari"
-    if not path.is_file():
-        raise DataError(f"dataset {source!r}: file {str(path)!r} does not exist")
+    check_regular_file(path, f"dataset {source!r}:", "an hdf5 file")
     if "@" in source:
         return "d4rl"
     import h5py

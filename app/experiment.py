@@ -11,17 +11,61 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from typing import Any, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.evaluation import MAX_EPISODES
 from saq_wrappers.integrations.algorithms import check_algorithm, is_saq
+from saq_wrappers.validation import MAX_SEED, check_int, check_number, check_seed
 
 from .datasets import DatasetSpec
 
+#: Most gradient updates of one training phase (the algorithm's, the quantizer's, ARQ's score
+#: model): the cap a time-budgeted run stops at anyway, and years of CPU time.
+MAX_STEPS = 10**9
+#: Longest training time budget: 30 days, in seconds (``inf`` would train forever).
+MAX_TIME_BUDGET = 30 * 24 * 3600.0
+#: The learning curve's episodes are reset with seeds from the run's seed plus this (the final
+#: evaluation's from the seed plus ``EvaluationSettings.seed_offset``).
+CURVE_SEED_OFFSET = 10_000
+#: Most learning-curve points of one run.
+MAX_CURVE_POINTS = 10_000
+#: Largest minibatch.
+MAX_BATCH_SIZE = 1_000_000
+#: The models' own size limits (``saq_wrappers.vqvae.config.MAX_CODES`` / ``MAX_WIDTH`` /
+#: ``MAX_HIDDEN_LAYERS`` and ``saq_wrappers.score.support_sampler.MAX_SAMPLES`` / ``MAX_BLOCKS``;
+#: tests/app/test_hardening_app.py checks they agree), repeated here so that a spec refuses a bad
+#: size before any data is read, without importing torch.
+MAX_CODES = 65_536
+MAX_WIDTH = 16_384
+MAX_HIDDEN_LAYERS = 16
+MAX_SAMPLES = 65_536
+MAX_BLOCKS = 64
 
-def _check_positive(name: str, value: Any, minimum: float = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise DataError(f"{name} must be a number >= {minimum:g}, got {value!r}")
+
+def check_steps(name: str, value: Any) -> int:
+    """A number of updates or env steps: an integer in ``1 ..`` :data:`MAX_STEPS`."""
+    return check_int(name, value, 1, MAX_STEPS)
+
+
+def check_time_budget(value: Any) -> float:
+    """Training seconds: a finite number in ``(0,`` :data:`MAX_TIME_BUDGET` ``]``."""
+    return check_number("time budget", value, 0, MAX_TIME_BUDGET, exclusive_minimum=True)
+
+
+def check_episode_count(name: str, value: Any) -> int:
+    """A number of evaluation episodes: an integer in ``1 ..``
+    :data:`saq_wrappers.evaluation.MAX_EPISODES`."""
+    return check_int(name, value, 1, MAX_EPISODES)
+
+
+def check_hidden(name: str, hidden: Any) -> None:
+    """Hidden layer sizes: 1 to :data:`MAX_HIDDEN_LAYERS` integers in ``1 ..`` :data:`MAX_WIDTH`."""
+    if not isinstance(hidden, (tuple, list)) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
+        raise DataError(f"{name} must be a tuple of 1 to {MAX_HIDDEN_LAYERS} layer sizes, got {hidden!r}")
+    for size in hidden:
+        check_int(f"each of the {name}", size, 1, MAX_WIDTH)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +80,11 @@ class QuantizerSettings:
     steps: int = 5000
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_codes, bool) or not isinstance(self.n_codes, int) or self.n_codes < 2:
-            raise DataError(f"n_codes (K) must be >= 2, got {self.n_codes!r}")
-        _check_positive("quantizer steps", self.steps)
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise DataError(f"quantizer hidden sizes must be positive integers, got {self.hidden!r}")
+        check_int("n_codes (K)", self.n_codes, 2, MAX_CODES)
+        check_steps("quantizer steps", self.steps)
+        check_hidden("quantizer hidden sizes", self.hidden)
+        if not isinstance(self.state_conditioned, bool):
+            raise DataError(f"quantizer state_conditioned must be true or false, got {self.state_conditioned!r}")
 
 
 #: Reward preprocessing of a run: none, or the IQL / SAQ authors' locomotion scaling
@@ -80,8 +124,16 @@ class ARQSettings:
     policy: str = "implicit"
 
     def __post_init__(self) -> None:
-        for name in ("n_samples", "hidden", "n_blocks", "ode_steps", "fit_steps", "fit_batch", "kth"):
-            _check_positive(f"arq {name}", getattr(self, name))
+        check_int("arq n samples", self.n_samples, 1, MAX_SAMPLES)
+        check_int("arq hidden", self.hidden, 1, MAX_WIDTH)
+        check_int("arq n blocks", self.n_blocks, 1, MAX_BLOCKS)
+        check_steps("arq ode steps", self.ode_steps)
+        check_steps("arq fit steps", self.fit_steps)
+        check_int("arq fit batch", self.fit_batch, 1, MAX_BATCH_SIZE)
+        check_int("arq kth", self.kth, 1)
+        check_number("arq fit lr", self.fit_lr, 0, exclusive_minimum=True)
+        check_number("arq alpha", self.alpha, 0)
+        check_number("arq learning rate", self.learning_rate, 0, exclusive_minimum=True)
         if self.kth > self.n_samples + 1:
             raise DataError(f"arq kth ({self.kth}) must be <= n_samples + 1 ({self.n_samples + 1})")
         if self.policy not in ARQ_POLICIES:
@@ -101,10 +153,10 @@ class EvaluationSettings:
     greedy: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive("eval episodes", self.episodes)
-        _check_positive("curve points", self.curve_points, minimum=0)
-        _check_positive("curve episodes", self.curve_episodes)
-        _check_positive("evaluation seed offset", self.seed_offset, minimum=0)
+        check_episode_count("eval episodes", self.episodes)
+        check_int("curve points", self.curve_points, 0, MAX_CURVE_POINTS)
+        check_episode_count("curve episodes", self.curve_episodes)
+        check_seed("evaluation seed offset", self.seed_offset)
         if not isinstance(self.greedy, bool):
             raise DataError(f"evaluation greedy must be true or false, got {self.greedy!r}")
 
@@ -151,15 +203,21 @@ class ExperimentSpec:
         if self.steps is None and self.time_budget is None:
             raise DataError("give steps or a time budget (seconds): expected at least one budget")
         if self.steps is not None:
-            if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-                raise DataError(f"steps must be an integer >= 1, got {self.steps!r}")
+            check_steps("steps", self.steps)
         if self.time_budget is not None:
-            if not isinstance(self.time_budget, (int, float)) or not self.time_budget > 0:
-                raise DataError(f"time budget must be > 0 seconds, got {self.time_budget!r}")
-        _check_positive("batch size", self.batch_size)
-        _check_positive("seed", self.seed, minimum=0)
-        if self.hidden is not None and (not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden)):
-            raise DataError(f"hidden sizes must be positive integers, got {self.hidden!r}")
+            check_time_budget(self.time_budget)
+        check_int("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_seed("seed", self.seed)
+        ev = self.evaluation
+        last_seed = self.seed + max(ev.seed_offset + ev.episodes, CURVE_SEED_OFFSET + ev.curve_episodes) - 1
+        if last_seed > MAX_SEED:  # refused now, not when the evaluation starts after training
+            raise DataError(f"seed {self.seed:,} is too large: its evaluation episodes would be reset with seeds up "
+                            f"to {last_seed:,}, above the largest seed {MAX_SEED:,}")
+        if self.hidden is not None:
+            check_hidden("hidden sizes", self.hidden)
+        for name, value in self.options:
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                check_number(f"option {name}", value)  # a NaN or infinite weight makes a NaN loss
         if self.reward_scaling not in REWARD_SCALINGS:
             raise DataError(f"reward_scaling must be one of {', '.join(REWARD_SCALINGS)}, got {self.reward_scaling!r}")
         if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,19 @@ from saq_wrappers.integrations.sb3 import (
     make_saq_vec_env,
     warm_started_dqn,
 )
+from saq_wrappers.validation import check_int, check_number, check_regular_file, check_seed
 from saq_wrappers.wrappers import SAQActionWrapper
 
-from .datasets import BUILTIN_DATASET, DatasetSpec, LoadedDataset, load_dataset
-from .experiment import EvaluationSettings, ExperimentSpec, QuantizerSettings
-from .generate import MODEL_FILE_HELP, TRUST_MODEL_PICKLE_HELP, generate_dataset
+from .datasets import BUILTIN_DATASET, DatasetSpec, LoadedDataset, check_env_id, load_dataset
+from .experiment import (
+    MAX_STEPS,
+    EvaluationSettings,
+    ExperimentSpec,
+    QuantizerSettings,
+    check_episode_count,
+    check_steps,
+)
+from .generate import MAX_DATASET_STEPS, MODEL_FILE_HELP, TRUST_MODEL_PICKLE_HELP, generate_dataset
 from .outputs import resolve_run_folder, run_folder
 from .pipeline import ArtifactStore, ExperimentOutcome, run_experiment
 from .plots import pyplot, save_figure
@@ -69,7 +78,8 @@ _ARM_LABELS = {
 class FinetuneConfig:
     """Options of :func:`run_finetune` (and of ``saq finetune``).
 
-    Defaults fit a 2-core CPU in about 5-10 minutes on the built-in Pendulum expert data.
+    Defaults fit a 2-core CPU in about 5-10 minutes on the built-in Pendulum expert data. Every
+    option is checked when the config is made (:meth:`validate`), before any work.
     """
 
     dataset: str = BUILTIN_DATASET
@@ -96,6 +106,40 @@ class FinetuneConfig:
     name: str = "finetune"
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse a bad option: every count is an integer within its bound, every weight a finite
+        number >= 0 (a NaN ``cql_alpha`` gives a NaN loss), the seed in ``0 .. 2**32 - 1``, the
+        arms known and distinct, the name a plain file stem (it names the result files).
+
+        Raises:
+            DataError: naming the option, what was expected and the value given.
+        """
+        check_seed("seed", self.seed)
+        check_int("dataset_steps", self.dataset_steps, 1, MAX_DATASET_STEPS)
+        for name in ("online_steps", "eval_every", "conservative_steps"):
+            check_steps(name, getattr(self, name))
+        check_int("learning_starts", self.learning_starts, 0, MAX_STEPS)
+        check_episode_count("eval_episodes", self.eval_episodes)
+        for name in ("noise_std", "cql_alpha", "conservative_alpha"):
+            check_number(name, getattr(self, name), 0)
+        check_number("scratch_exploration_fraction", self.scratch_exploration_fraction, 0, 1, exclusive_minimum=True)
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown:
+            raise DataError(f"unknown arms {unknown}: expected some of {', '.join(ARMS)}")
+        if len(set(self.arms)) != len(self.arms):
+            raise DataError(f"arms {list(self.arms)} name an arm twice: expected distinct arms")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", self.name):
+            raise DataError(f"name {self.name!r}: expected a file stem of letters, digits and . _ + - "
+                            "(it names the result files inside the output folder)")
+        if self.zoo_model is not None and self.env_id is None:
+            raise DataError("--zoo-model needs --env (the Gymnasium id the model acts in, e.g. Hopper-v5)")
+        if self.env_id is not None:
+            check_env_id(self.env_id, "--env")
+        _offline_spec(self, DatasetSpec.parse(BUILTIN_DATASET))  # sizes, steps and seed of the offline phase
+
     @classmethod
     def quick(cls, **overrides: Any) -> FinetuneConfig:
         """A smoke-test sized run (about a minute)."""
@@ -116,12 +160,13 @@ def _dataset_spec(config: FinetuneConfig) -> DatasetSpec:
     the Gymnasium registry without it); ``trust_model_pickle`` to the model loader."""
     if config.zoo_model is None:
         return dataclasses.replace(DatasetSpec.parse(config.dataset), trust_env_spec=config.trust_env_spec)
-    if config.env_id is None:
-        raise DataError("--zoo-model needs --env (the Gymnasium id the model acts in, e.g. Hopper-v5)")
-    model_file = Path(config.zoo_model)
-    if not model_file.is_file():
-        raise DataError(f"{model_file}: no such SB3 model file")
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:10]
+    assert config.env_id is not None  # FinetuneConfig.validate
+    model_file = check_regular_file(config.zoo_model, "--zoo-model", "an SB3 model file (.zip)")
+    hasher = hashlib.sha256()
+    with open(model_file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+    digest = hasher.hexdigest()[:10]
     env_name = config.env_id.split("-")[0].lower()
     # Minari ids allow no '.' in the name: the noise level is written as e.g. 0p5
     noise = f"{config.noise_std:g}".replace(".", "p").replace("-", "m")
@@ -201,17 +246,11 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     SAQ-CQL model to the output folder, which appears only when the run has finished
     (:mod:`saq_wrappers.app.outputs`), and returns the results.
     """
-    unknown = [arm for arm in config.arms if arm not in ARMS]
-    if unknown:
-        raise DataError(f"unknown arms {unknown}: expected some of {', '.join(ARMS)}")
-    for name in ("online_steps", "eval_every", "eval_episodes", "learning_starts", "conservative_steps",
-                 "dataset_steps"):
-        if getattr(config, name) < 1:
-            raise DataError(f"{name} must be >= 1, got {getattr(config, name)}")
-    # Every option is checked before any heavy work: the offline spec validates the rest.
-    _offline_spec(config, DatasetSpec.parse(BUILTIN_DATASET))
+    config.validate()  # a config changed after it was made is checked again, before any work
     if config.zoo_model is None:
         _dataset_spec(config).check()
+    else:
+        check_regular_file(config.zoo_model, "--zoo-model", "an SB3 model file (.zip)")
     target = resolve_run_folder(config.output_dir, "finetune")
     say = print if config.progress else (lambda *_: None)
     started = time.perf_counter()

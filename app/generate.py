@@ -56,16 +56,23 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.minari import minari_info, write_minari_dataset
+from saq_wrappers.errors import DataError, OutputPathError
+from saq_wrappers.integrations.minari import local_dataset_path, minari_info, write_minari_dataset
 from saq_wrappers.integrations.sb3.models import load_sb3_model, rollout_policy
 from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_policy, rollout
+from saq_wrappers.validation import check_int, check_number, check_seed
 
-__all__ = ["AGENT_SEEDS", "MODEL_FILE_HELP", "RECIPES", "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset",
-           "run"]
+from .experiment import check_episode_count
+
+__all__ = ["AGENT_SEEDS", "MAX_DATASET_EPISODES", "MAX_DATASET_STEPS", "MODEL_FILE_HELP", "RECIPES",
+           "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
 
 #: The dataset recipes, D4RL's names.
 RECIPES = ("expert", "medium", "medium-expert", "random")
+#: Most env steps of a generated dataset (D4RL's largest have 2 million): every row is held in memory.
+MAX_DATASET_STEPS = 10_000_000
+#: Most episodes of a generated dataset.
+MAX_DATASET_EPISODES = 1_000_000
 #: Where the agents' sampled actions start: ``seed`` (generation seeds torch) or ``model`` (the
 #: seed stored in the model file, as SB3's load leaves the generator).
 AGENT_SEEDS = ("seed", "model")
@@ -144,8 +151,25 @@ def generate_dataset(
         raise DataError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
     if agent_seed not in AGENT_SEEDS:
         raise DataError(f"unknown agent_seed {agent_seed!r}: expected one of {', '.join(AGENT_SEEDS)}")
-    if not (np.isfinite(noise_std) and noise_std >= 0):
-        raise DataError(f"noise_std must be a finite number >= 0, got {noise_std}")
+    if (n_steps is None) == (n_episodes is None):
+        raise DataError(f"give exactly one of n_steps and n_episodes, got {n_steps!r} and {n_episodes!r}")
+    if n_steps is not None:
+        check_int("n_steps", n_steps, 1, MAX_DATASET_STEPS)
+    else:
+        check_int("n_episodes", n_episodes, 1, MAX_DATASET_EPISODES)
+    check_seed("seed", seed)
+    check_number("noise_std", noise_std, 0)
+    for name, score in (("ref_min_score", ref_min_score), ("ref_max_score", ref_max_score)):
+        if score is not None:
+            check_number(name, score)
+    check_episode_count("ref_episodes", ref_episodes)
+    # checked again when written; here before any rollout
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise OutputPathError(f"Minari datasets folder {str(root)!r} does not exist (create it first)")
+    existing = Path(root).expanduser() / dataset_id if root is not None else local_dataset_path(dataset_id)
+    if existing is not None and existing.exists():
+        raise OutputPathError(f"Minari dataset {dataset_id!r} already exists at {str(existing)!r}: choose another "
+                              "id or version, or delete it")
     try:
         env = gym.make(env_id, **(env_kwargs or {}))
     except gym.error.Error as error:

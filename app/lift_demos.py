@@ -13,8 +13,15 @@ from __future__ import annotations
 import argparse
 
 from saq_wrappers.integrations.robomimic import generate_lift_demos
+from saq_wrappers.io import check_output_path
+from saq_wrappers.validation import check_int, check_seed
 
-__all__ = ["build_parser", "run"]
+__all__ = ["MAX_DEMOS", "MAX_DEMO_STEPS", "build_parser", "run"]
+
+#: Most demonstrations of one file (robomimic's Lift PH has 200).
+MAX_DEMOS = 100_000
+#: Longest attempt, in env steps (a scripted Lift demo takes about 100).
+MAX_DEMO_STEPS = 100_000
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -36,7 +43,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``saq data lift-demos`` from parsed arguments; prints statistics."""
+    """Run ``saq data lift-demos`` from parsed arguments; prints statistics. The options and the
+    output path are checked before the first demonstration."""
+    check_int("demos", args.demos, 1, MAX_DEMOS)
+    check_int("max steps", args.max_steps, 1, MAX_DEMO_STEPS)
+    check_seed("seed", args.seed)
+    check_output_path(args.output)
     stats = generate_lift_demos(
         args.output, args.demos, seed=args.seed, max_steps=args.max_steps, progress=not args.quiet
     )

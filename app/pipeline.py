@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from saq_wrappers.errors import DataError
+from saq_wrappers.errors import CheckpointError, DataError
 from saq_wrappers.evaluation import normalized_score
 from saq_wrappers.integrations.d3rlpy import (
     evaluate_algo,
@@ -41,12 +41,12 @@ from saq_wrappers.integrations.d3rlpy import (
     to_discrete_dataset,
 )
 from saq_wrappers.integrations.d3rlpy.training import seed_everything, train_with_budget
-from saq_wrappers.io import atomic_output
+from saq_wrappers.io import atomic_output, read_json_file
 from saq_wrappers.transitions import Relabeled, relabel
 from saq_wrappers.vqvae import VQVAEQuantizer
 
 from .datasets import LoadedDataset, load_dataset
-from .experiment import ExperimentSpec
+from .experiment import CURVE_SEED_OFFSET, ExperimentSpec
 
 __all__ = ["ArtifactStore", "ExperimentOutcome", "flush_denormals", "machine", "run_experiment", "score_of"]
 
@@ -110,6 +110,10 @@ def _spaces(data: LoadedDataset) -> tuple[Any, Any]:
         env.close()
 
 
+#: The largest fit record (``*.fit.json``, ARQ's ``meta.json``) read back from the artifact store.
+_MAX_RECORD_BYTES = 1 << 20
+
+
 def ensure_quantizer(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
                      spaces: Optional[tuple[Any, Any]] = None, progress: bool = False) -> tuple[VQVAEQuantizer, dict[str, Any]]:
     """The spec's fitted quantizer (SAQ eqs. 5-7): loaded from the store, or fitted and saved."""
@@ -117,7 +121,7 @@ def ensure_quantizer(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDat
     meta_path = path.with_suffix(".fit.json")
     data_sha256 = data.transitions.content_sha256()
     if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json_file(meta_path, "fit record", max_bytes=_MAX_RECORD_BYTES)
         _check_fitted_on(meta, data_sha256, path, spec)
         return VQVAEQuantizer.load(path), meta
     obs_space, act_space = spaces or _spaces(data)
@@ -147,7 +151,7 @@ def ensure_arq(spec: ExperimentSpec, store: ArtifactStore, data: LoadedDataset,
     sampler_path, table_dir, meta_path = folder / "sampler.safetensors", folder / "table", folder / "meta.json"
     data_sha256 = data.transitions.content_sha256()
     if meta_path.is_file():
-        stored = json.loads(meta_path.read_text())
+        stored = read_json_file(meta_path, "fit record", max_bytes=_MAX_RECORD_BYTES)
         _check_fitted_on(stored, data_sha256, folder, spec)
         return sampler_path, table_dir, stored
     meta: dict[str, Any] = {"data_sha256": data_sha256}
@@ -177,6 +181,8 @@ def _check_fitted_on(meta: dict[str, Any], data_sha256: str, artifact: Path, spe
     """Refuse a stored artifact fitted on other episodes than ``spec``'s dataset holds now (the
     data were generated again): its codes or candidates would belong to other data. Artifacts
     stored before their meta kept the hash are taken as they are."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"the fit record of {artifact} is not a JSON object: delete it to fit the artifact again")
     fitted_on = meta.get("data_sha256")
     if fitted_on is not None and fitted_on != data_sha256:
         raise DataError(
@@ -288,7 +294,7 @@ def run_experiment(
             if monitor is not None:
                 monitor.record(trained, int(trained.grad_step))
             result = evaluate_algo(trained, env, action_set, n_episodes=ev.curve_episodes,
-                                   seed=spec.seed + 10_000, progress=False, greedy=ev.greedy)
+                                   seed=spec.seed + CURVE_SEED_OFFSET, progress=False, greedy=ev.greedy)
             return score_of(spec, data, result)
 
         say(f"training {spec.label} ({_budget_text(spec)})")

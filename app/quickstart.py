@@ -24,7 +24,7 @@ from saq_wrappers.errors import DataError
 from saq_wrappers.integrations import algorithms
 
 from .datasets import BUILTIN_DATASET, DatasetSpec
-from .experiment import EvaluationSettings, ExperimentSpec, QuantizerSettings
+from .experiment import EvaluationSettings, ExperimentSpec, QuantizerSettings, check_time_budget
 from .outputs import resolve_run_folder, run_folder
 
 #: ``--algo`` choice (the SAQ algorithm's family, lowercase) -> the continuous counterpart of its
@@ -64,6 +64,8 @@ class QuickstartConfig:
         option, so a bad one fails before any work."""
         if self.algo not in ALGORITHMS:
             raise DataError(f"unknown algorithm {self.algo!r}: expected one of {', '.join(ALGORITHMS)}")
+        if self.time_budget is not None:
+            check_time_budget(self.time_budget)  # also when ``steps`` overrides it: a bad value is a mistake
         dataset = dataclasses.replace(DatasetSpec.parse(self.dataset), trust_env_spec=self.trust_env_spec)
         common: dict[str, Any] = dict(
             dataset=dataset, seed=self.seed,

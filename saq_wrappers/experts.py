@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import gymnasium as gym
 import numpy as np
 
-from saq_wrappers.io import atomic_output
+from saq_wrappers.errors import CheckpointError
+from saq_wrappers.io import atomic_output, read_json_file
 from saq_wrappers.rollouts import StepPolicy, noisy_policy, random_policy, rollout
 from saq_wrappers.transitions import Transitions
 
@@ -81,14 +84,18 @@ def quickstart_dataset(
     transitions and a metadata dict with the env id and the reference returns
     (``random_return``: uniform random actions; ``expert_return``: the noise-free scripted
     expert; both means over 20 episodes seeded from ``seed + 10000``) used for normalized scores.
+
+    A cache entry that cannot be read back (a truncated or corrupt file, say from a full disk) is
+    rebuilt with a warning, and a cache folder that cannot be written only costs the caching (a
+    warning): the data are returned either way.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = f"pendulum-scripted-expert-v{QUICKSTART_DATASET_VERSION}-n{n_episodes}-noise{noise_std}-seed{seed}"
     arrays_path, meta_path = folder / f"{name}.npz", folder / f"{name}.json"
     if not refresh and arrays_path.is_file() and meta_path.is_file():
-        with np.load(arrays_path, allow_pickle=False) as stored:
-            transitions = Transitions(**{k: stored[k] for k in stored.files})
-        return transitions, json.loads(meta_path.read_text())
+        cached = _read_cached(arrays_path, meta_path)
+        if cached is not None:
+            return cached
 
     env = gym.make("Pendulum-v1")
     expert = PendulumSwingUpExpert().step_policy()
@@ -113,10 +120,37 @@ def quickstart_dataset(
         "expert_return": float(expert_returns.mean()),
         "random_return": float(random_returns.mean()),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_output(arrays_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **transitions.to_dict())
-    with atomic_output(meta_path) as tmp:
-        tmp.write_text(json.dumps(metadata, indent=2))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(arrays_path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **transitions.to_dict())
+        with atomic_output(meta_path) as tmp:
+            tmp.write_text(json.dumps(metadata, indent=2))
+    except OSError as error:
+        warnings.warn(f"cannot cache the quickstart dataset in {str(folder)!r} ({error}): it will be generated "
+                      "again next time", stacklevel=2)
+    return transitions, metadata
+
+
+#: The largest cache metadata file read back (it holds a few numbers).
+_MAX_METADATA_BYTES = 1 << 20
+#: The metadata every cache entry holds (:func:`quickstart_dataset` writes them).
+_CACHED_METADATA = ("env_id", "random_return", "expert_return")
+
+
+def _read_cached(arrays_path: Path, meta_path: Path) -> Optional[tuple[Transitions, dict[str, Any]]]:
+    """The cached transitions and metadata, or ``None`` (with a warning) when the entry cannot be
+    read back whole: a truncated archive, corrupt or incomplete JSON, arrays that do not make
+    valid transitions. Never unpickles."""
+    try:
+        with np.load(arrays_path, allow_pickle=False) as stored:
+            transitions = Transitions(**{k: stored[k] for k in stored.files})
+        metadata = read_json_file(meta_path, "metadata", max_bytes=_MAX_METADATA_BYTES)
+        if not isinstance(metadata, dict) or any(key not in metadata for key in _CACHED_METADATA):
+            raise ValueError(f"the metadata lacks one of {', '.join(_CACHED_METADATA)}")
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, CheckpointError) as error:
+        warnings.warn(f"the quickstart dataset cache entry {str(arrays_path)!r} cannot be read ({error}): "
+                      "rebuilding it", stacklevel=3)
+        return None
     return transitions, metadata

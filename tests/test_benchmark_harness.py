@@ -22,7 +22,7 @@ from benchmarks.harness.report import write_report  # noqa: E402
 from benchmarks.harness.runner import machine, result_path  # noqa: E402
 from benchmarks.harness.spec import DatasetSpec, RunSpec, build_suite  # noqa: E402
 from benchmarks.run import main  # noqa: E402
-from saq_wrappers.errors import DataError  # noqa: E402
+from saq_wrappers.errors import CheckpointError, DataError  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -307,3 +307,19 @@ def test_stored_artifacts_fitted_on_other_episodes_are_refused(cache: Path, tmp_
     (folder / "meta.json").write_text(json.dumps({"data_sha256": "0" * 64}))
     with pytest.raises(DataError, match="fitted on other episodes of dataset"):
         ensure_arq(arq, store, data)
+
+
+@pytest.mark.parametrize("record", ["[" * 5000 + "]" * 5000, "[1, 2]", "{not json"])
+def test_a_corrupt_fit_record_in_the_store_is_a_checkpoint_error(cache: Path, tmp_path: Path, record: str) -> None:
+    """A fit record nested thousands deep, not an object or not JSON: the library's error naming
+    the artifact, never a RecursionError or AttributeError."""
+    from saq_wrappers.app.datasets import load_dataset
+    from saq_wrappers.app.pipeline import ArtifactStore, ensure_arq
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    arq = tiny_grid(["ARQ"])[0]
+    folder = store.arq_folder(arq)
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(record)
+    with pytest.raises(CheckpointError, match="fit record|meta.json"):
+        ensure_arq(arq, store, load_dataset(arq.dataset))

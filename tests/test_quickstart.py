@@ -52,29 +52,31 @@ def test_quickstart_in_an_empty_folder_writes_only_its_run_folder(
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--steps", "-5"], "expected an integer >= 1"),
-        (["--steps", "0"], "expected an integer >= 1"),
-        (["--time-budget", "-1"], "expected a number > 0"),
-        (["--quantizer-steps", "0"], "expected an integer >= 1"),
-        (["--eval-episodes", "0"], "expected an integer >= 1"),
+        (["--steps", "-5"], "steps must be an integer >= 1"),
+        (["--steps", "0"], "steps must be an integer >= 1"),
+        (["--time-budget", "-1"], "time budget must be a finite number > 0"),
+        (["--quantizer-steps", "0"], "quantizer steps must be an integer >= 1"),
+        (["--eval-episodes", "0"], "eval episodes must be an integer >= 1"),
     ],
 )
-def test_bad_budgets_are_refused_by_the_parser(
+def test_bad_budgets_are_refused_before_any_work(
     argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["quickstart", *argv])
-    assert exit_info.value.code == 2
+    monkeypatch.setattr(pipeline, "run_experiment", _must_not_run)
+    assert main(["quickstart", *argv]) == 1
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+    with pytest.raises(SystemExit) as exit_info:  # what is not a number at all is a usage error
+        main(["quickstart", argv[0], "many"])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-codes", "1"], "n_codes (K) must be >= 2"),
+        (["--n-codes", "1"], "n_codes (K) must be an integer >= 2"),
         (["--dataset", "no-such/dataset-v0"], "minari download no-such/dataset-v0"),
         (["--dataset", "missing.hdf5"], "does not exist"),
         (["--dataset", "builtin:nothing"], "unknown built-in"),

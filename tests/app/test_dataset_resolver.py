@@ -10,6 +10,7 @@ import pytest
 
 from saq_wrappers.app.datasets import DatasetSpec, load_dataset
 from saq_wrappers.errors import DataError
+from d4rl_files import d4rl_file
 
 
 def _robomimic_file(path: Path) -> Path:
@@ -18,22 +19,9 @@ def _robomimic_file(path: Path) -> Path:
     return path
 
 
-def _d4rl_file(path: Path, n: int = 20) -> Path:
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as handle:
-        handle["observations"] = rng.normal(size=(n, 3)).astype(np.float32)
-        handle["actions"] = rng.uniform(-1, 1, size=(n, 1)).astype(np.float32)
-        handle["rewards"] = rng.normal(size=n).astype(np.float32)
-        handle["terminals"] = np.zeros(n, bool)
-        timeouts = np.zeros(n, bool)
-        timeouts[[9, 19]] = True
-        handle["timeouts"] = timeouts
-    return path
-
-
 def test_explicit_and_bare_forms_resolve_to_the_right_kind(tmp_path: Path) -> None:
     lift = _robomimic_file(tmp_path / "lift_ph.hdf5")
-    hopper = _d4rl_file(tmp_path / "hopper.hdf5")
+    hopper = d4rl_file(tmp_path / "hopper.hdf5")
     assert DatasetSpec.parse("builtin:pendulum-expert").kind == "builtin"
     assert DatasetSpec.parse(str(lift)).kind == "robomimic"  # a `data` group of demos
     bare = DatasetSpec.parse(f"{hopper}@Pendulum-v1")
@@ -46,7 +34,7 @@ def test_explicit_and_bare_forms_resolve_to_the_right_kind(tmp_path: Path) -> No
 
 
 def test_a_d4rl_file_loads_with_its_env(tmp_path: Path) -> None:
-    data = load_dataset(f"{_d4rl_file(tmp_path / 'pend.hdf5')}@Pendulum-v1")
+    data = load_dataset(f"{d4rl_file(tmp_path / 'pend.hdf5')}@Pendulum-v1")
     assert len(data.transitions) == 18 and data.transitions.n_episodes == 2  # the timeout rows pair up
     env = data.make_env()
     assert env.observation_space.shape == (3,)
