@@ -17,6 +17,7 @@ from typing import Any, Optional
 from saq_wrappers.errors import DataError
 from saq_wrappers.evaluation import MAX_EPISODES
 from saq_wrappers.integrations.algorithms import check_algorithm, is_saq
+from saq_wrappers.limits import MAX_BLOCKS, MAX_CODES, MAX_HIDDEN_LAYERS, MAX_SAMPLES, MAX_WIDTH
 from saq_wrappers.validation import MAX_SEED, check_int, check_number, check_seed
 
 from .datasets import DatasetSpec
@@ -33,15 +34,6 @@ CURVE_SEED_OFFSET = 10_000
 MAX_CURVE_POINTS = 10_000
 #: Largest minibatch.
 MAX_BATCH_SIZE = 1_000_000
-#: The models' own size limits (``saq_wrappers.vqvae.config.MAX_CODES`` / ``MAX_WIDTH`` /
-#: ``MAX_HIDDEN_LAYERS`` and ``saq_wrappers.score.support_sampler.MAX_SAMPLES`` / ``MAX_BLOCKS``;
-#: tests/app/test_hardening_app.py checks they agree), repeated here so that a spec refuses a bad
-#: size before any data is read, without importing torch.
-MAX_CODES = 65_536
-MAX_WIDTH = 16_384
-MAX_HIDDEN_LAYERS = 16
-MAX_SAMPLES = 65_536
-MAX_BLOCKS = 64
 
 
 def check_steps(name: str, value: Any) -> int:
@@ -61,7 +53,8 @@ def check_episode_count(name: str, value: Any) -> int:
 
 
 def check_hidden(name: str, hidden: Any) -> None:
-    """Hidden layer sizes: 1 to :data:`MAX_HIDDEN_LAYERS` integers in ``1 ..`` :data:`MAX_WIDTH`."""
+    """Hidden layer sizes: 1 to :data:`~saq_wrappers.limits.MAX_HIDDEN_LAYERS` integers in ``1 ..``
+    :data:`~saq_wrappers.limits.MAX_WIDTH`."""
     if not isinstance(hidden, (tuple, list)) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
         raise DataError(f"{name} must be a tuple of 1 to {MAX_HIDDEN_LAYERS} layer sizes, got {hidden!r}")
     for size in hidden:

@@ -63,7 +63,7 @@ from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
 from saq_wrappers.integrations.d3rlpy.torch.arq_impl import ARQImpl, ARQModules, kth_largest_target
 from saq_wrappers.score import CandidateTable, ScoreSupportSampler
-from saq_wrappers.score.support_sampler import MAX_SAMPLES
+from saq_wrappers.limits import MAX_SAMPLES
 from saq_wrappers.transitions import Transitions
 from saq_wrappers.validation import check_int, check_number
 
@@ -135,7 +135,7 @@ class ARQConfig(LearnableConfig):
 
     Raises:
         DataError: when the config is made (or deserialized), a size is not an integer >= 1
-            (``n_candidates`` at most :data:`~saq_wrappers.score.support_sampler.MAX_SAMPLES`), a
+            (``n_candidates`` at most :data:`~saq_wrappers.limits.MAX_SAMPLES`), a
             learning rate or ``max_weight`` not a finite number > 0, ``gamma`` or ``tau`` not in
             ``[0, 1]``, ``alpha`` or ``awr_beta`` not a finite number >= 0. ``batch_size=0``
             would train on empty minibatches: a NaN loss.

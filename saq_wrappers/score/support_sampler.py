@@ -64,6 +64,7 @@ from saq_wrappers.io import (
     read_checkpoint_header,
     save_checkpoint,
 )
+from saq_wrappers.limits import MAX_BLOCKS, MAX_SAMPLES
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
 from saq_wrappers.score.ode_solvers import FIXED_STEP_METHODS
@@ -83,10 +84,7 @@ CHECKPOINT_FORMAT = 1
 
 #: ARQ's threshold: drop candidates with log-likelihood <= -5 (eps = e^-5).
 DEFAULT_LOG_EPS = -5.0
-#: Largest ``N`` (the paper: 30): every state's candidates are ``N`` ODE solves.
-MAX_SAMPLES = 65_536
-#: Most residual blocks per network and ensemble members (the paper: 3 and 1-3).
-MAX_BLOCKS = 64
+#: Most ensemble members (the paper: 1-3).
 MAX_ENSEMBLE = 64
 #: Smallest ``std_floor``: dividing by less turns float32 rounding noise into O(1) inputs.
 MIN_STD_FLOOR = 1e-6
@@ -168,11 +166,11 @@ class ScoreSupportSampler:
     Args:
         observation_space, action_space: ``Box`` spaces (observations are flattened).
         n_samples: ``N``, candidates per state (30 in the paper); ``n`` of the action set; at
-            most :data:`MAX_SAMPLES`.
+            most :data:`~saq_wrappers.limits.MAX_SAMPLES`.
         log_eps: validity threshold on the normalized-space log-likelihood (``-5``).
         hidden, n_blocks, fourier_scale: score network (256, 3, 30); ``hidden`` at most
-            :data:`~saq_wrappers.vqvae.config.MAX_WIDTH`, ``n_blocks`` at most
-            :data:`MAX_BLOCKS`, the whole ensemble at most
+            :data:`~saq_wrappers.limits.MAX_WIDTH`, ``n_blocks`` at most
+            :data:`~saq_wrappers.limits.MAX_BLOCKS`, the whole ensemble at most
             :data:`~saq_wrappers.io.MAX_MODEL_VALUES` parameters.
         n_ensemble: ensemble members (mean score); 1 or 3 in the paper; at most
             :data:`MAX_ENSEMBLE`.
@@ -338,7 +336,7 @@ class ScoreSupportSampler:
         PC sampler (``pc_steps`` steps, SNR 0.16) then an RK45 PF-ODE likelihood with
         ``n_probes`` Hutchinson probes (ARQ appendix A.2). Returns actions ``(B, n, d)`` in the
         original space (clipped to the bounds) and log-likelihoods ``(B, n)``.
-        ``n`` (at most :data:`MAX_SAMPLES`), ``pc_steps`` (:data:`MAX_SOLVER_STEPS`), ``n_probes``
+        ``n`` (at most :data:`~saq_wrappers.limits.MAX_SAMPLES`), ``pc_steps`` (:data:`MAX_SOLVER_STEPS`), ``n_probes``
         (:data:`MAX_PROBES`) and ``path`` are checked before any sampling.
         """
         n = self.n if n is None else check_int("n", n, 1, MAX_SAMPLES)

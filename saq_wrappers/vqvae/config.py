@@ -16,14 +16,12 @@ import torch
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.io import planned_state
+from saq_wrappers.limits import MAX_CODES, MAX_HIDDEN_LAYERS, MAX_WIDTH
 from saq_wrappers.validation import check_int, check_number, check_seed
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 
 __all__ = [
     "DEFAULT_N_STEPS",
-    "MAX_CODES",
-    "MAX_HIDDEN_LAYERS",
-    "MAX_WIDTH",
     "QuantizerConfig",
     "check_bool",
 ]
@@ -37,13 +35,6 @@ DEFAULT_N_STEPS = 5_000
 
 #: Codebook initialisations :class:`QuantizerConfig` accepts.
 CODEBOOK_INITS = ("kmeans++", "uniform")
-#: Largest codebook size ``K``: SAQ uses 16-128 (Table 4); 65,536 codes already make a discrete
-#: action space no offline RL algorithm explores, and a typo (``10**7``) would allocate gigabytes.
-MAX_CODES = 65_536
-#: Largest hidden width and embedding size ``D`` (the paper: 512 and 128).
-MAX_WIDTH = 16_384
-#: Most hidden layers of the encoder and of the decoder (the paper: 2).
-MAX_HIDDEN_LAYERS = 16
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -100,7 +91,8 @@ class QuantizerConfig:
     ) -> "QuantizerConfig":
         """Validate user-given values and store them as plain Python types.
 
-        Sizes are bounded (:data:`MAX_CODES`, :data:`MAX_WIDTH`, :data:`MAX_HIDDEN_LAYERS`) so a
+        Sizes are bounded (:data:`~saq_wrappers.limits.MAX_CODES`, :data:`~saq_wrappers.limits.MAX_WIDTH`,
+        :data:`~saq_wrappers.limits.MAX_HIDDEN_LAYERS`) so a
         typo or a forged checkpoint header fails here, before anything is allocated; numbers must
         be finite, integers true integers (a seed of 2.9 is refused, not truncated) and seeds
         within :data:`~saq_wrappers.validation.MAX_SEED`.

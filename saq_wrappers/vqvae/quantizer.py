@@ -122,12 +122,12 @@ class VQVAEQuantizer:
         observation_space: ``Box`` of observations (flattened internally).
         action_space: ``Box`` of the continuous actions; decoded actions are clipped into it.
         n_codes: codebook size ``K`` (paper default 64; results flat over 16..128, Table 4), at
-            most :data:`~saq_wrappers.vqvae.config.MAX_CODES` (65,536) and at most the number
+            most :data:`~saq_wrappers.limits.MAX_CODES` (65,536) and at most the number
             of rows ``fit`` gets.
         embedding_dim: code size ``D`` (128), at most
-            :data:`~saq_wrappers.vqvae.config.MAX_WIDTH` (16,384).
+            :data:`~saq_wrappers.limits.MAX_WIDTH` (16,384).
         hidden_sizes: encoder/decoder hidden widths (512, 512), each at most ``MAX_WIDTH``, at
-            most :data:`~saq_wrappers.vqvae.config.MAX_HIDDEN_LAYERS` (16) of them; the whole
+            most :data:`~saq_wrappers.limits.MAX_HIDDEN_LAYERS` (16) of them; the whole
             model at most :data:`~saq_wrappers.io.MAX_MODEL_VALUES` parameters.
         state_conditioned: ``False`` is the "no state" ablation (SAQ Table 3).
         codebook_weight, commitment_weight: weights of the two VQ terms of SAQ eq. 7 (1.0, 1.0).

@@ -160,16 +160,6 @@ def test_quickstart_numbers_are_bounded_before_any_work(
     assert not list(tmp_path.iterdir())
 
 
-def test_spec_limits_are_the_models_own() -> None:
-    from saq_wrappers.app import experiment
-    from saq_wrappers.score import support_sampler
-    from saq_wrappers.vqvae import config
-
-    assert (experiment.MAX_CODES, experiment.MAX_WIDTH, experiment.MAX_HIDDEN_LAYERS) == (
-        config.MAX_CODES, config.MAX_WIDTH, config.MAX_HIDDEN_LAYERS)
-    assert (experiment.MAX_SAMPLES, experiment.MAX_BLOCKS) == (support_sampler.MAX_SAMPLES, support_sampler.MAX_BLOCKS)
-
-
 def test_spec_numbers_follow_one_rule() -> None:
     data = DatasetSpec(name="pendulum-expert", kind="builtin", source="pendulum-expert", episodes=3)
     for bad in (2.9, True, -1, MAX_SEED + 1):
