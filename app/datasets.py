@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.evaluation import check_reference_returns
 from saq_wrappers.validation import check_int, check_number, check_regular_file, path_kind
 
 #: The dataset the quickstart uses when none is given.
@@ -89,12 +90,15 @@ class DatasetSpec:
         check_int(f"dataset {self.name!r}: episodes", self.episodes, 1, MAX_BUILTIN_EPISODES)
         if self.horizon is not None:
             check_int(f"dataset {self.name!r}: horizon", self.horizon, 1, MAX_HORIZON)
-        for field in ("ref_min", "ref_max"):
-            if getattr(self, field) is not None:
-                check_number(f"dataset {self.name!r}: {field}", getattr(self, field))
-        if self.ref_min is not None and self.ref_min == self.ref_max:
-            raise DataError(f"dataset {self.name!r}: ref_min and ref_max are both {self.ref_min!r}: expected two "
-                            "different reference returns (a normalized score divides by their difference)")
+        if self.ref_min is not None and self.ref_max is not None:
+            try:
+                check_reference_returns(self.ref_min, self.ref_max, ("ref_min", "ref_max"))
+            except DataError as error:
+                raise DataError(f"dataset {self.name!r}: {error}") from error
+        else:
+            for field in ("ref_min", "ref_max"):
+                if getattr(self, field) is not None:
+                    check_number(f"dataset {self.name!r}: {field}", getattr(self, field))
 
     @property
     def metric(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from saq_wrappers.integrations.sb3 import (
     make_saq_vec_env,
     warm_started_dqn,
 )
+from saq_wrappers.io import file_sha256
 from saq_wrappers.validation import check_int, check_number, check_regular_file, check_seed
 from saq_wrappers.wrappers import SAQActionWrapper
 
@@ -162,11 +162,8 @@ def _dataset_spec(config: FinetuneConfig) -> DatasetSpec:
         return dataclasses.replace(DatasetSpec.parse(config.dataset), trust_env_spec=config.trust_env_spec)
     assert config.env_id is not None  # FinetuneConfig.validate
     model_file = check_regular_file(config.zoo_model, "--zoo-model", "an SB3 model file (.zip)")
-    hasher = hashlib.sha256()
-    with open(model_file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    digest = hasher.hexdigest()[:10]
+    model_sha256 = file_sha256(model_file)  # hashed once: generate_dataset records it
+    digest = model_sha256[:10]
     env_name = config.env_id.split("-")[0].lower()
     # Minari ids allow no '.' in the name: the noise level is written as e.g. 0p5
     noise = f"{config.noise_std:g}".replace(".", "p").replace("-", "m")
@@ -178,7 +175,7 @@ def _dataset_spec(config: FinetuneConfig) -> DatasetSpec:
         root.mkdir(parents=True, exist_ok=True)
         generate_dataset(config.zoo_model, config.env_id, dataset_id, "medium", n_steps=config.dataset_steps,
                          noise_std=config.noise_std, seed=config.seed, root=root, progress=config.progress,
-                         trust_model_pickle=config.trust_model_pickle)
+                         trust_model_pickle=config.trust_model_pickle, model_sha256=model_sha256)
     return DatasetSpec(name=name, kind="minari", source=str(folder), trust_env_spec=config.trust_env_spec)
 
 

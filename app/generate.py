@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import importlib.metadata
 import os
 import random
@@ -56,9 +55,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from saq_wrappers.errors import DataError, OutputPathError
-from saq_wrappers.integrations.minari import local_dataset_path, minari_info, write_minari_dataset
+from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.minari import check_new_dataset, minari_info, write_minari_dataset
 from saq_wrappers.integrations.sb3.models import load_sb3_model, rollout_policy
+from saq_wrappers.io import file_sha256
 from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_policy, rollout
 from saq_wrappers.validation import check_int, check_number, check_seed
 
@@ -92,10 +92,6 @@ TRUST_MODEL_PICKLE_HELP = (
 )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def generate_dataset(
     model: str | os.PathLike[str] | None,
     env_id: str,
@@ -117,6 +113,7 @@ def generate_dataset(
     progress: bool = True,
     trust_model_pickle: bool = False,
     agent_seed: str = "seed",
+    model_sha256: str | None = None,
 ) -> Path:
     """Roll out an SB3 agent with a D4RL-like recipe into a new Minari dataset.
 
@@ -142,6 +139,8 @@ def generate_dataset(
         agent_seed: where the agents' sampled actions start: ``"seed"`` (torch's generator
             seeded with ``seed`` after loading) or ``"model"`` (as SB3's load of the last agent
             left it, seeded with its file's stored seed; every file must store one).
+        model_sha256: the sha256 of ``model`` when the caller has hashed it already (``saq
+            finetune`` names its dataset by it), recorded instead of hashing the file again.
 
     Returns:
         The dataset folder; ``minari.load_dataset(dataset_id)`` and
@@ -159,17 +158,9 @@ def generate_dataset(
         check_int("n_episodes", n_episodes, 1, MAX_DATASET_EPISODES)
     check_seed("seed", seed)
     check_number("noise_std", noise_std, 0)
-    for name, score in (("ref_min_score", ref_min_score), ("ref_max_score", ref_max_score)):
-        if score is not None:
-            check_number(name, score)
     check_episode_count("ref_episodes", ref_episodes)
-    # checked again when written; here before any rollout
-    if root is not None and not Path(root).expanduser().is_dir():
-        raise OutputPathError(f"Minari datasets folder {str(root)!r} does not exist (create it first)")
-    existing = Path(root).expanduser() / dataset_id if root is not None else local_dataset_path(dataset_id)
-    if existing is not None and existing.exists():
-        raise OutputPathError(f"Minari dataset {dataset_id!r} already exists at {str(existing)!r}: choose another "
-                              "id or version, or delete it")
+    # what the writer refuses (id, folder, reference scores), checked again when written: here before any rollout
+    check_new_dataset(dataset_id, root, ref_min_score, ref_max_score)
     try:
         env = gym.make(env_id, **(env_kwargs or {}))
     except gym.error.Error as error:
@@ -241,8 +232,8 @@ def generate_dataset(
             }
             for role, file, agent in (("model", model, expert), ("medium_model", medium_model, medium_agent)):
                 if file is not None and agent is not None:
-                    generation[role] = {"file": Path(file).name, "sha256": _sha256(Path(file)),
-                                        "algorithm": type(agent).__name__}
+                    digest = model_sha256 if role == "model" and model_sha256 is not None else file_sha256(file)
+                    generation[role] = {"file": Path(file).name, "sha256": digest, "algorithm": type(agent).__name__}
             returns = [float(e["rewards"].sum()) for e in episodes]
             metadata = {
                 "algorithm_name": f"saq-wrappers generate ({recipe})",

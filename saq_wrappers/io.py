@@ -32,6 +32,7 @@ Model sizes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -60,6 +61,7 @@ __all__ = [
     "atomic_output",
     "atomic_write_bytes",
     "check_checkpoint_format",
+    "file_sha256",
     "check_model_size",
     "check_output_path",
     "check_stored_shapes",
@@ -371,6 +373,20 @@ def parse_json(text: str, source: str | os.PathLike[str], what: str) -> Any:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{str(source)!r} has corrupted {what} ({error})") from error
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of the file ``path``, read in 1 MiB blocks: a model file or
+    checkpoint of any size is hashed without holding it in memory.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json_file(path: str | os.PathLike[str], what: str, max_bytes: int) -> Any:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from saq_wrappers.action_set import ActionSet, check_finite
 from saq_wrappers.errors import DataError
+from saq_wrappers.io import file_sha256
 from saq_wrappers.metrics import code_usage_stats, reconstruction_stats
 
 
@@ -442,5 +443,5 @@ def quantizer_identity(quantizer: Any, path: str | os.PathLike[str] | None = Non
     if path is not None:
         file = Path(path)
         identity["file"] = str(file)
-        identity["file_sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
+        identity["file_sha256"] = file_sha256(file)
     return identity

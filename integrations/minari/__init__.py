@@ -26,7 +26,8 @@ Modules, one job each:
   :func:`minari_info`;
 * :mod:`.reading`: :func:`load_minari` and :func:`flatten_observations`;
 * :mod:`.writing`: :func:`write_minari_dataset` and :func:`write_relabeled_minari` (a copy with
-  SAQ codes as actions), both atomic.
+  SAQ codes as actions), both atomic, and :func:`check_new_dataset` (what the writer refuses,
+  checked before any work).
 
 Example:
     >>> from saq_wrappers.integrations.minari import load_minari, minari_info   # doctest: +SKIP
@@ -46,11 +47,12 @@ with requires_extra("minari", needed_by=__name__):  # Minari first: a user missi
 from .info import MinariInfo, minari_info
 from .opening import DatasetSource, is_dataset_path, local_dataset_path, open_minari
 from .reading import flatten_observations, load_minari
-from .writing import write_minari_dataset, write_relabeled_minari
+from .writing import check_new_dataset, write_minari_dataset, write_relabeled_minari
 
 __all__ = [
     "DatasetSource",
     "MinariInfo",
+    "check_new_dataset",
     "flatten_observations",
     "is_dataset_path",
     "load_minari",

@@ -20,6 +20,7 @@ from minari.dataset.minari_storage import MinariStorage
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.evaluation import check_reference_returns
 from saq_wrappers.validation import check_int, check_number
 
 __all__ = ["DatasetSource", "check_metadata", "is_dataset_path", "local_dataset_path", "open_minari",
@@ -136,20 +137,19 @@ def reference_scores(metadata: Mapping[str, Any], name: str) -> tuple[float | No
 
     Raises:
         DataError: a value that is not a finite number (``"abc"``, NaN, inf, a list, a bool), or
-            equal scores: either would make every normalized score NaN or a division by zero.
+            equal scores: either would make every normalized score NaN or a division by zero
+            (:func:`~saq_wrappers.evaluation.check_reference_returns` when both are given).
     """
     label = _label(metadata, name)
-    low, high = (
-        None if metadata.get(field) is None
-        else check_number(f"Minari dataset {label!r}: metadata field {field!r}", metadata[field])
-        for field in ("ref_min_score", "ref_max_score")
-    )
-    if low is not None and low == high:
-        raise DataError(
-            f"Minari dataset {label!r}: metadata fields 'ref_min_score' and 'ref_max_score' are both {low:g}: "
-            "expected the random policy's and the expert's returns (a normalized score divides by their difference)"
-        )
-    return low, high
+    names = ("metadata field 'ref_min_score'", "metadata field 'ref_max_score'")
+    low, high = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    try:
+        if low is not None and high is not None:
+            return check_reference_returns(low, high, names)
+        return (None if low is None else check_number(names[0], low),
+                None if high is None else check_number(names[1], high))
+    except DataError as error:
+        raise DataError(f"Minari dataset {label!r}: {error}") from error
 
 
 def _label(metadata: Mapping[str, Any], name: str) -> str:

@@ -27,7 +27,49 @@ from saq_wrappers.transitions import as_bool_flags, encode_in_batches, flatten_r
 from .opening import DatasetSource, open_minari, reference_scores
 from .reading import _episodes, _reading, flatten_observations
 
-__all__ = ["write_minari_dataset", "write_relabeled_minari"]
+__all__ = ["check_new_dataset", "write_minari_dataset", "write_relabeled_minari"]
+
+
+def check_new_dataset(
+    dataset_id: str,
+    root: str | os.PathLike[str] | None = None,
+    ref_min_score: Any = None,
+    ref_max_score: Any = None,
+) -> Path:
+    """The folder a new dataset ``dataset_id`` would take, if :func:`write_minari_dataset` can
+    write it there: what it refuses, checked before any work (``saq data generate`` calls it
+    before its first rollout).
+
+    Args:
+        dataset_id: ``(namespace/)name-vN``.
+        root: the Minari datasets folder (default ``$MINARI_DATASETS_PATH`` or
+            ``~/.minari/datasets``); it must exist.
+        ref_min_score, ref_max_score: the reference scores to store, ``None`` when absent: finite
+            numbers that differ (see :func:`~saq_wrappers.integrations.minari.opening.reference_scores`).
+
+    Returns:
+        The dataset folder (``root/dataset_id``), absolute.
+
+    Raises:
+        DataError: an id not of Minari's form, or bad reference scores.
+        OutputPathError: a missing datasets folder, or anything already at the dataset's folder.
+    """
+    try:
+        parse_dataset_id(dataset_id)
+    except (ValueError, TypeError) as error:  # Minari raises TypeError for an id without a version
+        raise DataError(f"invalid Minari dataset id {dataset_id!r}: expected (namespace/)name-vN ({error})") from error
+    reference_scores({"ref_min_score": ref_min_score, "ref_max_score": ref_max_score}, dataset_id)
+    # absolute: Minari 0.5.4 joins a relative data path onto itself when it sizes the dataset
+    base = (Path(root).expanduser() if root is not None else get_dataset_path()).absolute()
+    if not base.is_dir():
+        raise OutputPathError(f"Minari datasets folder {str(base)!r} does not exist (create it first)")
+    final = base / dataset_id
+    if final.exists() or final.is_symlink():
+        raise OutputPathError(
+            f"Minari dataset {dataset_id!r} already exists at {str(final)!r}: choose another id "
+            "or version, or delete it"
+        )
+    return final
 
 
 def write_minari_dataset(
@@ -63,23 +105,12 @@ def write_minari_dataset(
     Returns:
         The dataset folder (``root/dataset_id``).
     """
-    try:
-        namespace, _, _ = parse_dataset_id(dataset_id)
-    except ValueError as error:
-        raise DataError(f"invalid Minari dataset id {dataset_id!r}: {error}") from error
     if not episodes:
         raise DataError(f"no episodes to write to Minari dataset {dataset_id!r}: expected at least one")
-    reference_scores(metadata or {}, dataset_id)  # a NaN or "abc" score would make the dataset unreadable
-    # absolute: Minari 0.5.4 joins a relative data path onto itself when it sizes the dataset
-    base = (Path(root).expanduser() if root is not None else get_dataset_path()).absolute()
-    if not base.is_dir():
-        raise OutputPathError(f"Minari datasets folder {str(base)!r} does not exist")
-    final = base / dataset_id
-    if final.exists():
-        raise OutputPathError(
-            f"Minari dataset {dataset_id!r} already exists at {str(final)!r}: choose another id "
-            "or version, or delete it"
-        )
+    # a NaN or "abc" score would make the dataset unreadable
+    final = check_new_dataset(dataset_id, root, (metadata or {}).get("ref_min_score"),
+                              (metadata or {}).get("ref_max_score"))
+    namespace, _, _ = parse_dataset_id(dataset_id)
     buffers = _episode_buffers(episodes)  # every episode checked before anything is created
     if namespace is not None and root is None and not final.parent.exists():
         from minari.namespace import create_namespace

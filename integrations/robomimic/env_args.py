@@ -10,13 +10,13 @@ manipulation: robosuite itself is not imported here.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from saq_wrappers.errors import DataError
+from saq_wrappers.errors import CheckpointError, DataError
+from saq_wrappers.io import parse_json
 
 from .hdf5_io import open_robomimic, stored_env_args
 
@@ -31,7 +31,7 @@ def read_env_args(source: str | os.PathLike[str] | dict[str, Any]) -> dict[str, 
     if isinstance(source, dict):
         return copy.deepcopy(source)
     text = os.fspath(source)
-    if Path(text).is_file():
+    if _is_file(text):
         with open_robomimic(text) as handle:
             if "data" not in handle:
                 raise DataError(f"{text}: missing group 'data' (expected data.attrs['env_args'])")
@@ -40,14 +40,22 @@ def read_env_args(source: str | os.PathLike[str] | dict[str, Any]) -> dict[str, 
             raise DataError(f"{text}: missing data.attrs['env_args'] (expected a JSON env description)")
         return args
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
+        value = parse_json(text, "env_args", "JSON")  # nesting depth checked first
+    except CheckpointError as error:
         raise DataError(
             f"env_args {text[:80]!r} is neither a file nor a JSON object ({error})"
         ) from error
     if not isinstance(value, dict):
         raise DataError(f"env_args must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names a file; a JSON text too long for a file name names none."""
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. ENAMETOOLONG
+        return False
 
 
 _PART_CONTROLLERS = ("JOINT_VELOCITY", "JOINT_TORQUE", "JOINT_POSITION", "OSC_POSITION", "OSC_POSE", "IK_POSE")

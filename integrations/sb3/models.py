@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import enum
 import io
-import json
 import os
 import pickle
 import re
@@ -53,7 +52,8 @@ from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.type_aliases import TrainFreq
 from stable_baselines3.common.utils import ConstantSchedule
 
-from saq_wrappers.errors import DataError, SAQError
+from saq_wrappers.errors import CheckpointError, DataError, SAQError
+from saq_wrappers.io import parse_json
 from saq_wrappers.rollouts import StepPolicy
 
 __all__ = ["detect_algorithm", "load_sb3_model", "rollout_policy"]
@@ -223,8 +223,9 @@ def _read_model(file: Path) -> tuple[bytes, dict[str, Any]]:
     try:
         blob = file.read_bytes()
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+            # the nesting depth is checked before parsing: json recurses once per level
+            data = parse_json(archive.read("data").decode("utf-8"), file, "JSON in its 'data' entry")
+    except (zipfile.BadZipFile, KeyError, CheckpointError, UnicodeDecodeError, OSError) as error:
         raise DataError(
             f"{file}: not a Stable-Baselines3 model file (expected a zip with a 'data' JSON "
             f"entry; {error})"

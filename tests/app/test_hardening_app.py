@@ -5,6 +5,7 @@ path or env id that cannot work is refused for what it is, before any work."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,6 +236,33 @@ def test_generate_numbers_are_checked_before_any_rollout(tmp_path: Path, monkeyp
     (tmp_path / "pend" / "random-v0").mkdir(parents=True)
     with pytest.raises(OutputPathError, match="already exists"):
         generate.generate_dataset(None, "Pendulum-v1", "pend/random-v0", n_steps=10, **common)
+
+
+def test_generate_refuses_what_the_writer_would_before_any_rollout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dataset id, the default root's existing folder and the reference scores are those the
+    writer checks: each is refused before the first rollout, not after all of them."""
+    from saq_wrappers.app import generate
+
+    monkeypatch.setattr(generate, "rollout", _must_not_run)
+    monkeypatch.setattr(generate, "mean_return", _must_not_run)
+    common = dict(recipe="random", n_steps=10, ref_min_score=0.0, ref_max_score=1.0, progress=False)
+    for dataset_id in ("hopper", "../escape-v0"):
+        with pytest.raises(DataError, match=rf"invalid Minari dataset id '{re.escape(dataset_id)}'"):
+            generate.generate_dataset(None, "Pendulum-v1", dataset_id, root=tmp_path, **common)
+    assert main(["data", "generate", "--env", "Pendulum-v1", "--dataset-id", "hopper", "--steps", "10",
+                 "--ref-min", "0", "--ref-max", "1", "--recipe", "random", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "invalid Minari dataset id 'hopper'" in err and len(err.strip().splitlines()) == 1
+    default_root = Path(os.environ["MINARI_DATASETS_PATH"])
+    (default_root / "pend" / "partial-v0").mkdir(parents=True)  # no data/metadata.json: still taken
+    with pytest.raises(OutputPathError, match="already exists"):
+        generate.generate_dataset(None, "Pendulum-v1", "pend/partial-v0", **common)
+    with pytest.raises(DataError, match=r"are equal \(5\)"):
+        generate.generate_dataset(None, "Pendulum-v1", "pend/equal-v0", root=tmp_path,
+                                  **{**common, "ref_min_score": 5.0, "ref_max_score": 5.0})
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ BAD_METADATA = [
     ("ref_max_score", math.inf, r"'ref_max_score' must be a finite number, got inf"),
     ("ref_max_score", [1.0], r"'ref_max_score' must be a finite number, got \[1.0\]"),
     ("ref_min_score", True, r"'ref_min_score' must be a finite number, got True"),
-    ("ref_max_score", -1.0, r"'ref_min_score' and 'ref_max_score' are both -1"),
+    ("ref_max_score", -1.0, r"'ref_min_score' and metadata field 'ref_max_score' are equal \(-1\)"),
     ("total_episodes", "abc", r"'total_episodes' must be an integer >= 0, got 'abc'"),
     ("total_episodes", -1, r"'total_episodes' must be an integer >= 0, got -1"),
     ("total_episodes", 10**12, r"'total_episodes' declares 1,000,000,000,000, .*holds only"),
@@ -125,7 +125,7 @@ def test_reference_scores_are_checked_where_they_enter(tmp_path: Path) -> None:
     assert not list(root.rglob("*"))
     for overrides, message in (({"ref_min": math.nan}, "ref_min must be a finite number"),
                                ({"ref_max": "1"}, "ref_max must be a finite number"),
-                               ({"ref_min": 5.0, "ref_max": 5.0}, "ref_min and ref_max are both 5")):
+                               ({"ref_min": 5.0, "ref_max": 5.0}, r"'p': ref_min and ref_max are equal \(5\)")):
         with pytest.raises(DataError, match=message):
             DatasetSpec(name="p", kind="d4rl", source="p.hdf5", env_id="Pendulum-v1", **overrides)
 

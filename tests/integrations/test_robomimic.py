@@ -18,6 +18,7 @@ from saq_wrappers.integrations.robomimic import (
     DEFAULT_OBS_KEYS,
     convert_env_args,
     load_robomimic,
+    read_env_args,
     robomimic_layout,
     write_relabeled_robomimic,
 )
@@ -263,6 +264,11 @@ def test_v14_controller_config_converted_to_composite() -> None:
     assert again["env_kwargs"]["controller_configs"] == config
     with pytest.raises(DataError, match="controller_configs type 'MAGIC'"):
         convert_env_args({"env_name": "Lift", "env_kwargs": {"controller_configs": {"type": "MAGIC"}}})
+
+
+def test_env_args_text_nested_thousands_deep_is_a_data_error() -> None:
+    with pytest.raises(DataError, match=r"neither a file nor a JSON object.*nested 10,000 levels deep"):
+        read_env_args("[" * 10_000 + "]" * 10_000)
 
 
 def test_observation_layout_is_recorded_with_the_quantizer(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from saq_wrappers.app import finetune  # noqa: E402
 from saq_wrappers.app.cli import main  # noqa: E402
 from saq_wrappers.app.finetune import FinetuneConfig, _dataset_spec  # noqa: E402
 from saq_wrappers.experts import default_cache_dir  # noqa: E402
-from saq_wrappers.integrations.sb3 import load_sb3_model  # noqa: E402
+from saq_wrappers.integrations.sb3 import detect_algorithm, load_sb3_model  # noqa: E402
 
 
 class _TouchOnUnpickle:
@@ -203,6 +203,13 @@ def test_an_unreadable_pickle_is_a_data_error(sac_file: Path, tmp_path: Path) ->
     _write_zip(broken, {**_zip_entries(sac_file), "data": b"[1, 2]"})
     with pytest.raises(DataError, match="'data' entry holds a list, expected a JSON object"):
         load_sb3_model(broken, gym.make("Pendulum-v1"))
+
+
+def test_a_data_entry_nested_thousands_deep_is_a_data_error(sac_file: Path, tmp_path: Path) -> None:
+    deep = _write_zip(tmp_path / "deep.zip", {**_zip_entries(sac_file), "data": b"[" * 10_000 + b"]" * 10_000})
+    for read in (lambda: load_sb3_model(deep, gym.make("Pendulum-v1")), lambda: detect_algorithm(deep)):
+        with pytest.raises(DataError, match=r"not a Stable-Baselines3 model file.*nested 10,000 levels deep"):
+            read()
 
 
 class _BuildLayer:
