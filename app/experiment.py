@@ -17,8 +17,8 @@ from typing import Any, Optional
 from saq_wrappers.errors import DataError
 from saq_wrappers.evaluation import MAX_EPISODES
 from saq_wrappers.integrations.algorithms import check_algorithm, is_saq
-from saq_wrappers.limits import MAX_BLOCKS, MAX_CODES, MAX_HIDDEN_LAYERS, MAX_SAMPLES, MAX_WIDTH
-from saq_wrappers.validation import MAX_SEED, check_int, check_number, check_seed
+from saq_wrappers.limits import MAX_BLOCKS, MAX_CODES, MAX_SAMPLES, MAX_WIDTH
+from saq_wrappers.validation import check_bool, check_hidden, check_int, check_number, check_seed, check_seed_range
 
 from .datasets import DatasetSpec
 
@@ -52,15 +52,6 @@ def check_episode_count(name: str, value: Any) -> int:
     return check_int(name, value, 1, MAX_EPISODES)
 
 
-def check_hidden(name: str, hidden: Any) -> None:
-    """Hidden layer sizes: 1 to :data:`~saq_wrappers.limits.MAX_HIDDEN_LAYERS` integers in ``1 ..``
-    :data:`~saq_wrappers.limits.MAX_WIDTH`."""
-    if not isinstance(hidden, (tuple, list)) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
-        raise DataError(f"{name} must be a tuple of 1 to {MAX_HIDDEN_LAYERS} layer sizes, got {hidden!r}")
-    for size in hidden:
-        check_int(f"each of the {name}", size, 1, MAX_WIDTH)
-
-
 @dataclasses.dataclass(frozen=True)
 class QuantizerSettings:
     """The SAQ quantizer of an experiment (SAQ eqs. 5-7; shared by SAQ runs with equal settings
@@ -75,9 +66,8 @@ class QuantizerSettings:
     def __post_init__(self) -> None:
         check_int("n_codes (K)", self.n_codes, 2, MAX_CODES)
         check_steps("quantizer steps", self.steps)
-        check_hidden("quantizer hidden sizes", self.hidden)
-        if not isinstance(self.state_conditioned, bool):
-            raise DataError(f"quantizer state_conditioned must be true or false, got {self.state_conditioned!r}")
+        object.__setattr__(self, "hidden", check_hidden("quantizer hidden sizes", self.hidden))
+        check_bool("quantizer state_conditioned", self.state_conditioned)
 
 
 #: Reward preprocessing of a run: none, or the IQL / SAQ authors' locomotion scaling
@@ -150,8 +140,7 @@ class EvaluationSettings:
         check_int("curve points", self.curve_points, 0, MAX_CURVE_POINTS)
         check_episode_count("curve episodes", self.curve_episodes)
         check_seed("evaluation seed offset", self.seed_offset)
-        if not isinstance(self.greedy, bool):
-            raise DataError(f"evaluation greedy must be true or false, got {self.greedy!r}")
+        check_bool("evaluation greedy", self.greedy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,13 +190,13 @@ class ExperimentSpec:
             check_time_budget(self.time_budget)
         check_int("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_seed("seed", self.seed)
-        ev = self.evaluation
-        last_seed = self.seed + max(ev.seed_offset + ev.episodes, CURVE_SEED_OFFSET + ev.curve_episodes) - 1
-        if last_seed > MAX_SEED:  # refused now, not when the evaluation starts after training
-            raise DataError(f"seed {self.seed:,} is too large: its evaluation episodes would be reset with seeds up "
-                            f"to {last_seed:,}, above the largest seed {MAX_SEED:,}")
+        ev = self.evaluation  # refused now, not when the evaluation starts after training
+        check_seed_range(self.seed + ev.seed_offset, ev.episodes,
+                         f"seed {self.seed:,} is too large: its final evaluation episodes")
+        check_seed_range(self.seed + CURVE_SEED_OFFSET, ev.curve_episodes,
+                         f"seed {self.seed:,} is too large: its learning-curve episodes")
         if self.hidden is not None:
-            check_hidden("hidden sizes", self.hidden)
+            object.__setattr__(self, "hidden", check_hidden("hidden sizes", self.hidden))
         for name, value in self.options:
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 check_number(f"option {name}", value)  # a NaN or infinite weight makes a NaN loss

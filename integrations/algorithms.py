@@ -23,8 +23,8 @@ SAQ_PREFIX = "SAQ-"
 COUNTERPARTS: dict[str, str] = {"SAQ-BC": "BC", "SAQ-CQL": "CQL", "SAQ-IQL": "IQL", "SAQ-BRAC": "TD3+BC"}
 #: SAQ-X: discrete algorithms on the quantizer's codes.
 SAQ_ALGOS: tuple[str, ...] = tuple(COUNTERPARTS)
-#: Continuous d3rlpy algorithms.
-CONTINUOUS_ALGOS: tuple[str, ...] = ("BC", "CQL", "IQL", "TD3+BC")
+#: Continuous d3rlpy algorithms: the SAQ algorithms' counterparts (BC, CQL, IQL, TD3+BC).
+CONTINUOUS_ALGOS: tuple[str, ...] = tuple(COUNTERPARTS.values())
 #: Every algorithm name the registry knows.
 ALGORITHMS: tuple[str, ...] = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saq_wrappers.errors import DataError
-from saq_wrappers.validation import MAX_SEED, check_int, check_number, check_seed
+from saq_wrappers.validation import check_int, check_number, check_seed, check_seed_range
 
 #: A policy maps a batch of observations ``(1, *obs_shape)`` to a batch of actions.
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -70,17 +70,28 @@ class EvaluationResult:
         }
 
 
-def check_reference_returns(random_return: Any, expert_return: Any) -> tuple[float, float]:
-    """``(random_return, expert_return)`` as floats if both are finite numbers and differ.
+def check_reference_returns(
+    random_return: Any,
+    expert_return: Any,
+    names: tuple[str, str] = ("random reference return", "expert reference return"),
+) -> tuple[float, float]:
+    """``(random_return, expert_return)`` as floats if both are finite numbers and differ: the
+    one rule for reference returns wherever they enter (a dataset spec, Minari metadata, a
+    generated dataset), since a normalized score divides by their difference.
+
+    Args:
+        random_return, expert_return: the two reference returns.
+        names: how the messages name them (e.g. the metadata fields they came from).
 
     Raises:
         DataError: a missing, non-numeric, NaN or infinite reference return (it would make every
             normalized score NaN or 0), or equal ones (a division by zero).
     """
-    random = check_number("random reference return", random_return)
-    expert = check_number("expert reference return", expert_return)
+    random = check_number(names[0], random_return)
+    expert = check_number(names[1], expert_return)
     if random == expert:
-        raise DataError(f"expert and random reference returns are equal ({random:g}): cannot normalize")
+        raise DataError(f"{names[0]} and {names[1]} are equal ({random:g}): expected two different reference "
+                        "returns (a normalized score divides by their difference)")
     return random, expert
 
 
@@ -130,12 +141,11 @@ def time_limit(env: gym.Env[Any, Any]) -> int | None:
 
 def check_episodes(n_episodes: Any, seed: Any, name: str = "n_episodes") -> tuple[int, int]:
     """``(n_episodes, seed)`` as ints if ``n_episodes`` is 1 to :data:`MAX_EPISODES` and the episode
-    seeds ``seed .. seed + n_episodes - 1`` are all valid seeds (0 to ``MAX_SEED``)."""
+    seeds ``seed .. seed + n_episodes - 1`` are all valid seeds (0 to :data:`~saq_wrappers.validation.MAX_SEED`)."""
     n = check_int(name, n_episodes, 1, MAX_EPISODES)
     first = check_seed("seed", seed)
-    if first + n - 1 > MAX_SEED:
-        raise DataError(f"seed + {name} - 1 = {first + n - 1:,} exceeds the largest seed {MAX_SEED:,}: "
-                        "episode i is reset with seed + i")
+    check_seed_range(first, n, f"seed + {name} - 1: the {n:,} episodes from seed {first:,} (episode i is "
+                               "reset with seed + i)")
     return n, first
 
 

@@ -18,7 +18,6 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 
-from saq_wrappers.errors import CheckpointError
 from saq_wrappers.io import atomic_output, read_json_file
 from saq_wrappers.rollouts import StepPolicy, noisy_policy, random_policy, rollout
 from saq_wrappers.transitions import Transitions
@@ -149,7 +148,8 @@ def _read_cached(arrays_path: Path, meta_path: Path) -> Optional[tuple[Transitio
         metadata = read_json_file(meta_path, "metadata", max_bytes=_MAX_METADATA_BYTES)
         if not isinstance(metadata, dict) or any(key not in metadata for key in _CACHED_METADATA):
             raise ValueError(f"the metadata lacks one of {', '.join(_CACHED_METADATA)}")
-    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, CheckpointError) as error:
+    # ValueError covers the library's DataError and CheckpointError (read_json_file's)
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as error:
         warnings.warn(f"the quickstart dataset cache entry {str(arrays_path)!r} cannot be read ({error}): "
                       "rebuilding it", stacklevel=3)
         return None

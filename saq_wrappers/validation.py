@@ -11,8 +11,9 @@ An input path is checked by :func:`check_regular_file` without opening it: a FIF
 the reader and a device (``/dev/zero``) would be read forever, so both are refused and named for
 what they are, as is a folder where a file was expected.
 
-This module imports only the standard library, so the command line and the experiment specs
-validate before torch is imported.
+This module imports only the standard library (and the library's errors and
+:mod:`~saq_wrappers.limits`), so the command line and the experiment specs validate before torch
+is imported.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import math
 import numbers
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.limits import MAX_HIDDEN_LAYERS, MAX_WIDTH
 
 __all__ = [
-    "MAX_SEED", "check_choice", "check_int", "check_number", "check_regular_file", "check_seed", "path_kind",
+    "MAX_SEED", "check_bool", "check_choice", "check_hidden", "check_int", "check_number", "check_regular_file",
+    "check_seed", "check_seed_range", "path_kind",
 ]
 
 #: Largest seed: numpy's legacy global seeding (``np.random.seed``, which d3rlpy and SB3 call)
@@ -88,6 +92,61 @@ def check_seed(name: str, value: Any) -> int:
         DataError: a negative, too large or non-integer seed (2.9 is refused, not truncated).
     """
     return check_int(name, value, 0, MAX_SEED)
+
+
+def check_seed_range(first: int, count: int, what: str) -> int:
+    """Return the last of the ``count`` seeds ``first .. first + count - 1`` (episode ``i`` of an
+    evaluation is reset with ``first + i``) if it is at most :data:`MAX_SEED`.
+
+    Args:
+        first: the first seed, already checked (:func:`check_seed`).
+        count: the number of seeds, already checked.
+        what: what uses the seeds, leading the message (``"seed 7 is too large: its episodes"``).
+
+    Raises:
+        DataError: ``"<what> would be reset with seeds up to <last>, above the largest seed ..."``.
+    """
+    last = first + count - 1
+    if last > MAX_SEED:
+        raise DataError(f"{what} would be reset with seeds up to {last:,}, above the largest seed {MAX_SEED:,}")
+    return last
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (numpy's included): a truthy string such as
+    ``"false"`` from a checkpoint header or a spec must not switch a setting on, nor ``1`` stand
+    for ``True``.
+
+    Raises:
+        DataError: naming ``name`` and the value given.
+    """
+    numpy = sys.modules.get("numpy")  # a numpy bool exists only once numpy is imported
+    if not (isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))):
+        raise DataError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_hidden(name: str, hidden: Any, min_layers: int = 1) -> tuple[int, ...]:
+    """Return hidden layer sizes as a tuple of ints if ``hidden`` is a sequence (not a string) of
+    ``min_layers`` to :data:`~saq_wrappers.limits.MAX_HIDDEN_LAYERS` integers, each in ``1 ..``
+    :data:`~saq_wrappers.limits.MAX_WIDTH`: a typo such as ``[30_000] * 1000`` would allocate
+    gigabytes.
+
+    Raises:
+        DataError: naming ``name``: not a sequence, too few or too many layers, or a size out of
+            range (``"hidden_sizes: each hidden size must be an integer >= 1 and <= 16,384, ..."``).
+    """
+    if isinstance(hidden, (str, bytes)):
+        raise DataError(f"{name} must be a sequence of layer sizes (integers), got {hidden!r}")
+    try:
+        sizes = tuple(hidden)
+    except TypeError as error:
+        raise DataError(f"{name} must be a sequence of layer sizes (integers), got {hidden!r}") from error
+    if len(sizes) > MAX_HIDDEN_LAYERS:
+        raise DataError(f"{name} has {len(sizes)} layers, expected at most {MAX_HIDDEN_LAYERS}")
+    if len(sizes) < min_layers:
+        raise DataError(f"{name} has {len(sizes)} layers, expected at least {min_layers}")
+    return tuple(check_int(f"{name}: each hidden size", size, 1, MAX_WIDTH) for size in sizes)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -60,6 +60,7 @@ from d3rlpy.torch_utility import convert_to_torch_recursively
 from d3rlpy.types import Observation, Shape
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.encoders import check_encoders_accept
 from saq_wrappers.integrations.d3rlpy.torch.arq_impl import ARQImpl, ARQModules, kth_largest_target
 from saq_wrappers.score import CandidateTable, ScoreSupportSampler
@@ -136,8 +137,8 @@ class ARQConfig(LearnableConfig):
     Raises:
         DataError: when the config is made (or deserialized), a size is not an integer >= 1
             (``n_candidates`` at most :data:`~saq_wrappers.limits.MAX_SAMPLES`), a
-            learning rate or ``max_weight`` not a finite number > 0, ``gamma`` or ``tau`` not in
-            ``[0, 1]``, ``alpha`` or ``awr_beta`` not a finite number >= 0. ``batch_size=0``
+            learning rate or ``max_weight`` not a finite number > 0, ``gamma`` not in ``[0, 1]``,
+            ``tau`` not in ``(0, 1]``, ``alpha`` or ``awr_beta`` not a finite number >= 0. ``batch_size=0``
             would train on empty minibatches: a NaN loss.
     """
 
@@ -161,13 +162,10 @@ class ARQConfig(LearnableConfig):
     sampler_path: Optional[str] = None
 
     def __post_init__(self) -> None:
-        for name, minimum, maximum in (("batch_size", 1, None), ("n_critics", 1, None), ("kth", 1, None),
-                                       ("n_candidates", 1, MAX_SAMPLES)):
-            check_int(name, getattr(self, name), minimum, maximum)
-        for name in ("learning_rate", "actor_learning_rate", "max_weight"):
-            check_number(name, getattr(self, name), 0, exclusive_minimum=True)
-        for name in ("gamma", "tau"):
-            check_number(name, getattr(self, name), 0, 1)
+        check_common_fields(self)
+        check_int("kth", self.kth, 1)
+        check_int("n_candidates", self.n_candidates, 1, MAX_SAMPLES)
+        check_number("max_weight", self.max_weight, 0, exclusive_minimum=True)
         for name in ("alpha", "awr_beta"):
             check_number(name, getattr(self, name), 0)
 

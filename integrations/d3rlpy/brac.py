@@ -42,6 +42,7 @@ from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Observation, Shape
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteCodeAlgoMixin,
     check_discrete_dataset,
@@ -170,6 +171,7 @@ class DiscreteBRACConfig(LearnableConfig):
     kl_budget: Optional[float] = DEFAULT_KL_BUDGET
 
     def __post_init__(self) -> None:
+        check_common_fields(self)
         check_kl_budget(self.kl_budget)
         if self.kl_budget is not None and not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a finite number > 0 with a kl_budget, got {self.beta!r}")

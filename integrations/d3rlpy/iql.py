@@ -34,7 +34,6 @@ eqs. 9-10: :func:`expectile_loss`, :func:`iql_policy_logits`) is in
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import numpy as np
@@ -45,6 +44,7 @@ from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Observation, Shape
 
+from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteActionSpaceError,
     DiscreteCodeAlgoMixin,
@@ -64,6 +64,7 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     kl_constrained_temperature,
 )
 from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
+from saq_wrappers.validation import check_number
 
 __all__ = [
     "CLOSED_FORM",
@@ -182,15 +183,14 @@ class DiscreteIQLConfig(LearnableConfig):
     actor_encoder_factory: EncoderFactory = make_encoder_field()
 
     def __post_init__(self) -> None:
+        check_common_fields(self)
         check_kl_budget(self.kl_budget)
         if self.policy_extraction not in POLICY_EXTRACTIONS:
             raise ValueError(
                 f"policy_extraction must be one of {', '.join(POLICY_EXTRACTIONS)}, got {self.policy_extraction!r}"
             )
-        if not (math.isfinite(self.max_weight) and self.max_weight > 0):
-            raise ValueError(f"max_weight must be a finite number > 0, got {self.max_weight!r}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        check_number("max_weight", self.max_weight, 0, exclusive_minimum=True)
+        check_number("temperature", self.temperature, 0, exclusive_minimum=True)
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteIQL":
         return DiscreteIQL(self, device, enable_ddp)

@@ -64,7 +64,7 @@ from saq_wrappers.io import (
     read_checkpoint_header,
     save_checkpoint,
 )
-from saq_wrappers.limits import MAX_BLOCKS, MAX_SAMPLES
+from saq_wrappers.limits import MAX_BLOCKS, MAX_ENSEMBLE, MAX_PROBES, MAX_SAMPLES, MAX_SOLVER_STEPS, MAX_WIDTH
 from saq_wrappers.score.likelihood import ode_log_likelihood
 from saq_wrappers.score.network import EnsembleScore, ScoreNet
 from saq_wrappers.score.ode_solvers import FIXED_STEP_METHODS
@@ -73,7 +73,6 @@ from saq_wrappers.score.probability_flow import Divergence, ode_sample
 from saq_wrappers.score.sde import VPSDE
 from saq_wrappers.score.training import train_score_nets
 from saq_wrappers.validation import check_choice, check_int, check_number, check_seed
-from saq_wrappers.vqvae.config import MAX_WIDTH
 from saq_wrappers.vqvae.normalization import NORMALIZATION_KEYS, Normalizer
 
 CHECKPOINT_KIND = "score_support_sampler"
@@ -84,15 +83,8 @@ CHECKPOINT_FORMAT = 1
 
 #: ARQ's threshold: drop candidates with log-likelihood <= -5 (eps = e^-5).
 DEFAULT_LOG_EPS = -5.0
-#: Most ensemble members (the paper: 1-3).
-MAX_ENSEMBLE = 64
 #: Smallest ``std_floor``: dividing by less turns float32 rounding noise into O(1) inputs.
 MIN_STD_FLOOR = 1e-6
-#: Most solver steps (``steps``, ``pc_steps``; the defaults: 28 and the paper's 500): each is a
-#: network evaluation per candidate, and a typo of ``10**9`` would sample for years.
-MAX_SOLVER_STEPS = 100_000
-#: Most Hutchinson probes per likelihood evaluation (the paper: 10).
-MAX_PROBES = 1_024
 #: The fast path's ODE solvers (:func:`~saq_wrappers.score.probability_flow.ode_sample`).
 METHODS = ("multistep", "rk45", *FIXED_STEP_METHODS)
 #: The divergence estimators (:func:`~saq_wrappers.score.probability_flow.resolve_divergence`).
@@ -173,7 +165,7 @@ class ScoreSupportSampler:
             :data:`~saq_wrappers.limits.MAX_BLOCKS`, the whole ensemble at most
             :data:`~saq_wrappers.io.MAX_MODEL_VALUES` parameters.
         n_ensemble: ensemble members (mean score); 1 or 3 in the paper; at most
-            :data:`MAX_ENSEMBLE`.
+            :data:`~saq_wrappers.limits.MAX_ENSEMBLE`.
         beta_min, beta_max: VP-SDE (0.1, 20).
         steps, method, divergence: fast-path solver (see
             :func:`~.probability_flow.ode_sample`). The default, ``method="multistep"`` with
@@ -336,8 +328,9 @@ class ScoreSupportSampler:
         PC sampler (``pc_steps`` steps, SNR 0.16) then an RK45 PF-ODE likelihood with
         ``n_probes`` Hutchinson probes (ARQ appendix A.2). Returns actions ``(B, n, d)`` in the
         original space (clipped to the bounds) and log-likelihoods ``(B, n)``.
-        ``n`` (at most :data:`~saq_wrappers.limits.MAX_SAMPLES`), ``pc_steps`` (:data:`MAX_SOLVER_STEPS`), ``n_probes``
-        (:data:`MAX_PROBES`) and ``path`` are checked before any sampling.
+        ``n`` (at most :data:`~saq_wrappers.limits.MAX_SAMPLES`), ``pc_steps``
+        (:data:`~saq_wrappers.limits.MAX_SOLVER_STEPS`), ``n_probes``
+        (:data:`~saq_wrappers.limits.MAX_PROBES`) and ``path`` are checked before any sampling.
         """
         n = self.n if n is None else check_int("n", n, 1, MAX_SAMPLES)
         check_choice("path", path, ("fast", "paper"))

@@ -11,7 +11,6 @@ read safely, and everything in it is checked before use.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -95,13 +94,6 @@ def write_quantizer_checkpoint(
         "fit_summary": fit_summary,
         "user_metadata": user_metadata,
     }
-    try:
-        json.dumps(user_metadata)
-    except (TypeError, ValueError, RecursionError) as error:
-        raise DataError(
-            f"quantizer.metadata must be JSON-serialisable (str keys; str, number, bool, "
-            f"None, list or dict values): {error}"
-        ) from error
     tensors = {_MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
     save_checkpoint(path, tensors, metadata)
 

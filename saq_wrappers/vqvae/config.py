@@ -9,21 +9,18 @@ checkpoint's header can be checked against the tensors the file stores before an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
 
-from saq_wrappers.errors import DataError
 from saq_wrappers.io import planned_state
-from saq_wrappers.limits import MAX_CODES, MAX_HIDDEN_LAYERS, MAX_WIDTH
-from saq_wrappers.validation import check_int, check_number, check_seed
+from saq_wrappers.limits import MAX_CODES, MAX_WIDTH
+from saq_wrappers.validation import check_bool, check_choice, check_hidden, check_int, check_number, check_seed
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 
 __all__ = [
     "DEFAULT_N_STEPS",
     "QuantizerConfig",
-    "check_bool",
 ]
 
 #: Default number of gradient updates of :meth:`VQVAEQuantizer.fit`. The authors train 500k
@@ -35,18 +32,6 @@ DEFAULT_N_STEPS = 5_000
 
 #: Codebook initialisations :class:`QuantizerConfig` accepts.
 CODEBOOK_INITS = ("kmeans++", "uniform")
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` as a ``bool`` if it is one (numpy's included): a truthy string such as
-    ``"false"`` from a checkpoint header must not switch a setting on.
-
-    Raises:
-        DataError: naming ``name`` and the value given.
-    """
-    if not isinstance(value, (bool, np.bool_)):
-        raise DataError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -100,24 +85,10 @@ class QuantizerConfig:
         Raises:
             DataError: a value is out of range or of the wrong type (the message names it).
         """
-        try:
-            hidden = tuple(hidden_sizes)
-        except TypeError as error:
-            raise DataError(
-                f"hidden_sizes must be a sequence of integers, got {hidden_sizes!r}"
-            ) from error
-        if len(hidden) > MAX_HIDDEN_LAYERS:
-            raise DataError(
-                f"hidden_sizes has {len(hidden)} layers, expected at most {MAX_HIDDEN_LAYERS}"
-            )
-        if codebook_init not in CODEBOOK_INITS:
-            raise DataError(
-                f"codebook_init must be 'kmeans++' or 'uniform', got {codebook_init!r}"
-            )
         return cls(
             n_codes=check_int("n_codes", n_codes, 2, MAX_CODES),
             embedding_dim=check_int("embedding_dim", embedding_dim, 1, MAX_WIDTH),
-            hidden_sizes=tuple(check_int("each hidden size", h, 1, MAX_WIDTH) for h in hidden),
+            hidden_sizes=check_hidden("hidden_sizes", hidden_sizes, min_layers=0),  # 0: linear encoder/decoder
             state_conditioned=check_bool("state_conditioned", state_conditioned),
             codebook_weight=check_number("codebook_weight", codebook_weight, 0),
             commitment_weight=check_number("commitment_weight", commitment_weight, 0),
@@ -128,7 +99,7 @@ class QuantizerConfig:
             dead_code_restart=check_bool("dead_code_restart", dead_code_restart),
             restart_every=check_int("restart_every", restart_every, 1),
             restart_until=check_number("restart_until", restart_until, 0, 1),
-            codebook_init=str(codebook_init),
+            codebook_init=check_choice("codebook_init", codebook_init, CODEBOOK_INITS),
             log_every=check_int("log_every", log_every, 1),
         )
 

@@ -254,7 +254,8 @@ def test_bad_inputs_and_eps_rejecting_everything(setup) -> None:
     ("learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
     ("actor_learning_rate", float("inf"), "actor_learning_rate must be a finite number > 0, got inf"),
     ("gamma", 1.5, "gamma must be a finite number >= 0 and <= 1, got 1.5"),
-    ("tau", float("nan"), "tau must be a finite number >= 0 and <= 1, got nan"),
+    ("tau", float("nan"), "tau must be a finite number > 0 and <= 1, got nan"),
+    ("tau", 0.0, "tau must be a finite number > 0 and <= 1, got 0.0"),  # 0 would freeze the targets
 ])
 def test_bad_config_values_are_refused_when_the_config_is_made(field: str, value: object, message: str) -> None:
     with pytest.raises(DataError, match=message):
