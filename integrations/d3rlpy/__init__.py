@@ -1,7 +1,8 @@
 """d3rlpy integration: discrete datasets from SAQ codes, SAQ presets, our algorithms.
 
 Importing this package registers every algorithm it defines (``DiscreteIQL``, ``DiscreteBRAC``,
-``ARQ``) with ``d3rlpy.load_learnable``.
+``ARQ``), the presets' observation scaler (``RobustStandardObservationScaler``) and optimizer
+(``DenormalFreeAdamFactory``) with ``d3rlpy.load_learnable``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from saq_wrappers.integrations.d3rlpy.presets import (
     saq_cql_config,
     saq_iql_config,
 )
+from saq_wrappers.integrations.d3rlpy.scalers import RobustStandardObservationScaler
 from saq_wrappers.integrations.d3rlpy.training import TrainingRecord, train_with_budget
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "DiscreteIQL",
     "DiscreteIQLConfig",
     "PenaltyStates",
+    "RobustStandardObservationScaler",
     "TrainingRecord",
     "arq_table_states",
     "cql_penalty",

@@ -18,6 +18,7 @@ from d3rlpy.base import LearnableConfig
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRACConfig
 from saq_wrappers.integrations.d3rlpy.iql import DiscreteIQLConfig
+from saq_wrappers.integrations.d3rlpy.scalers import RobustStandardObservationScaler
 
 #: Hidden sizes of the discrete Q / policy MLP used by the authors for CQL and BC.
 SAQ_HIDDEN_UNITS: tuple[int, ...] = (512, 512)
@@ -49,13 +50,14 @@ def every_encoder(config_type: type[LearnableConfig], hidden_units: Sequence[int
 def _saq_config(config_type: type[Config], hidden_units: Sequence[int], settings: dict[str, Any],
                 overrides: dict[str, Any]) -> Config:
     """``config_type`` with what every SAQ preset shares (the authors' torsos of
-    ``hidden_units``, Adam with weight decay for every optimizer, standardized observations),
-    then ``settings`` (the preset's own), then ``overrides`` (the caller's)."""
+    ``hidden_units``, Adam with weight decay for every optimizer, observations standardized by
+    :class:`~saq_wrappers.integrations.d3rlpy.scalers.RobustStandardObservationScaler`), then
+    ``settings`` (the preset's own), then ``overrides`` (the caller's)."""
     optimizers = {field.name: saq_optimizer() for field in dataclasses.fields(config_type)
                   if field.name.endswith("optim_factory")}
     return config_type(**{
         **every_encoder(config_type, hidden_units), **optimizers,
-        "observation_scaler": d3rlpy.preprocessing.StandardObservationScaler(),
+        "observation_scaler": RobustStandardObservationScaler(),
         **settings, **overrides,
     })
 
@@ -115,9 +117,11 @@ def saq_brac_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **ove
 def continuous_config(name: str, action_space: Any, *, hidden_units: Optional[Sequence[int]] = None,
                       **overrides: Any) -> LearnableConfig:
     """d3rlpy's continuous ``BC`` / ``CQL`` / ``IQL`` / ``TD3+BC`` with the settings SAQ-X is
-    compared against: batch 256, standardized observations and actions scaled to [-1, 1] by
-    the action space's bounds, and with ``hidden_units`` every network the ReLU MLP SAQ-X uses
-    (:func:`every_encoder`); every other setting is d3rlpy's default (the authors' baselines).
+    compared against: batch 256, observations standardized by the same scaler as SAQ-X's
+    (:class:`~saq_wrappers.integrations.d3rlpy.scalers.RobustStandardObservationScaler`),
+    actions scaled to [-1, 1] by the action space's bounds, and with ``hidden_units`` every
+    network the ReLU MLP SAQ-X uses (:func:`every_encoder`); every other setting is d3rlpy's
+    default (the authors' baselines).
 
     d3rlpy ships no BRAC; its nearest behavior-regularized actor-critic, TD3+BC, stands in.
     """
@@ -131,7 +135,7 @@ def continuous_config(name: str, action_space: Any, *, hidden_units: Optional[Se
         raise ValueError(f"no continuous d3rlpy algorithm {name!r}: expected one of {', '.join(factories)}")
     settings: dict[str, Any] = dict(
         batch_size=256,
-        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        observation_scaler=RobustStandardObservationScaler(),
         action_scaler=d3rlpy.preprocessing.MinMaxActionScaler(
             minimum=np.asarray(action_space.low, dtype=np.float32),
             maximum=np.asarray(action_space.high, dtype=np.float32),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-import d3rlpy
 from d3rlpy.base import LearnableConfig
 
 from saq_wrappers.errors import DataError
@@ -32,6 +31,7 @@ from saq_wrappers.integrations.algorithms import (
 
 from . import presets
 from .arq import ARQConfig
+from .scalers import RobustStandardObservationScaler
 
 __all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "SAQ_ALGOS", "check_algorithm", "default_hidden",
            "is_saq", "make_config"]
@@ -80,5 +80,5 @@ def make_config(
         return presets.continuous_config(name, action_space, hidden_units=hidden_units, **settings)
     if "candidate_table" not in settings or "sampler_path" not in settings:
         raise DataError("ARQ needs options candidate_table and sampler_path (its precomputed candidates)")
-    settings.setdefault("observation_scaler", d3rlpy.preprocessing.StandardObservationScaler())
+    settings.setdefault("observation_scaler", RobustStandardObservationScaler())
     return ARQConfig(**{**presets.every_encoder(ARQConfig, hidden_units), **settings})

@@ -6,8 +6,10 @@ quantizer)`` an SB3 DQN has the same inputs and outputs. :func:`dqn_policy_kwarg
 DQN with d3rlpy's architecture and :func:`warm_start_dqn` copies the weights and d3rlpy's
 observation statistics, so that before any online update the DQN's Q-values are d3rlpy's bit
 for bit. The d3rlpy model is read by its attributes (``impl.q_function``, the encoder's layers,
-``config.observation_scaler``); the d3rlpy library itself is imported only to recognise its
-scaler class.
+``config.observation_scaler``: d3rlpy's ``StandardObservationScaler`` or a subclass with its
+transform, such as the presets' ``RobustStandardObservationScaler``, whose near-constant
+dimensions carry the reference spread in ``std``); the d3rlpy library itself is imported only to
+recognise its scaler class.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def d3rlpy_q_network(algo: Any, critic: int | None = None) -> _D3rlpyQNet:
         if not isinstance(scaler, StandardObservationScaler):
             raise DataError(
                 f"observation scaler {type(scaler).__name__} is not supported: expected d3rlpy's "
-                "StandardObservationScaler (the SAQ presets' scaler) or none"
+                "StandardObservationScaler or a subclass computing its transform (the presets' "
+                "RobustStandardObservationScaler), or none"
             )
         if scaler.mean is None or scaler.std is None:
             raise NotFittedError("the d3rlpy observation scaler has no statistics yet: train or build the model first")

@@ -1,8 +1,9 @@
 """An SB3 features extractor that standardizes observations like d3rlpy's scaler.
 
-d3rlpy's SAQ presets train on standardized observations (``StandardObservationScaler``); an SB3
-network copied from such a model must see the same inputs, so the normalization becomes an
-explicit, saved layer of the SB3 policy.
+d3rlpy's SAQ presets train on standardized observations (``RobustStandardObservationScaler``, a
+``StandardObservationScaler`` with the same transform and the library's rule for near-constant
+dimensions folded into its fitted ``std``); an SB3 network copied from such a model must see the
+same inputs, so the normalization becomes an explicit, saved layer of the SB3 policy.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ __all__ = ["StandardizeObservations"]
 
 
 class StandardizeObservations(BaseFeaturesExtractor):
-    """SB3 features extractor computing d3rlpy's ``StandardObservationScaler`` exactly.
+    """SB3 features extractor computing d3rlpy's ``StandardObservationScaler`` (and its subclass,
+    the presets' ``RobustStandardObservationScaler``) exactly.
 
     ``forward(x) = (flatten(x) - mean) / (std + eps)`` with float32 ``mean``/``std`` buffers,
     the same operations in the same order as d3rlpy's ``transform``, so a copied Q-network sees

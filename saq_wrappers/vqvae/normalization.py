@@ -1,5 +1,5 @@
 """Per-dimension z-scoring of observations and actions: the one normalizer of the VQ-VAE
-quantizer and of ARQ's score sampler.
+quantizer and of ARQ's score sampler, and the one rule for near-constant observation dimensions.
 
 SAQ's D4RL actions already lie in ``[-1, 1]``; datasets in general do not, and the reconstruction
 term of SAQ eq. 7 sums squared errors over action dimensions, so without z-scoring a dimension of
@@ -7,6 +7,12 @@ large scale would dominate the loss and the choice of codes (SAQ eq. 5). ARQ's s
 (:class:`~saq_wrappers.score.support_sampler.ScoreSupportSampler`) is trained and sampled on
 z-scored actions too, as in the authors' code, with its own, larger std floor. The statistics are
 fitted once on the training data, in float64, and saved with the checkpoint.
+
+Observations follow :func:`robust_std` (see its docstring for the rule and why): a dimension that
+did not vary in the data is scaled by the typical spread of the dimensions that did, not by its
+own (near-)zero spread, so a sensor that was constant in the demonstrations and moves in
+deployment cannot become a huge input. The d3rlpy presets' observation scaler
+(``saq_wrappers.integrations.d3rlpy.scalers``) applies the same function.
 """
 
 from __future__ import annotations
@@ -18,17 +24,96 @@ import numpy as np
 
 from saq_wrappers.errors import CheckpointError, DataError
 
-__all__ = ["NORMALIZATION_KEYS", "STAT_LIMIT", "STD_FLOOR", "Normalizer", "statistics_problem"]
+__all__ = [
+    "NEGLIGIBLE_SPREAD",
+    "NORMALIZATION_KEYS",
+    "STAT_LIMIT",
+    "STD_FLOOR",
+    "Normalizer",
+    "near_constant_dimensions",
+    "robust_std",
+    "statistics_problem",
+]
 
-#: Floor of the z-score standard deviations: a (near-)constant dimension is divided by this
-#: instead of ~0, so it neither blows up nor dominates the loss.
+#: Floor of the z-score standard deviations, a numerical guard: no std is ever below it, so
+#: nothing is divided by ~0. Near-constant observation dimensions are handled by
+#: :func:`robust_std`, not by this floor: in arbitrary units it says nothing about how far a
+#: dimension may move at run time.
 STD_FLOOR = 1e-3
+#: A dimension whose standard deviation is below this fraction of the reference spread (the
+#: median std of the dimensions that vary, :func:`near_constant_dimensions`) did not vary in the
+#: data: two orders of magnitude below the typical dimension, where sensor jitter and rounding
+#: live and measured state rarely does.
+NEGLIGIBLE_SPREAD = 1e-2
 #: Largest magnitude of a mean or standard deviation: far beyond any quantity in sensible units,
 #: and far below float32's overflow (3.4e38), so z-scoring and unnormalizing stay finite and
 #: meaningful. Data beyond it must be rescaled; a checkpoint beyond it is refused.
 STAT_LIMIT = 1e12
 #: The four statistics, in the order they are saved in a checkpoint's ``normalization``.
 NORMALIZATION_KEYS = ("obs_mean", "obs_std", "act_mean", "act_std")
+
+
+def near_constant_dimensions(std: np.ndarray) -> tuple[np.ndarray, float]:
+    """Which dimensions did not vary in the data, and the reference spread they are judged by.
+
+    The reference is the median standard deviation of the dimensions that vary, and a dimension
+    is near-constant when its std is below :data:`NEGLIGIBLE_SPREAD` times the reference. The two
+    definitions depend on each other, so they are solved from below: start from every dimension
+    with a positive std, take the median, drop those under the threshold, and repeat until
+    nothing is dropped (each round only raises the median, so it ends within ``len(std)``
+    rounds). Constant and jittering dimensions therefore never drag the reference down: in the
+    D4RL kitchen data, 30 goal dimensions are exactly constant and 8 object dimensions only
+    jitter (std 3e-5 to 3e-4); they are all near-constant, and the reference is the median of
+    the 22 dimensions that move (about 0.07). The rule is scale-free: multiplying every
+    observation by ``c`` multiplies the reference by ``c`` and flags the same dimensions.
+
+    Args:
+        std: per-dimension standard deviations ``(d,)``; non-finite entries are neither
+            near-constant nor part of the reference (the caller's range check reports them).
+
+    Returns:
+        ``(mask, reference)``: a boolean ``(d,)`` mask of the near-constant dimensions, and the
+        reference spread (1.0, the data's own units, when no dimension varies).
+    """
+    std = np.asarray(std, dtype=np.float64)
+    finite = np.isfinite(std)
+    varies = finite & (std > 0)
+    reference = 1.0
+    while varies.any():
+        reference = float(np.median(std[varies]))
+        kept = varies & (std >= NEGLIGIBLE_SPREAD * reference)
+        if np.array_equal(kept, varies):
+            break
+        varies = kept
+    if not varies.any():
+        reference = 1.0
+    return finite & ~varies, reference
+
+
+def robust_std(std: np.ndarray) -> np.ndarray:
+    """Observation standard deviations for z-scoring: ``std`` with every near-constant dimension
+    (:func:`near_constant_dimensions`) given the reference spread instead, as float64.
+
+    Why: z-scoring divides by each dimension's own spread, and a dimension that did not vary
+    has none, so a floor in absolute units (``1e-3``) used to stand in for it. Then a move of a
+    few thousandths at run time became several standard deviations of an input the networks
+    never saw change. That is what happened on the D4RL kitchen data: object dimensions that
+    only jittered in the demonstrations (std 3e-5 to 3e-4) met the environment's observation
+    noise (about 0.01) and SAQ-BC collapsed, while dividing those dimensions by 0.1 instead
+    restored its score. Real robots have sensors that were constant in the demonstrations and
+    move in deployment. The data give a near-constant dimension no scale of its own, and the
+    only scale they do give is the typical spread of the dimensions that vary:
+    with it, a run-time move of ``delta`` is an input of ``delta / reference``, no larger than
+    the same move of a typical dimension, while the dimension's jitter in the data stays below
+    1% of a unit, so the networks learn nothing from it. Every dimension that varies keeps its
+    own spread, so data without near-constant dimensions are standardized exactly as before.
+    Used by :meth:`Normalizer.fit` (observations) and by the d3rlpy presets' observation scaler
+    (``saq_wrappers.integrations.d3rlpy.scalers``), so the quantizer, the score sampler and every
+    preset see the same inputs' scales.
+    """
+    std = np.asarray(std, dtype=np.float64)
+    near_constant, reference = near_constant_dimensions(std)
+    return np.where(near_constant, reference, std)
 
 
 def statistics_problem(stats: dict[str, np.ndarray], std_floor: float) -> str | None:
@@ -51,7 +136,8 @@ def statistics_problem(stats: dict[str, np.ndarray], std_floor: float) -> str | 
 
 @dataclass(frozen=True)
 class Normalizer:
-    """float32 means and (floored) standard deviations of flat observations and actions."""
+    """float32 means and standard deviations of flat observations and actions (observation stds
+    by :func:`robust_std`, every std floored; see :meth:`fit`)."""
 
     obs_mean: np.ndarray
     obs_std: np.ndarray
@@ -61,21 +147,24 @@ class Normalizer:
     @classmethod
     def fit(cls, obs: np.ndarray, actions: np.ndarray, std_floor: float = STD_FLOOR) -> "Normalizer":
         """Statistics of ``obs (N, obs_dim)`` and ``actions (N, act_dim)``, computed in float64
-        (float32 sums over millions of rows lose digits), std floored at ``std_floor``.
+        (float32 sums over millions of rows lose digits). Observation stds follow
+        :func:`robust_std` (a near-constant dimension gets the typical spread of those that
+        vary); then every std is floored at ``std_floor``. Actions get the floor alone: they are
+        the decoder's outputs, reproduced in their own units, not inputs that move at run time.
 
         Raises:
             DataError: a statistic out of range (:func:`statistics_problem`).
         """
 
-        def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def stats(x: np.ndarray, observations: bool) -> tuple[np.ndarray, np.ndarray]:
             x64 = x.astype(np.float64)
-            return (
-                x64.mean(axis=0).astype(np.float32),
-                np.maximum(x64.std(axis=0), std_floor).astype(np.float32),
-            )
+            std = x64.std(axis=0)
+            if observations:
+                std = robust_std(std)
+            return x64.mean(axis=0).astype(np.float32), np.maximum(std, std_floor).astype(np.float32)
 
-        obs_mean, obs_std = stats(obs)
-        act_mean, act_std = stats(actions)
+        obs_mean, obs_std = stats(obs, observations=True)
+        act_mean, act_std = stats(actions, observations=False)
         normalizer = cls(obs_mean, obs_std, act_mean, act_std)
         problem = statistics_problem(normalizer.as_dict(), std_floor)
         if problem is not None:
