@@ -9,7 +9,12 @@ Four kinds, each read by its integration (nothing is downloaded unless asked):
   Gymnasium registry knows its entry point, unless ``trust_env_spec``);
 * ``robomimic``: a robomimic low-dim hdf5 file, scored by success rate, its env rebuilt from the
   file's ``env_args`` with robosuite;
-* ``d4rl``: a D4RL-style hdf5 file with the Gymnasium id of its env (``file.hdf5@Hopper-v5``).
+* ``d4rl``: a D4RL-style hdf5 file with the Gymnasium id of its env (``file.hdf5@Hopper-v5``), and
+  the keyword arguments to make it with (``env_kwargs``); this project's own env ids (D4RL's
+  kitchen, ``saq_wrappers/KitchenComplete-v0``) are registered before any id is checked.
+
+Any kind but ``builtin`` can be cut to its first episodes (``first_episodes``: the narrowest
+human data, e.g. the first 5 demonstrations of a file).
 
 :meth:`DatasetSpec.parse` reads the explicit form ``[NAME=]KIND:SOURCE[@ENV_ID]`` and also a bare
 Minari id, folder or hdf5 file; :meth:`DatasetSpec.check` validates cheaply (before any heavy work)
@@ -39,6 +44,8 @@ _HDF5_SUFFIXES = (".hdf5", ".h5")
 MAX_BUILTIN_EPISODES = 10_000
 #: Longest robomimic evaluation horizon (robomimic uses 400 for Lift).
 MAX_HORIZON = 1_000_000
+#: Most keyword arguments of an evaluation env, and the longest text value of one.
+MAX_ENV_KWARGS, MAX_ENV_KWARG_TEXT = 32, 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +68,12 @@ class DatasetSpec:
         trust_env_spec: rebuild a Minari dataset's env whatever code its metadata names (off:
             only entry points the installed Gymnasium registry has for that id, since
             ``gym.make`` imports and calls what a dataset file names; ``--trust-dataset-env``).
+        env_kwargs: keyword arguments of ``gym.make(env_id, ...)`` (``d4rl`` only), given as a dict
+            or pairs, kept as sorted pairs of text keys and JSON scalar values, e.g. the kitchen's
+            observation noise ``{"noise": "dataset"}``: they change scores, so they are part of
+            the spec (and of every result that names it).
+        first_episodes: train on the first N episodes of the data only (every kind but
+            ``builtin``, whose size is ``episodes``); ``None``: all of them.
     """
 
     name: str
@@ -75,6 +88,8 @@ class DatasetSpec:
     filter_key: Optional[str] = None
     download: bool = False
     trust_env_spec: bool = False
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+    first_episodes: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -87,6 +102,12 @@ class DatasetSpec:
             raise DataError(f"dataset {self.name!r}: a D4RL hdf5 file needs its env id (FILE.hdf5@Hopper-v5)")
         if self.env_id is not None:
             check_env_id(self.env_id, f"dataset {self.name!r}: env id")
+        object.__setattr__(self, "env_kwargs", _env_kwargs(self.env_kwargs, self.kind, self.name))
+        if self.first_episodes is not None:
+            if self.kind == "builtin":
+                raise DataError(f"dataset {self.name!r}: first_episodes is for datasets read from files; the built-in "
+                                "dataset's size is its `episodes`")
+            check_int(f"dataset {self.name!r}: first_episodes", self.first_episodes, 1)
         check_int(f"dataset {self.name!r}: episodes", self.episodes, 1, MAX_BUILTIN_EPISODES)
         if self.horizon is not None:
             check_int(f"dataset {self.name!r}: horizon", self.horizon, 1, MAX_HORIZON)
@@ -176,6 +197,13 @@ def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDatas
     if isinstance(spec, str):
         spec = DatasetSpec.parse(spec)
     spec.check()
+    loaded = _load(spec, progress)
+    if spec.first_episodes is not None:
+        loaded.transitions = _first_episodes(loaded.transitions, spec.first_episodes, spec.name)
+    return loaded
+
+
+def _load(spec: DatasetSpec, progress: bool) -> LoadedDataset:
     if spec.kind == "builtin":
         import gymnasium as gym
 
@@ -207,10 +235,47 @@ def load_dataset(spec: DatasetSpec | str, progress: bool = False) -> LoadedDatas
 
     from saq_wrappers.integrations.d4rl import load_d4rl_hdf5
 
-    env_id = spec.env_id
+    env_id, env_kwargs = spec.env_id, dict(spec.env_kwargs)
     assert env_id is not None  # checked by DatasetSpec
-    return LoadedDataset(spec.name, load_d4rl_hdf5(spec.source), lambda: gym.make(env_id),
-                         spec.ref_min, spec.ref_max)
+    return LoadedDataset(spec.name, load_d4rl_hdf5(spec.source), lambda: gym.make(env_id, **env_kwargs),
+                         spec.ref_min, spec.ref_max, {"env_kwargs": env_kwargs} if env_kwargs else {})
+
+
+def _first_episodes(transitions: Any, n: int, name: str) -> Any:
+    """The first ``n`` episodes of ``transitions``, in file order."""
+    if n > transitions.n_episodes:
+        raise DataError(f"dataset {name!r}: first_episodes is {n}, but the data hold {transitions.n_episodes} "
+                        "episodes")
+    return transitions.select_episodes(range(n))
+
+
+def _env_kwargs(value: Any, kind: str, name: str) -> tuple[tuple[str, Any], ...]:
+    """``value`` (a dict or pairs) as sorted pairs of text keys and JSON scalar values."""
+    pairs = list(value.items()) if isinstance(value, dict) else list(value)
+    if pairs and kind != "d4rl":
+        raise DataError(f"dataset {name!r}: env_kwargs are for D4RL-style files (kind d4rl), whose env is made "
+                        f"from its id; a {kind} dataset's env comes from the dataset")
+    if len(pairs) > MAX_ENV_KWARGS:
+        raise DataError(f"dataset {name!r}: {len(pairs)} env_kwargs, expected at most {MAX_ENV_KWARGS}")
+    checked: dict[str, Any] = {}
+    for pair in pairs:
+        key, item = pair if isinstance(pair, (tuple, list)) and len(pair) == 2 else (None, None)
+        if not isinstance(key, str) or not key.isidentifier():
+            raise DataError(f"dataset {name!r}: env_kwargs entry {pair!r}: expected (name, value) with a Python "
+                            "identifier as name")
+        if isinstance(item, float):
+            check_number(f"dataset {name!r}: env_kwargs {key!r}", item)
+        elif isinstance(item, str):
+            if len(item) > MAX_ENV_KWARG_TEXT:
+                raise DataError(f"dataset {name!r}: env_kwargs {key!r} is {len(item)} characters long, expected at "
+                                f"most {MAX_ENV_KWARG_TEXT}")
+        elif item is not None and not isinstance(item, (bool, int)):
+            raise DataError(f"dataset {name!r}: env_kwargs {key!r} is {type(item).__name__}, expected text, a "
+                            "number, true/false or null")
+        if key in checked:
+            raise DataError(f"dataset {name!r}: env_kwargs names {key!r} twice")
+        checked[key] = item
+    return tuple(sorted(checked.items()))
 
 
 def check_env_id(env_id: Any, what: str = "env id") -> None:
@@ -223,6 +288,8 @@ def check_env_id(env_id: Any, what: str = "env id") -> None:
             Pendulum-v1) ..."``.
     """
     import gymnasium as gym
+
+    import saq_wrappers.integrations.gymnasium_robotics  # noqa: F401 - registers this project's own env ids
 
     if isinstance(env_id, str) and env_id in gym.registry:
         return

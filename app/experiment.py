@@ -241,6 +241,7 @@ class ExperimentSpec:
     def to_dict(self) -> dict[str, Any]:
         data = json.loads(json.dumps(dataclasses.asdict(self)))
         data["options"] = dict(self.options)
+        data["dataset"]["env_kwargs"] = dict(self.dataset.env_kwargs)
         return data
 
     @classmethod
@@ -264,7 +265,7 @@ class ExperimentSpec:
         quantizer of a run that uses none and the ARQ settings of a run that is not ARQ (so a
         suite can change ARQ without invalidating its CQL runs), and settings added after
         results were written, at their defaults (``evaluation.greedy``, ``arq.policy``,
-        ``reward_scaling``)."""
+        ``reward_scaling``, the dataset's ``env_kwargs`` and ``first_episodes``)."""
         data = self.to_dict()
         data.pop("tag", None)
         if data.get("reward_scaling") == "none":
@@ -279,4 +280,7 @@ class ExperimentSpec:
             data["evaluation"].pop("greedy", None)
         for permission in ("download", "trust_env_spec"):
             data["dataset"].pop(permission, None)
+        for added in ("env_kwargs", "first_episodes"):
+            if not data["dataset"].get(added):
+                data["dataset"].pop(added, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -69,13 +69,23 @@ folder (``<suite>-x0.01``), so shortened and full results never mix::
     python -m benchmarks.run --suite d4rl-locomotion --download          # 162 runs
     python -m benchmarks.run --suite robomimic --data lift/ph/low_dim_v141.hdf5 can/ph/low_dim_v141.hdf5 \\
         square/ph/low_dim_v141.hdf5 --budget-scale 0.01
-    # Adroit needs gymnasium-robotics, whose MuJoCo range is not robosuite's: a second virtualenv
-    python -m venv .venv-adroit && .venv-adroit/bin/pip install -e ".[adroit]" -c constraints-adroit.txt
-    .venv-adroit/bin/python -m benchmarks.run --suite d4rl-adroit --download
+    # Adroit and the kitchen need gymnasium-robotics, whose MuJoCo range is not robosuite's: a
+    # second virtualenv
+    python -m venv .venv-robotics && .venv-robotics/bin/pip install -e ".[robotics]" -c constraints-robotics.txt
+    .venv-robotics/bin/python -m benchmarks.run --suite d4rl-adroit --download
+    .venv-robotics/bin/python -m benchmarks.run --suite kitchen --data kitchen-complete-v0.hdf5
+    # the first 5 and 10 demonstrations; FrankaKitchen-v1's own observation noise
+    .venv-robotics/bin/python -m benchmarks.run --suite kitchen --data kitchen-complete-v0.hdf5 --first-episodes 5,10
+    .venv-robotics/bin/python -m benchmarks.run --suite kitchen --data kitchen-complete-v0.hdf5 --kitchen-noise v1
 
 * ``d4rl-locomotion``: Minari ``mujoco/{hopper,walker2d,halfcheetah}/{expert,medium}-v0``, 162 runs;
 * ``d4rl-adroit``: Minari ``D4RL/{pen,door,hammer,relocate}/human-v2``, 108 runs, 20 evaluation
   trajectories;
+* ``kitchen``: D4RL's ``kitchen-complete-v0`` file given with ``--data`` (the official file or any
+  copy in its layout; its SHA-256 says which in the results), 27 runs, 10 evaluation episodes of
+  280 steps in FrankaKitchen-v1 observed as D4RL's v0 env, score ``100 * return / 4``; the env's
+  observation noise ``--kitchen-noise`` (``dataset``: D4RL's 0.1, the default; ``v1``; ``none``)
+  is recorded in every run's spec; ``--first-episodes 5,10`` trains on the first demonstrations;
 * ``robomimic``: the robomimic low-dim hdf5 files given with ``--data`` (lift/can/square/tool_hang;
   not transport), success rate over 50 rollouts, horizon from each file's ``env_args`` (400 for
   Lift, Can, Square; 700 for ToolHang), the ``train`` split when present; 27 runs per file.
@@ -87,7 +97,8 @@ dataset and seed): about 50 CPU-hours per (dataset, seed). ARQ's candidate table
 samples for every dataset state at ~1,300 accepted samples/s, ~6 h per seed for a 1M-step
 locomotion dataset (minutes for Adroit's and robomimic's few thousand states), and no budget
 scale shortens it. So at the authors' budgets ``d4rl-locomotion`` needs ~1,000 CPU-hours (about 3
-weeks with 2 workers on this machine), ``d4rl-adroit`` ~600 (about 2 weeks) and ``robomimic`` ~150
+weeks with 2 workers on this machine), ``d4rl-adroit`` ~600 (about 2 weeks), ``kitchen`` ~150
+(its 3,680 states make ARQ's table minutes, not hours) and ``robomimic`` ~150
 per file with its robosuite rollouts (about 10 days for lift/can/square): run them on GPU machines
 (``--device cuda:0``) or a Ray cluster (``--backend ray``). With ``--budget-scale 0.01`` the updates
 take ~1% of that: roughly 5-7 h here for ``d4rl-locomotion`` without ARQ (its tables alone are
@@ -113,6 +124,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Sequence  # noqa: E402
 
 from saq_wrappers.errors import DataError, SAQError  # noqa: E402
+from saq_wrappers.integrations.gymnasium_robotics import DEFAULT_KITCHEN_NOISE, KITCHEN_NOISE  # noqa: E402
 
 from .harness.backends import BACKENDS, run_grid  # noqa: E402
 from .harness.data import check_available, prepare  # noqa: E402
@@ -167,7 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
-                      help="robomimic low-dim hdf5 files of --suite robomimic (repeatable)")
+                      help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "
+                           "kitchen-complete-v0 hdf5 file of --suite kitchen")
+    real.add_argument("--kitchen-noise", choices=tuple(KITCHEN_NOISE), default=DEFAULT_KITCHEN_NOISE,
+                      help="--suite kitchen: FrankaKitchen-v1's observation noise (dataset: D4RL's 0.1 on robot "
+                           "and objects, what the demonstrations saw; v1: 0.01 / 0.0005; none); part of every "
+                           "run's spec, and of the default --out folder when not the default")
+    real.add_argument("--first-episodes", metavar="N[,N...]",
+                      help="--suite kitchen: train on the first N demonstrations of the file instead of all, "
+                           "one dataset per N (e.g. 5,10)")
     real.add_argument("--download", action="store_true",
                       help="download Minari datasets missing from $MINARI_DATASETS_PATH "
                            "(off: nothing touches the network)")
@@ -197,9 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             datasets=[DatasetSpec.parse(text) for text in args.dataset] or None,
             steps=args.steps, time_budget=args.time_budget, eval_episodes=args.eval_episodes,
         )
+        first = _episode_counts(args.first_episodes) if args.first_episodes else []
         if real:
             runs = build_real_suite(args.suite, args.data, budget_scale=args.budget_scale, download=args.download,
-                                    **choices)
+                                    noise=args.kitchen_noise, first_episodes=first, **choices)
             if args.prepare or args.prepare_only:  # the real suites' data are downloaded, not generated
                 for line in fetch_and_check(list(dict.fromkeys(r.dataset for r in runs))):
                     print(line)
@@ -214,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the standard suite's ablations and study share its runs and artifacts (their K=64,
         # 5,000-update quantizer runs are the same runs) and write their reports in a subfolder
         shared = args.suite in STANDARD_FAMILY
-        default_out = RESULTS / (results_name(args.suite, args.budget_scale) if real
+        default_out = RESULTS / (results_name(args.suite, args.budget_scale, args.kitchen_noise, first) if real
                                  else "standard" if shared else args.suite)
         out = (args.out or default_out).resolve()
         out.mkdir(parents=True, exist_ok=True)
@@ -244,10 +265,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _episode_counts(text: str) -> list[int]:
+    """``--first-episodes 5,10`` -> ``[5, 10]``: distinct whole numbers (each names a dataset)."""
+    try:
+        counts = [int(n) for n in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or len(set(counts)) != len(counts):
+        raise DataError(f"--first-episodes {text!r}: expected distinct whole numbers separated by commas, e.g. 5,10")
+    return counts
+
+
 def _refuse_real_options(args: argparse.Namespace) -> None:
     """The real suites' options mean nothing to the generated-data suites: say so, not ignore them."""
     given = [flag for flag, value in (("--data", args.data), ("--download", args.download),
-                                      ("--budget-scale", args.budget_scale != 1.0)) if value]
+                                      ("--budget-scale", args.budget_scale != 1.0),
+                                      ("--kitchen-noise", args.kitchen_noise != DEFAULT_KITCHEN_NOISE),
+                                      ("--first-episodes", args.first_episodes)) if value]
     if given:
         raise DataError(f"{', '.join(given)}: for the real-benchmark suites ({', '.join(REAL_SUITES)}), "
                        f"not --suite {args.suite}")

@@ -19,6 +19,7 @@ MODULES = (
     "saq_wrappers.wrappers",
     "saq_wrappers.vqvae.quantizer",
     "saq_wrappers.score.support_sampler",
+    "saq_wrappers.integrations.gymnasium_robotics",
 )
 
 

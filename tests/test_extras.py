@@ -94,6 +94,8 @@ GUARDED = [
     ("robosuite", "from saq_wrappers.integrations.robomimic import make_robomimic_env; "
      "make_robomimic_env({'env_name': 'Lift', 'type': 1, 'env_kwargs': {}})",
      "saq_wrappers.integrations.robomimic.env", "robosuite"),
+    ("gymnasium_robotics", "import saq_wrappers.integrations.gymnasium_robotics._env",
+     "saq_wrappers.integrations.gymnasium_robotics._env", "robotics"),
 ]
 
 
@@ -264,6 +266,7 @@ SOURCE_EXTRAS = {
     "integrations/_hdf5.py": ("d4rl",),
     "integrations/d4rl.py": ("d4rl",),
     "integrations/d3rlpy": ("d3rlpy",),
+    "integrations/gymnasium_robotics": ("robotics",),
     "integrations/minari": ("minari",),
     "integrations/robomimic": ("robosuite",),
     "integrations/sb3": ("sb3",),
@@ -308,7 +311,10 @@ def test_every_library_of_the_saq_command_has_its_extra() -> None:
 def test_the_core_installs_only_what_it_imports_and_all_holds_every_extra() -> None:
     assert {_distribution(r)[0] for r in PYPROJECT["project"]["dependencies"]} == CORE
     assert "pytest" not in _installs("all") and "sphinx" not in _installs("all")
-    every = set(OPTIONAL) - {"all", "adroit", "docs", "dev"}
+    every = set(OPTIONAL) - {"all", "robotics", "adroit", "docs", "dev"}
     assert {e for r in OPTIONAL["all"] for e in _distribution(r)[1]} == every
+    # gymnasium-robotics needs its own MuJoCo range (a second virtualenv); `adroit` is its old name
+    assert "gymnasium-robotics" in _installs("robotics") and _installs("bench") <= _installs("robotics")
+    assert _installs("adroit") == _installs("robotics") and "gymnasium-robotics" not in _installs("all")
     assert _installs("all") | {"sphinx", "myst-parser", "furo", "sphinx-mathjax-offline"} == _installs("docs")
     assert _installs("docs") | {"pytest"} == _installs("dev")

@@ -1,4 +1,5 @@
-"""The suites on the real benchmarks (``d4rl-adroit``, ``d4rl-locomotion``, ``robomimic``), offline.
+"""The suites on the real benchmarks (``d4rl-adroit``, ``d4rl-locomotion``, ``robomimic``), offline
+(the ``kitchen`` suite: ``tests/test_kitchen_suite.py``).
 
 The tests write small datasets under the real Minari ids (``mujoco/hopper/expert-v0``,
 ``D4RL/pen/human-v2``) with the real env specs and reference scores in their metadata, into a
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from benchmarks.harness.backends import run_grid  # noqa: E402
 from benchmarks.harness.real_suites import (  # noqa: E402
-    ADROIT_INSTALL,
+    ROBOTICS_INSTALL,
     build_real_suite,
     fetch_and_check,
     real_suite_datasets,
@@ -185,6 +186,7 @@ def test_adroit_reads_the_local_dataset_and_names_the_install_line(
 ) -> None:
     _write_pen(minari_root)
     monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # not importable, even where installed
+    monkeypatch.delitem(gym.registry, "AdroitHandPen-v1", raising=False)  # nor registered by an earlier import
 
     runs = build_real_suite("d4rl-adroit")
     assert sorted({r.dataset.source for r in runs}) == sorted(ADROIT_IDS) and len(runs) == 4 * 9 * 3
@@ -208,14 +210,14 @@ def test_adroit_reads_the_local_dataset_and_names_the_install_line(
     with pytest.raises(DataError) as raised:
         fetch_and_check([pen, door])
     message = str(raised.value)
-    assert ADROIT_INSTALL in message and "gymnasium-robotics" in message and "second virtualenv" in message
+    assert ROBOTICS_INSTALL in message and "gymnasium-robotics" in message and "second virtualenv" in message
     # the resolver alone refuses the unregistered env (issue 11), before any training
     with pytest.raises(DataError, match="not in the installed Gymnasium registry"):
         load_dataset(pen)
 
     code = main(["--suite", "d4rl-adroit", "--algos", "BC", "--seeds", "0", "--backend", "serial",
                  "--out", str(tmp_path / "out")])
-    assert code == 2 and ADROIT_INSTALL in capsys.readouterr().err
+    assert code == 2 and ROBOTICS_INSTALL in capsys.readouterr().err
 
 
 def test_adroit_env_is_rebuilt_once_gymnasium_robotics_registers_it(

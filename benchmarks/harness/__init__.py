@@ -5,8 +5,8 @@
   :class:`~saq_wrappers.app.experiment.ExperimentSpec`, the pipeline's typed spec (``RunSpec``
   here);
 * :mod:`.real_suites` -- the suites on the real benchmarks (``d4rl-adroit``, ``d4rl-locomotion``,
-  ``robomimic --data``) at the authors' budgets, read from ``$MINARI_DATASETS_PATH`` and downloaded
-  only with ``--download``;
+  ``kitchen --data``, ``robomimic --data``) at the authors' budgets, read from
+  ``$MINARI_DATASETS_PATH`` (downloaded only with ``--download``) or the files given;
 * :mod:`.data` -- checking a suite's data is there, and ``prepare`` (generating the suites'
   datasets from SB3 zoo agents and the scripted Lift demonstrator); loading is the library's one
   resolver, :mod:`saq_wrappers.app.datasets`;

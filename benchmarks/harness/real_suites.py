@@ -1,4 +1,4 @@
-"""The suites on the real benchmarks: ``d4rl-adroit``, ``d4rl-locomotion`` and ``robomimic``.
+"""The suites on the real benchmarks: ``d4rl-adroit``, ``d4rl-locomotion``, ``kitchen`` and ``robomimic``.
 
 For users with the data and the compute (a GPU machine or a Ray cluster: see
 :mod:`benchmarks.run` for the cost). Each is a grid of the offline pipeline's
@@ -7,6 +7,9 @@ budgets unless shortened:
 
 * ``d4rl-adroit``: Minari ``D4RL/{pen,door,hammer,relocate}/human-v2``;
 * ``d4rl-locomotion``: Minari ``mujoco/{hopper,walker2d,halfcheetah}/{expert,medium}-v0``;
+* ``kitchen``: D4RL's ``kitchen-complete-v0`` hdf5 file given with ``--data`` (19 human
+  demonstrations), evaluated in FrankaKitchen-v1 observed as D4RL's v0 env
+  (:mod:`saq_wrappers.integrations.gymnasium_robotics`), scores ``100 * return / 4``;
 * ``robomimic``: the robomimic low-dim hdf5 files given with ``--data`` (e.g. lift/can/square
   PH), success rate over robomimic's horizons.
 
@@ -24,17 +27,28 @@ only when imported; the Minari metadata names their entry point, and the resolve
 registered envs (:meth:`~saq_wrappers.integrations.minari.MinariInfo.rebuild_spec`). So every
 process that runs a grid registers them where ``gymnasium_robotics`` is installed
 (:func:`register_installed_robotics_envs`, called by :func:`.runner.init_worker` in the
-spawn-pool, serial and Ray workers, and by :func:`fetch_and_check` in the harness). gymnasium-robotics 1.3.x needs ``mujoco<3.2`` (robosuite 1.5.1 needs ``>=3.3``) and
-1.4.x needs ``gymnasium>=1.2`` (d3rlpy 2.8.1 pins 1.0.0), so it lives in a second virtualenv:
-:data:`ADROIT_INSTALL`; :func:`require_gymnasium_robotics` says so when it is missing.
+spawn-pool, serial and Ray workers, and by :func:`fetch_and_check` in the harness).
+gymnasium-robotics 1.3.x needs ``mujoco<3.2`` (robosuite 1.5.1 needs ``>=3.3``) and 1.4.x needs
+``gymnasium>=1.2`` (d3rlpy 2.8.1 pins 1.0.0), so it lives in a second virtualenv:
+:data:`ROBOTICS_INSTALL`; :func:`require_gymnasium_robotics` says so when it is missing.
+
+**Kitchen.** Any copy of the file is accepted (``--data PATH``) if it has the kitchen's layout
+(60-D observations, 9-D actions); its SHA-256 only decides what the results say: the official
+D4RL file (:data:`KITCHEN_COMPLETE_SHA256`) is named ``kitchen-complete-v0`` and gets the paper's
+numbers beside ours, any other file is named after itself and its hash, with no paper numbers.
+The env's observation noise (``--kitchen-noise``, default ``dataset``: D4RL's 0.1, what the
+demonstrations saw) is part of every run's dataset spec (``env_kwargs``) and named in the dataset
+name and results folder when it is not the default; ``--first-episodes 5,10`` trains on the first
+demonstrations of the file instead (the narrowest human data).
 
 **Budgets** (:data:`BUDGETS`, the authors' scripts and appendices): every algorithm 1M updates
 (SAQ: 1000 epochs x 1000 updates; ARQ: 1M Q-learning updates at batch 512); SAQ's VQ-VAE 500k
 updates (500 epochs x 1000), K = 64, 512-512; ARQ's score model 1M updates on locomotion, 300k on
 Adroit, 150k on robomimic PH/MH (1M on MG) (ARQ Table A.1), 30 candidates, the 9th largest
 (Table A.2), learning rate 3e-4 on locomotion and 1e-4 elsewhere (Table A.2), implicit-policy
-alpha 1 / 10 / 0.1 (Table A.3); the registry's network sizes; a learning-curve evaluation every
-50 epochs (20 points). Seeds 0, 1, 2 (the authors' scripts use 24, 42, 43: ``--seeds 24,42,43``).
+alpha 1 / 10 / 0.1 (Table A.3; kitchen: 300k score-model updates and alpha 1, ARQ's own kitchen
+column); the registry's network sizes; a learning-curve evaluation every 50 epochs (20 points).
+Seeds 0, 1, 2 (the authors' scripts use 24, 42, 43: ``--seeds 24,42,43``).
 ``budget_scale`` (``--budget-scale``) multiplies every update budget and the number of curve
 points; it is part of every run's spec (the step counts are in the fingerprint), so shortened and
 full results never mix. As the authors run them: IQL and SAQ-IQL rescale locomotion rewards
@@ -57,17 +71,29 @@ from typing import Any, Optional, Sequence
 from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import ARQSettings, EvaluationSettings, QuantizerSettings
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations import gymnasium_robotics as robotics
+from saq_wrappers.integrations.gymnasium_robotics import (
+    DEFAULT_KITCHEN_NOISE,
+    KITCHEN_ENV_ID,
+    KITCHEN_REF_MAX,
+    KITCHEN_REF_MIN,
+    ROBOTICS_EXTRA,
+    ROBOTICS_INSTALL,
+    kitchen_noise_ratios,
+)
+from saq_wrappers.io import file_sha256
 
 from .spec import MAIN_ALGOS, RunSpec, authors_evaluation, with_authors_reward_scaling
 
 __all__ = [
-    "ADROIT_EXTRA", "ADROIT_INSTALL", "ADROIT_TASKS", "BUDGETS", "LOCOMOTION_DATASETS", "REAL_ALGOS",
-    "REAL_SEEDS", "REAL_SUITES", "AuthorsBudget", "build_real_suite", "fetch_and_check", "real_suite_datasets",
-    "register_installed_robotics_envs", "require_gymnasium_robotics", "results_name", "robomimic_dataset",
+    "ADROIT_TASKS", "BUDGETS", "KITCHEN_COMPLETE_SHA256", "LOCOMOTION_DATASETS", "REAL_ALGOS", "REAL_SEEDS",
+    "REAL_SUITES", "ROBOTICS_EXTRA", "ROBOTICS_INSTALL", "AuthorsBudget", "build_real_suite", "fetch_and_check",
+    "kitchen_dataset", "kitchen_provenance", "real_suite_datasets", "register_installed_robotics_envs",
+    "require_gymnasium_robotics", "results_name", "robomimic_dataset",
 ]
 
 #: Suites on the real benchmarks (``python -m benchmarks.run --suite``).
-REAL_SUITES = ("d4rl-adroit", "d4rl-locomotion", "robomimic")
+REAL_SUITES = ("d4rl-adroit", "d4rl-locomotion", "kitchen", "robomimic")
 #: Adroit tasks of the ``d4rl-adroit`` suite (Minari ``D4RL/<task>/human-v2``).
 ADROIT_TASKS = ("pen", "door", "hammer", "relocate")
 #: Minari ids of the ``d4rl-locomotion`` suite.
@@ -77,12 +103,12 @@ LOCOMOTION_DATASETS = tuple(f"mujoco/{env}/{recipe}-v0" for env in ("hopper", "w
 REAL_ALGOS = tuple(MAIN_ALGOS) + ("TD3+BC",)
 REAL_SEEDS = (0, 1, 2)
 
-#: The optional dependency that brings the Adroit envs, and where to install it (its MuJoCo range
-#: is not robosuite's: a second virtualenv; ``constraints-adroit.txt`` pins what
-#: ``constraints.txt`` pins, with ``mujoco<3.2`` and without robosuite).
-ADROIT_EXTRA = "adroit"
-ADROIT_INSTALL = (f'python -m venv .venv-adroit && .venv-adroit/bin/pip install -e ".[{ADROIT_EXTRA}]" '
-                  "-c constraints-adroit.txt")
+#: SHA-256 of D4RL's ``kitchen-complete-v0`` file (556,544 bytes, D4RL's
+#: ``mini_kitchen_microwave_kettle_light_slider-v0.hdf5``): a file with it is reported as the
+#: official one, any other as a copy of its own.
+KITCHEN_COMPLETE_SHA256 = "cd797c38cd52dfbe3f960cef73935cc724847abd189e47a703a7a2315ed60a81"
+#: The kitchen file's widths: the v0 observation (robot 9 | objects 21 | goal 30), joint velocities.
+_KITCHEN_OBS, _KITCHEN_ACT = 60, 9
 
 #: robomimic task folder / file-name words of the dataset types (proficient-human, multi-human,
 #: machine-generated, paired).
@@ -129,6 +155,10 @@ BUDGETS: dict[str, AuthorsBudget] = {
                                  eval_episodes=20, curve_episodes=20),
     "robomimic": AuthorsBudget(score_updates=150_000, arq_learning_rate=1e-4, arq_alpha=0.1,
                                eval_episodes=50, curve_episodes=10),
+    # ARQ's kitchen column: score model 300k updates (Table A.1), lr 1e-4 (A.2), alpha 1 (A.3);
+    # 10 episodes of 280 steps, D4RL's usual protocol (neither paper gives its kitchen count)
+    "kitchen": AuthorsBudget(score_updates=300_000, arq_learning_rate=1e-4, arq_alpha=1.0,
+                             eval_episodes=10, curve_episodes=10),
 }
 #: robomimic's machine-generated (MG) datasets: ARQ's score model 1M updates, alpha 1 (Tables A.1, A.3).
 _ROBOMIMIC_MG = dataclasses.replace(BUDGETS["robomimic"], score_updates=1_000_000, arq_alpha=1.0)
@@ -147,20 +177,33 @@ def _check_scale(scale: float) -> None:
         raise DataError(f"budget scale must be in (0, 1] (1 = the authors' budgets), got {scale!r}")
 
 
-def results_name(suite: str, budget_scale: float = 1.0) -> str:
-    """The default results folder name: the suite, with the scale when shortened, so a short
-    grid never lands beside (and is never refused by) the full one."""
-    return suite if budget_scale == 1 else f"{suite}-x{budget_scale:g}"
+def results_name(suite: str, budget_scale: float = 1.0, noise: str = DEFAULT_KITCHEN_NOISE,
+                 first_episodes: Sequence[int] = ()) -> str:
+    """The default results folder name: the suite, with the kitchen's noise setting when not the
+    default, its first-episode cuts and the scale when shortened, so such a grid never lands beside
+    (and is never refused by) the full one."""
+    name = suite + ("" if noise == DEFAULT_KITCHEN_NOISE else f"-noise-{noise}")
+    name += "".join(f"-first{n}" for n in first_episodes)
+    return name if budget_scale == 1 else f"{name}-x{budget_scale:g}"
 
 
 # ---------------------------------------------------------------------------------- datasets
-def real_suite_datasets(suite: str, data: Sequence[str | Path] = (), download: bool = False) -> list[DatasetSpec]:
-    """The datasets of a real suite; ``data`` are the robomimic files (``--data``)."""
+def real_suite_datasets(suite: str, data: Sequence[str | Path] = (), download: bool = False,
+                        noise: str = DEFAULT_KITCHEN_NOISE, first_episodes: Sequence[int] = ()) -> list[DatasetSpec]:
+    """The datasets of a real suite; ``data`` are the robomimic files or the kitchen file
+    (``--data``); ``noise`` and ``first_episodes`` are the kitchen's (see :func:`kitchen_dataset`)."""
     if suite not in REAL_SUITES:
         raise DataError(f"unknown real suite {suite!r}: expected one of {', '.join(REAL_SUITES)}")
-    if suite != "robomimic" and data:
-        raise DataError(f"--data is for --suite robomimic (robomimic hdf5 files); suite {suite!r} reads "
-                        "Minari datasets by id")
+    if suite not in ("robomimic", "kitchen") and data:
+        raise DataError(f"--data is for --suite robomimic (robomimic hdf5 files) and --suite kitchen (the D4RL "
+                        f"kitchen file); suite {suite!r} reads Minari datasets by id")
+    if suite != "kitchen" and (noise != DEFAULT_KITCHEN_NOISE or first_episodes):
+        raise DataError(f"the kitchen noise and --first-episodes are for --suite kitchen, not {suite!r}")
+    if suite == "kitchen":
+        if len(data) != 1:
+            raise DataError("suite 'kitchen' trains on D4RL's kitchen-complete-v0 hdf5 file: pass one file with "
+                            f"--data PATH, got {len(data)}")
+        return [kitchen_dataset(data[0], noise, n) for n in first_episodes or [None]]
     if suite == "d4rl-adroit":
         return [_minari(f"D4RL/{task}/human-v2", paper_key=f"{task}-human-v0", download=download)
                 for task in ADROIT_TASKS]
@@ -231,6 +274,57 @@ def robomimic_dataset(path: str | Path) -> DatasetSpec:
                        horizon=DEFAULT_HORIZONS[env_name], filter_key=filter_key)
 
 
+def kitchen_dataset(path: str | Path, noise: str = DEFAULT_KITCHEN_NOISE,
+                    first_episodes: Optional[int] = None) -> DatasetSpec:
+    """D4RL's kitchen file as a dataset, evaluated in ``saq_wrappers/KitchenComplete-v0``.
+
+    Named ``kitchen-complete-v0`` (with the paper's key) when its SHA-256 is the official file's,
+    else ``kitchen-<file>-<hash>`` (no paper numbers: another file); ``-first<N>`` and
+    ``-noise-<setting>`` are added for a first-episodes cut and a noise other than the default.
+    Reference returns 0 and 4 (D4RL's), so the normalized score is D4RL's ``100 * return / 4``.
+
+    Raises:
+        DataError: a missing file, one the D4RL reader refuses, one without the kitchen's widths
+            (60-D observations, 9-D actions), fewer episodes than ``first_episodes``, or an
+            unknown ``noise``.
+    """
+    from saq_wrappers.integrations.d4rl import load_d4rl_hdf5
+
+    kitchen_noise_ratios(noise)
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(f"kitchen file {str(file)!r} does not exist (expected D4RL's kitchen-complete-v0.hdf5)")
+    data = load_d4rl_hdf5(file)  # the reader's checks: an hdf5 file in the D4RL layout
+    if data.observations.shape[1:] != (_KITCHEN_OBS,) or data.actions.shape[1:] != (_KITCHEN_ACT,):
+        raise DataError(f"{file}: not D4RL's kitchen file: expected {_KITCHEN_OBS}-D observations (robot 9, objects "
+                        f"21, goal 30) and {_KITCHEN_ACT}-D actions, got observations {data.observations.shape[1:]} "
+                        f"and actions {data.actions.shape[1:]}")
+    if first_episodes is not None and first_episodes > data.n_episodes:
+        raise DataError(f"{file}: --first-episodes {first_episodes}, but the file holds {data.n_episodes} episodes")
+    digest = file_sha256(file)
+    official = digest == KITCHEN_COMPLETE_SHA256
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "-", file.stem).strip("-").removeprefix("kitchen-")
+    name = "kitchen-complete-v0" if official else f"kitchen-{stem or 'file'}-{digest[:8]}"
+    name += (f"-first{first_episodes}" if first_episodes is not None else "") + (
+        "" if noise == DEFAULT_KITCHEN_NOISE else f"-noise-{noise}")
+    return DatasetSpec(name=name, kind="d4rl", source=str(file), env_id=KITCHEN_ENV_ID, env_kwargs={"noise": noise},
+                       ref_min=KITCHEN_REF_MIN, ref_max=KITCHEN_REF_MAX, first_episodes=first_episodes,
+                       paper_key="kitchen-complete-v0" if official and first_episodes is None else None)
+
+
+def kitchen_provenance(dataset: DatasetSpec) -> str:
+    """Whether ``dataset``'s file is D4RL's official ``kitchen-complete-v0``, in words (a file that
+    cannot be read says so; :meth:`DatasetSpec.check` refuses it before any run)."""
+    try:
+        digest = file_sha256(dataset.source)
+    except OSError as error:
+        return f"file not readable ({error.strerror or error})"
+    if digest == KITCHEN_COMPLETE_SHA256:
+        return "the official D4RL kitchen-complete-v0 file"
+    return (f"not the official D4RL file (SHA-256 {digest[:16]}..., the official one is "
+            f"{KITCHEN_COMPLETE_SHA256[:16]}...)")
+
+
 # ---------------------------------------------------------------------------------- suites
 def _budget(suite: str, dataset: DatasetSpec) -> AuthorsBudget:
     if suite == "robomimic" and dataset.name.endswith("-mg"):
@@ -249,12 +343,15 @@ def build_real_suite(
     eval_episodes: Optional[int] = None,
     budget_scale: float = 1.0,
     download: bool = False,
+    noise: str = DEFAULT_KITCHEN_NOISE,
+    first_episodes: Sequence[int] = (),
 ) -> list[RunSpec]:
     """The runs of a real suite at the authors' budgets times ``budget_scale``.
 
     Args:
         suite: one of :data:`REAL_SUITES`.
-        data: robomimic files (``robomimic`` only; required there unless ``datasets`` is given).
+        data: robomimic files (``robomimic``) or the kitchen file (``kitchen``); required there
+            unless ``datasets`` is given.
         seeds, algos: default :data:`REAL_SEEDS`, :data:`REAL_ALGOS`.
         datasets: replace the suite's datasets (budgets stay the suite's).
         steps: override every algorithm's updates (the VQ-VAE and score model keep theirs).
@@ -263,18 +360,21 @@ def build_real_suite(
         budget_scale: in (0, 1]; multiplies the algorithm, VQ-VAE and score-model updates and the
             number of learning-curve points (at least one of each).
         download: let the resolver download Minari datasets that are not local.
+        noise, first_episodes: the kitchen's observation noise and first-episode cuts
+            (:func:`kitchen_dataset`).
     """
     _check_scale(budget_scale)
     if datasets:
         sets = [dataclasses.replace(ds, download=download) if ds.kind == "minari" else ds for ds in datasets]
     else:
-        sets = real_suite_datasets(suite, data, download)
+        sets = real_suite_datasets(suite, data, download, noise, first_episodes)
     chosen_algos = algos if algos else list(REAL_ALGOS)
     chosen_seeds = seeds if seeds else list(REAL_SEEDS)
     tag = suite if budget_scale == 1 else f"{suite} (budgets x{budget_scale:g})"
     runs: list[RunSpec] = []
     for ds in sets:
         budget = _budget(suite, ds)
+        ds_tag = f"{tag}; {kitchen_provenance(ds)}" if ds.env_id == KITCHEN_ENV_ID else tag
         updates = steps if steps is not None else _scaled(budget.updates, budget_scale)
         evaluation = EvaluationSettings(
             episodes=eval_episodes if eval_episodes is not None else budget.eval_episodes,
@@ -291,29 +391,22 @@ def build_real_suite(
                 runs.append(with_authors_reward_scaling(RunSpec(
                     ds, algo, seed, steps=updates, time_budget=time_budget, hidden=None,
                     batch_size=_ARQ_BATCH if algo == "ARQ" else _BATCH, quantizer=quantizer,
-                    arq=arq, evaluation=authors_evaluation(algo, evaluation), tag=tag)))
+                    arq=arq, evaluation=authors_evaluation(algo, evaluation), tag=ds_tag)))
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
     return runs
 
 
 # ---------------------------------------------------------------------------------- before a grid
-def require_gymnasium_robotics(what: str = "the d4rl-adroit suite") -> None:
-    """Import ``gymnasium_robotics`` (registering its envs), or say exactly what to install.
+def require_gymnasium_robotics(what: str = "the d4rl-adroit suite", suite: str = "d4rl-adroit") -> None:
+    """Import ``gymnasium_robotics`` (registering its envs), or say exactly what to install and
+    how to run ``suite`` then
+    (:func:`saq_wrappers.integrations.gymnasium_robotics.require_gymnasium_robotics`).
 
     Raises:
         DataError: gymnasium-robotics is not importable; the message has the install line.
     """
-    try:
-        importlib.import_module("gymnasium_robotics")
-    except Exception as error:  # noqa: BLE001 - missing, or installed against another MuJoCo
-        raise DataError(
-            f"{what} needs gymnasium-robotics, which registers the Adroit envs (AdroitHandPen-v1, ...) with "
-            f"Gymnasium, and it cannot be imported here ({type(error).__name__}: {error}). Its MuJoCo range is "
-            "not robosuite's (gymnasium-robotics 1.3.x needs mujoco<3.2, robosuite 1.5.1 mujoco>=3.3; 1.4.x "
-            "needs gymnasium>=1.2, d3rlpy 2.8.1 pins 1.0.0), so install it in a second virtualenv: "
-            f"`{ADROIT_INSTALL}`, then run `.venv-adroit/bin/python -m benchmarks.run --suite d4rl-adroit`"
-        ) from error
+    robotics.require_gymnasium_robotics(what, command=f"python -m benchmarks.run --suite {suite}")
 
 
 def register_installed_robotics_envs() -> None:
@@ -338,8 +431,10 @@ def fetch_and_check(datasets: Sequence[DatasetSpec]) -> list[str]:
     Minari datasets: downloaded when missing and ``download`` is set (once, here); then their
     metadata is read, the evaluation env rebuilt once (gymnasium-robotics imported first when the
     env is one of its own: a missing package is named with its install line before any training)
-    and the reference scores required. robomimic files: robosuite must be importable. A dataset
-    that is missing and may not be downloaded is skipped: :func:`.data.check_available` names it.
+    and the reference scores required. robomimic files: robosuite must be importable. The kitchen
+    file: gymnasium-robotics must be importable, the env is made once, and the line says whether
+    the file is the official one and which noise the env has. A dataset that is missing and may
+    not be downloaded is skipped: :func:`.data.check_available` names it.
 
     Raises:
         DataError: a download that failed, an env that cannot be rebuilt (with what to install),
@@ -358,6 +453,17 @@ def fetch_and_check(datasets: Sequence[DatasetSpec]) -> list[str]:
                 raise DataError(f"dataset {ds.name!r}: robomimic envs are rebuilt with robosuite 1.5.1, which is not "
                                 "installed: pip install -e \".[robosuite]\" -c constraints.txt")
             lines.append(f"found {ds.name}: {ds.source} (horizon {ds.horizon}, filter key {ds.filter_key})")
+            continue
+        if ds.env_id == KITCHEN_ENV_ID:
+            import gymnasium as gym
+
+            require_gymnasium_robotics(f"dataset {ds.name!r} (env {ds.env_id})", suite="kitchen")
+            gym.make(ds.env_id, **dict(ds.env_kwargs)).close()
+            noise = dict(ds.env_kwargs).get("noise", DEFAULT_KITCHEN_NOISE)
+            robot, obj = kitchen_noise_ratios(noise)
+            lines.append(f"found {ds.name}: {ds.source} ({kitchen_provenance(ds)}; env {ds.env_id}, observation "
+                         f"noise {noise!r} (robot {robot:g}, objects {obj:g}), reference returns "
+                         f"{ds.ref_min:g} / {ds.ref_max:g})")
             continue
         if ds.kind != "minari":
             continue

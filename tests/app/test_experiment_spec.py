@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import ARQSettings, EvaluationSettings, ExperimentSpec, QuantizerSettings
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.evaluation import evaluate_algo
+from d4rl_files import d4rl_file
 
 
 def _spec(**evaluation: object) -> ExperimentSpec:
@@ -29,6 +31,8 @@ def _old_rule(spec: ExperimentSpec) -> dict:
         data["dataset"].pop(permission, None)
     del data["evaluation"]["greedy"]
     data.pop("reward_scaling")  # a later field, left out at its default
+    for late in ("env_kwargs", "first_episodes"):  # later dataset fields, left out at their defaults
+        data["dataset"].pop(late)
     return data
 
 
@@ -80,6 +84,39 @@ def test_reward_scaling_default_is_left_out_and_scaling_is_a_new_run() -> None:
     assert ExperimentSpec.from_dict(json.loads(json.dumps(scaled.to_dict()))) == scaled
     with pytest.raises(DataError, match="reward_scaling"):
         dataclasses.replace(spec, reward_scaling="minmax")
+
+
+def test_env_kwargs_and_first_episodes_are_new_runs_and_round_trip(tmp_path: Path) -> None:
+    """A D4RL file's env keyword arguments (the kitchen's noise) and a first-episodes cut change
+    results: each is a new fingerprint, stored as plain JSON and read back equal; at their
+    defaults they are left out, so results written before they existed stay valid."""
+    path = d4rl_file(tmp_path / "pend.hdf5")
+    plain = ExperimentSpec(DatasetSpec(name="pend", kind="d4rl", source=str(path), env_id="Pendulum-v1"), "BC",
+                           steps=100)
+    expected = _old_rule(plain)
+    del expected["arq"], expected["quantizer"]
+    assert plain.fingerprint() == _sha(expected)
+    variants = [dataclasses.replace(plain.dataset, env_kwargs={"g": 9.81}),
+                dataclasses.replace(plain.dataset, env_kwargs=[("g", 9.81), ("max_speed", 8)]),
+                dataclasses.replace(plain.dataset, first_episodes=1)]
+    prints = {plain.fingerprint()}
+    for dataset in variants:
+        spec = dataclasses.replace(plain, dataset=dataset)
+        stored = json.loads(json.dumps(spec.to_dict()))
+        assert ExperimentSpec.from_dict(stored) == spec and stored["dataset"]["env_kwargs"] == dict(dataset.env_kwargs)
+        prints.add(spec.fingerprint())
+    assert len(prints) == 4
+    assert variants[1].env_kwargs == (("g", 9.81), ("max_speed", 8))  # sorted pairs, whatever order was given
+    bad = [({"env_kwargs": {"g": [1.0]}}, "expected text, a number"), ({"env_kwargs": {"not a name": 1}}, "identifier"),
+           ({"env_kwargs": {"g": float("nan")}}, "env_kwargs 'g'"), ({"env_kwargs": [("g", 1), ("g", 2)]}, "twice"),
+           ({"first_episodes": 0}, "first_episodes"), ({"first_episodes": True}, "first_episodes")]
+    for change, message in bad:
+        with pytest.raises(DataError, match=message):
+            dataclasses.replace(plain.dataset, **change)
+    with pytest.raises(DataError, match="env_kwargs are for D4RL-style files"):
+        DatasetSpec(name="m", kind="minari", source="mujoco/hopper/expert-v0", env_kwargs={"g": 1})
+    with pytest.raises(DataError, match="built-in dataset's size"):
+        DatasetSpec(name="b", kind="builtin", source="pendulum-expert", first_episodes=2)
 
 
 def test_return_range_reward_scaler_is_the_authors_preprocessing() -> None:
