@@ -61,7 +61,7 @@ def test_behavior_greedy_codes_read_saq_iql_behavior_policy_not_its_tilted_polic
     dataset = d3rlpy.dataset.MDPDataset(
         observations, codes[:, None], (codes == 3).astype(np.float32), np.ones(n),
         action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
-    iql = small_iql_config(kl_budget=None, temperature=0.05,
+    iql = small_iql_config(kl_budget=None, temperature=0.05, fit_behavior_policy=True,
                            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create(device="cpu:0")
     quiet_fit(iql, dataset, n_steps=800)
 

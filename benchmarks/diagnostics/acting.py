@@ -36,6 +36,7 @@ data generation as ``--data-dir``; a quantizer fitted on other episodes is refus
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -96,7 +97,10 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
     from saq_wrappers.wrappers import SAQActionWrapper
 
     suite = build_suite("standard", data_dir, algos=["SAQ-BC", "SAQ-IQL"], seeds=[seed], steps=steps)
-    specs = {r.algo: r for r in suite if r.dataset.name == dataset}
+    # SAQ-IQL fits pi_beta only when asked (its weighted fit of eq. 10 never reads it)
+    specs = {r.algo: r if r.algo != "SAQ-IQL" else dataclasses.replace(
+                 r, options=tuple(sorted({**dict(r.options), "fit_behavior_policy": True}.items())))
+             for r in suite if r.dataset.name == dataset}
     if len(specs) != 2:
         raise SystemExit(f"no standard-suite SAQ-BC and SAQ-IQL runs on dataset {dataset!r}")
     store = ArtifactStore(artifacts)

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     quantizer.fit(data.transitions, n_steps=args.quantizer_steps, progress=False)
     relabeled = relabel(data.transitions, quantizer, progress=False)
     seed_everything(args.seed)
-    algo = registry.make_config("SAQ-IQL", env.action_space).create(device="cpu")
+    algo = registry.make_config("SAQ-IQL", env.action_space,
+                                options={"fit_behavior_policy": True}).create(device="cpu")
     record = train_with_budget(algo, to_discrete_dataset(data.transitions, relabeled, progress=False),
                                n_steps=args.steps, progress=False)
     modules = algo.impl._modules  # the trained networks, read directly

@@ -311,7 +311,7 @@ class ARQ(QLearningAlgoBase[ARQImpl, ARQConfig]):
             if self._config.observation_scaler:
                 torch_x = self._config.observation_scaler.transform(torch_x)
             candidates = torch.as_tensor(actions, device=self._device)
-            q = self._impl.q_of_sets(self._impl.q_func_forwarder, torch_x, candidates).cpu()
+            q = self._impl.q_of_sets(False, torch_x, candidates).cpu()
         v = torch.as_tensor(valid)
         mean_valid = (q * v).sum(1, keepdim=True) / v.sum(1, keepdim=True)
         logits = (self._config.alpha * (q - mean_valid)).masked_fill(~v, float("-inf"))

@@ -64,7 +64,7 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     kl_constrained_temperature,
 )
 from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import DEFAULT_KL_BUDGET, check_kl_budget
-from saq_wrappers.validation import check_number
+from saq_wrappers.validation import check_bool, check_number
 
 __all__ = [
     "CLOSED_FORM",
@@ -94,8 +94,9 @@ class DiscreteIQLConfig(LearnableConfig):
     - ``V(s)`` by expectile regression on ``min_j Qbar_j(s, k)``, the minimum of the *target*
       critics at the dataset code (IQL's ``L_V``);
     - target critics soft-updated with ``tau``;
-    - a categorical behavior policy ``pi_beta(k|s)`` by maximum likelihood (cross-entropy on the
-      codes), trained **jointly**, on the same batches. Why jointly and not as a first phase:
+    - with ``policy_extraction="closed_form"`` (or ``fit_behavior_policy=True``), a categorical
+      behavior policy ``pi_beta(k|s)`` by maximum likelihood (cross-entropy on the codes),
+      trained **jointly**, on the same batches. Why jointly and not as a first phase:
       in IQL nothing in the Q / V losses ever queries a policy, so ``pi_beta`` has no effect on
       critic training; it only enters the acting-time policy. Its maximum-likelihood target is
       stationary, so by the end of ``fit`` it is as trained as a separate phase of the same
@@ -158,6 +159,10 @@ class DiscreteIQLConfig(LearnableConfig):
         actor_learning_rate: learning rate of the fitted policy.
         actor_optim_factory: optimizer of the fitted policy.
         actor_encoder_factory: torso of the fitted policy.
+        fit_behavior_policy: also fit ``pi_beta`` with the weighted-likelihood extraction, which
+            never reads it (for diagnostics that compare against it). Off by default: it is a
+            fifth network, about a fifth of each update's time. Its initial weights are drawn
+            either way, so this switch leaves every other network's initial weights as they are.
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -181,6 +186,7 @@ class DiscreteIQLConfig(LearnableConfig):
     actor_learning_rate: float = 3e-4
     actor_optim_factory: OptimizerFactory = make_optimizer_field()
     actor_encoder_factory: EncoderFactory = make_encoder_field()
+    fit_behavior_policy: bool = False
 
     def __post_init__(self) -> None:
         check_common_fields(self)
@@ -191,6 +197,7 @@ class DiscreteIQLConfig(LearnableConfig):
             )
         check_number("max_weight", self.max_weight, 0, exclusive_minimum=True)
         check_number("temperature", self.temperature, 0, exclusive_minimum=True)
+        check_bool("fit_behavior_policy", self.fit_behavior_policy)
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DiscreteIQL":
         return DiscreteIQL(self, device, enable_ddp)
@@ -228,6 +235,11 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             config.behavior_optim_factory,
             config.behavior_learning_rate,
         )
+        if weighted and not config.fit_behavior_policy:
+            # The weighted fit of eq. 10 never reads pi_beta. Its initial weights were drawn
+            # above all the same, so the networks built after it start from the same weights
+            # whether or not it is fitted.
+            behavior_policy, behavior_optim = None, None
         critic_optim = config.critic_optim_factory.create(
             list(q_funcs.named_modules()) + list(value_func.named_modules()),
             lr=config.critic_learning_rate,

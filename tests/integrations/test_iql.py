@@ -208,7 +208,7 @@ def test_eq10_never_picks_codes_the_data_never_takes(extraction: str) -> None:
     states = np.concatenate([episode.observations for episode in dataset.episodes])[::20]
     seen = np.concatenate([episode.actions for episode in dataset.episodes]).reshape(-1)[::20]
     d3rlpy.seed(0)  # torch, numpy (d3rlpy's batch sampling) and random
-    algo = small_iql_config(policy_extraction=extraction).create(device="cpu:0")
+    algo = small_iql_config(policy_extraction=extraction, fit_behavior_policy=True).create(device="cpu:0")
     quiet_fit(algo, dataset, n_steps=600)
     # the premise: unseen codes look better than the data's code to the critic
     q = algo.predict_value(np.repeat(states, K, axis=0), np.tile(np.arange(K), len(states))).reshape(-1, K)
@@ -291,7 +291,7 @@ def test_fit_with_d3rlpy_evaluators_logs_them() -> None:
     assert [epoch for epoch, _ in results] == [1, 2]
     for _, metrics in results:
         assert np.isfinite(metrics["td_error"]) and np.isfinite(metrics["value_scale"])
-        assert {"q_loss", "v_loss", "behavior_loss"} <= set(metrics)
+        assert {"q_loss", "v_loss", "policy_loss"} <= set(metrics)
 
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -315,3 +315,24 @@ def test_continuous_dataset_is_rejected_with_a_clear_error() -> None:
     with pytest.raises(DiscreteActionSpaceError, match="SAQActionWrapper"):
         algo.build_with_env(gym.make("Pendulum-v1"))
     assert algo.impl is None
+
+
+def test_weighted_fit_trains_no_behavior_policy_and_the_switch_changes_no_other_network() -> None:
+    """The weighted fit of eq. 10 never reads pi_beta, so by default it is not fitted (a fifth of
+    each update's time); fitting it for diagnostics leaves the other networks bit for bit as they
+    are, from their initial weights on."""
+    dataset = two_step_dataset(200)
+    trained = {}
+    for fit_behavior in (False, True):
+        d3rlpy.seed(3)
+        algo = small_iql_config(fit_behavior_policy=fit_behavior).create(device="cpu:0")
+        metrics = quiet_fit(algo, dataset, n_steps=30)
+        trained[fit_behavior] = algo.impl.modules
+        assert ("behavior_loss" in metrics[-1][1]) is fit_behavior
+    assert trained[False].behavior_policy is None and trained[False].behavior_optim is None
+    assert trained[True].behavior_policy is not None
+    for name in ("q_funcs", "targ_q_funcs", "value_func", "policy"):
+        without, with_behavior = (dict(getattr(trained[flag], name).state_dict()) for flag in (False, True))
+        assert all(torch.equal(without[key], with_behavior[key]) for key in without), name
+    with pytest.raises(ValueError, match="fit_behavior_policy"):
+        small_iql_config(fit_behavior_policy="yes")

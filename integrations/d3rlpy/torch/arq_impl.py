@@ -11,16 +11,10 @@ import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
 from d3rlpy.models.torch import ContinuousEnsembleQFunctionForwarder, NormalPolicy, build_gaussian_distribution
 from d3rlpy.optimizers.optimizers import OptimizerWrapper
-from d3rlpy.torch_utility import (
-    Modules,
-    TorchMiniBatch,
-    expand_and_repeat_recursively,
-    flatten_left_recursively,
-    get_batch_size,
-    hard_sync,
-    soft_sync,
-)
+from d3rlpy.torch_utility import Modules, TorchMiniBatch, hard_sync, soft_sync
 from d3rlpy.types import Shape, TorchObservation
+
+from saq_wrappers.integrations.d3rlpy.torch.candidate_q import min_q_of_candidates
 
 __all__ = ["ARQImpl", "ARQModules", "CandidateBatch", "kth_largest_target"]
 
@@ -97,26 +91,19 @@ class ARQImpl(QLearningAlgoImplBase):
         # The targets start equal to the online critics (polyak averaging then tracks them).
         hard_sync(self._modules.targ_q_funcs, self._modules.q_funcs)
 
-    @property
-    def q_func_forwarder(self) -> ContinuousEnsembleQFunctionForwarder:
-        """The online critics' forwarder (the implicit policy of eq. 6 scores candidates with it)."""
-        return self._q
-
-    def q_of_sets(
-        self, forwarder: ContinuousEnsembleQFunctionForwarder, obs: TorchObservation, actions: torch.Tensor
-    ) -> torch.Tensor:
-        """Min-over-critics Q of ``actions (B, N, d)`` at ``obs (B, ...)`` (or a tuple of parts):
-        ``(B, N)``."""
-        B, N, d = actions.shape
-        assert get_batch_size(obs) == B, "one candidate set per observation"
-        rep = flatten_left_recursively(expand_and_repeat_recursively(obs, N), dim=1)
-        return forwarder.compute_expected_q(rep, actions.reshape(B * N, d), "min").reshape(B, N)
+    def q_of_sets(self, target: bool, obs: TorchObservation, actions: torch.Tensor) -> torch.Tensor:
+        """Min-over-critics Q (the target critics' with ``target``, else the online ones') of
+        ``actions (B, N, d)`` at ``obs (B, ...)`` (or a tuple of parts): ``(B, N)``, without
+        gradient (:func:`~saq_wrappers.integrations.d3rlpy.torch.candidate_q.min_q_of_candidates`)."""
+        if target:
+            return min_q_of_candidates(self._modules.targ_q_funcs, self._targ_q, obs, actions)
+        return min_q_of_candidates(self._modules.q_funcs, self._q, obs, actions)
 
     def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
         assert self.candidates is not None, "ARQ.update must attach the candidates of the batch"
         next_cand, next_valid, awr = self.candidates
         with torch.no_grad():
-            q_next = self.q_of_sets(self._targ_q, batch.next_observations, next_cand)
+            q_next = self.q_of_sets(True, batch.next_observations, next_cand)
             q_data = self._targ_q.compute_expected_q(batch.next_observations, batch.next_actions, "min")[:, 0]
             target = kth_largest_target(q_next, next_valid, q_data, self._kth)[:, None]
         self._modules.critic_optim.zero_grad()
@@ -134,7 +121,7 @@ class ARQImpl(QLearningAlgoImplBase):
             assert cand is not None and valid is not None, "the AWR update needs the candidates of s"
             with torch.no_grad():
                 q_a = self._q.compute_expected_q(batch.observations, batch.actions, "min")[:, 0]
-                q_c = self.q_of_sets(self._q, batch.observations, cand)
+                q_c = self.q_of_sets(False, batch.observations, cand)
                 mean_valid = (q_c * valid).sum(1) / valid.sum(1).clamp_min(1)
                 # A state with no valid candidate has baseline Q(s, a_data): advantage 0.
                 baseline = torch.where(valid.any(1), mean_valid, q_a)

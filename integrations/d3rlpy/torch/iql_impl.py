@@ -118,14 +118,15 @@ def batch_kl_temperature(advantages: torch.Tensor, min_temperature: float, kl_bu
 @dataclasses.dataclass(frozen=True)
 class DiscreteIQLModules(Modules):
     """Every module and optimizer saved by ``save_model`` / ``save``; ``policy`` and
-    ``policy_optim`` exist only with the weighted-likelihood extraction."""
+    ``policy_optim`` exist only with the weighted-likelihood extraction, ``behavior_policy`` and
+    ``behavior_optim`` with the closed form or ``fit_behavior_policy=True``."""
 
     q_funcs: nn.ModuleList
     targ_q_funcs: nn.ModuleList
     value_func: ValueFunction
-    behavior_policy: CategoricalPolicy
+    behavior_policy: Optional[CategoricalPolicy]
     critic_optim: OptimizerWrapper
-    behavior_optim: OptimizerWrapper
+    behavior_optim: Optional[OptimizerWrapper]
     policy: Optional[CategoricalPolicy] = None
     policy_optim: Optional[OptimizerWrapper] = None
 
@@ -234,9 +235,10 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
     def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
         critic = self._compute_critic_grad(batch)
         self._modules.critic_optim.step()
-        behavior = self._compute_behavior_grad(batch)
-        self._modules.behavior_optim.step()
-        metrics = {**critic, **behavior}
+        metrics = dict(critic)
+        if self._modules.behavior_optim is not None:
+            metrics.update(self._compute_behavior_grad(batch))
+            self._modules.behavior_optim.step()
         if self._modules.policy_optim is not None:
             metrics.update(self._compute_policy_grad(batch))
             self._modules.policy_optim.step()
@@ -253,6 +255,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
                 return self._modules.policy(x).logits
             q_values = stack_q_values(self._modules.targ_q_funcs, x).min(dim=0).values
             values = self._modules.value_func(x)
+            assert self._modules.behavior_policy is not None, "the closed form always fits pi_beta"
             behavior_log_probs = self._modules.behavior_policy(x).logits
             return iql_policy_logits(
                 q_values, values, behavior_log_probs, self._temperature, self._log_behavior_min, self._kl_budget
