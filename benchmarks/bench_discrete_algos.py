@@ -2,18 +2,21 @@
 
 What a user gets who drops our configs into an existing d3rlpy script: no pipeline, no
 ``torch.set_flush_denormal``, ``algo.update(dataset.sample_transition_batch(256))`` as ``fit``
-runs it, one process, the same data and batch for every algorithm. Each algorithm trains
-``--updates`` updates from scratch and its rate is read over the last ``--window`` (the steady
-state: the denormal slowdown of plain Adam with weight decay builds up over the first thousands
-of updates), then the whole measurement is repeated with ``torch.set_flush_denormal(True)``.
+runs it, one process, the same data and batch for every algorithm. Every algorithm trains from
+scratch, all of them in turns: ``--rounds`` rounds of ``--chunk`` updates each (ARQ's chunks are
+``--arq-chunk``), so a slow spell of the machine falls on all of them alike. An algorithm's rate
+is the median of its chunk rates over the last third of the rounds (the steady state: the
+denormal slowdown of plain Adam with weight decay builds up over the first thousands of
+updates). Then the whole measurement is repeated after ``torch.set_flush_denormal(True)``.
 
 Rows:
 
 * ``IQL (d3rlpy)``: d3rlpy's ``IQLConfig`` at its defaults (256-256 networks, Adam) with
   standardized observations, the baseline a d3rlpy user has;
 * ``SAQ-IQL``, ``SAQ-BRAC``: ``saq_iql_config()``, ``saq_brac_config()`` on K=64 codes;
-* ``ARQ``, ``ARQ (AWR policy)``: ``ARQConfig`` with 256-256 networks, N=30 candidates per state
-  (the paper's N), without and with the AWR policy the suites act with;
+* ``ARQ, N=...``: ``ARQConfig`` with 256-256 networks, without and with the AWR policy the suites
+  act with, at N=16 candidates per state (the standard suite's) and N=30 (the paper's, and the
+  kitchen suite's);
 * ``... (before)``: SAQ-IQL and SAQ-BRAC as they were configured before these speed changes:
   d3rlpy's own ``AdamFactory(weight_decay=1e-3)``, and SAQ-IQL fitting ``pi_beta``
   (``fit_behavior_policy=True``), to show where the time went.
@@ -26,7 +29,7 @@ not depend on how either was made.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos                 # ~12 min
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos                 # ~15 min
     OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos --data kitchen-complete-v0.hdf5
     OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos --quick         # smoke run
 
@@ -57,9 +60,11 @@ from saq_wrappers.io import atomic_output
 from saq_wrappers.score.candidate_table import CandidateTable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-N_CODES, BATCH, N_CANDIDATES, HIDDEN = 64, 256, 30, (256, 256)
-#: Target of issue 39, as a fraction of d3rlpy IQL's updates/s.
-TARGETS = {"SAQ-IQL": 1.0, "SAQ-BRAC": 1.0, "ARQ": 0.5, "ARQ (AWR policy)": 0.5}
+N_CODES, BATCH, HIDDEN = 64, 256, (256, 256)
+#: Candidates per state of the ARQ rows: the standard suite's, and the paper's (and kitchen's).
+N_CANDIDATES = (16, 30)
+#: Targets of issue 39, as a fraction of d3rlpy IQL's updates/s (by row-name prefix).
+TARGETS = {"SAQ-IQL": 1.0, "SAQ-BRAC": 1.0, "ARQ": 0.5}
 
 Datasets = dict[str, d3rlpy.dataset.MDPDataset]
 
@@ -103,14 +108,14 @@ def datasets(arrays: dict[str, np.ndarray]) -> Datasets:
     return {"continuous": continuous, "discrete": discrete}
 
 
-def candidate_table(data: Datasets) -> CandidateTable:
-    """N uniform candidate actions at every state ARQ's updates look up."""
+def candidate_table(data: Datasets, n_candidates: int) -> CandidateTable:
+    """``n_candidates`` uniform candidate actions at every state ARQ's updates look up."""
     states = arq_table_states(data["continuous"])
     rng = np.random.default_rng(2)
     action_size = data["continuous"].episodes[0].actions.shape[1]
     return CandidateTable(observations=states,
-                          actions=rng.uniform(-1, 1, (len(states), N_CANDIDATES, action_size)).astype(np.float32),
-                          log_lik=np.zeros((len(states), N_CANDIDATES), np.float32), log_eps=-5.0)
+                          actions=rng.uniform(-1, 1, (len(states), n_candidates, action_size)).astype(np.float32),
+                          log_lik=np.zeros((len(states), n_candidates), np.float32), log_eps=-5.0)
 
 
 def before(make: Callable[..., Any], **extra: Any) -> Any:
@@ -130,16 +135,18 @@ def arq(table: CandidateTable, awr: bool) -> Any:
     return algo
 
 
-def rows(table: CandidateTable, with_before: bool) -> list[tuple[str, str, Callable[[], Any]]]:
+def rows(data: Datasets, with_before: bool) -> list[tuple[str, str, Callable[[], Any]]]:
     """(label, dataset kind, algorithm factory) of every row."""
     listed: list[tuple[str, str, Callable[[], Any]]] = [
         ("IQL (d3rlpy)", "continuous", lambda: d3rlpy.algos.IQLConfig(
             batch_size=BATCH, observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create()),
         ("SAQ-IQL", "discrete", lambda: saq_iql_config().create()),
         ("SAQ-BRAC", "discrete", lambda: saq_brac_config().create()),
-        ("ARQ", "continuous", lambda: arq(table, awr=False)),
-        ("ARQ (AWR policy)", "continuous", lambda: arq(table, awr=True)),
     ]
+    for n in N_CANDIDATES:
+        table = candidate_table(data, n)
+        listed += [(f"ARQ, N={n}", "continuous", lambda table=table: arq(table, awr=False)),
+                   (f"ARQ, N={n}, AWR policy", "continuous", lambda table=table: arq(table, awr=True))]
     if with_before:
         listed += [
             ("SAQ-IQL (before)", "discrete", lambda: before(saq_iql_config, fit_behavior_policy=True).create()),
@@ -148,58 +155,76 @@ def rows(table: CandidateTable, with_before: bool) -> list[tuple[str, str, Calla
     return listed
 
 
-def measure(make: Callable[[], Any], dataset: d3rlpy.dataset.MDPDataset, updates: int, window: int) -> dict[str, float]:
-    """Train from scratch for ``updates`` updates (sampling each batch, as ``fit`` does): the
-    rate over the last ``window`` and over all of them."""
+def build(make: Callable[[], Any], dataset: d3rlpy.dataset.MDPDataset) -> Any:
+    """A fresh algorithm, built on ``dataset`` (scalers fitted), seeded alike for every row."""
     torch.manual_seed(0)
     algo = make()
     d3rlpy.algos.utility.build_scalers_with_transition_picker(algo, dataset)
     algo.build_with_dataset(dataset)
-    start = time.perf_counter()
-    for step in range(updates):
-        if step == updates - window:
-            window_start = time.perf_counter()
-        algo.update(dataset.sample_transition_batch(BATCH))
-    end = time.perf_counter()
-    return {"window_updates_per_s": window / (end - window_start), "mean_updates_per_s": updates / (end - start)}
+    return algo
+
+
+def interleaved_rates(algos: dict[str, tuple[Any, d3rlpy.dataset.MDPDataset, int]],
+                      rounds: int) -> dict[str, dict[str, float]]:
+    """Train every ``(algo, dataset, chunk)`` for ``rounds`` chunks, in turns, sampling each batch
+    as ``fit`` does; per algorithm the median chunk rate over the last third of the rounds and
+    the rate over all of them."""
+    chunk_rates: dict[str, list[float]] = {name: [] for name in algos}
+    seconds = dict.fromkeys(algos, 0.0)
+    for _ in range(rounds):
+        for name, (algo, dataset, chunk) in algos.items():
+            start = time.perf_counter()
+            for _ in range(chunk):
+                algo.update(dataset.sample_transition_batch(BATCH))
+            elapsed = time.perf_counter() - start
+            seconds[name] += elapsed
+            chunk_rates[name].append(chunk / elapsed)
+    steady = max(1, rounds // 3)
+    return {name: {"steady_updates_per_s": float(np.median(rates[-steady:])),
+                   "mean_updates_per_s": algos[name][2] * rounds / seconds[name]}
+            for name, rates in chunk_rates.items()}
+
+
+def target_of(name: str) -> Optional[float]:
+    return next((share for prefix, share in TARGETS.items() if name.startswith(prefix) and "before" not in name), None)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="a D4RL-style hdf5 file (default: kitchen-shaped synthetic data)")
-    parser.add_argument("--updates", type=int, default=3000, help="updates per algorithm (SAQ, IQL)")
-    parser.add_argument("--arq-updates", type=int, default=600, help="updates per ARQ row")
-    parser.add_argument("--window", type=int, default=500, help="the last updates the steady rate is read over")
+    parser.add_argument("--rounds", type=int, default=30, help="turns of every algorithm")
+    parser.add_argument("--chunk", type=int, default=100, help="updates per turn (SAQ, IQL)")
+    parser.add_argument("--arq-chunk", type=int, default=20, help="updates per turn (ARQ)")
     parser.add_argument("--no-before", action="store_true", help="skip the rows of the earlier settings")
     parser.add_argument("--quick", action="store_true", help="few updates, for a smoke run")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.quick:
-        args.updates, args.arq_updates, args.window = 60, 20, 20
+        args.rounds, args.chunk, args.arq_chunk = 3, 10, 2
     torch.set_num_threads(args.threads)
-    arrays = d4rl_arrays(args.data) if args.data else kitchen_shaped_arrays()
-    data = datasets(arrays)
-    table = candidate_table(data)
+    data = datasets(d4rl_arrays(args.data) if args.data else kitchen_shaped_arrays())
 
     results: list[dict[str, Any]] = []
     for flush in (False, True):
         torch.set_flush_denormal(flush)
-        for label, kind, make in rows(table, with_before=not args.no_before):
-            updates = args.arq_updates if label.startswith("ARQ") else args.updates
-            rate = measure(make, data[kind], updates, min(args.window, updates))
+        algos = {label: (build(make, data[kind]), data[kind], args.arq_chunk if label.startswith("ARQ") else args.chunk)
+                 for label, kind, make in rows(data, with_before=not args.no_before)}
+        for label, rate in interleaved_rates(algos, args.rounds).items():
+            updates = algos[label][2] * args.rounds
             results.append({"algorithm": label, "flush_denormal": flush, "updates": updates, **rate})
-            print(f"flush_denormal={flush!s:5} {label:18s} {rate['window_updates_per_s']:6.1f} updates/s "
-                  f"(mean {rate['mean_updates_per_s']:.1f})", flush=True)
+            print(f"flush_denormal={flush!s:5} {label:24s} {rate['steady_updates_per_s']:6.1f} updates/s "
+                  f"(mean over {updates} updates {rate['mean_updates_per_s']:.1f})", flush=True)
     torch.set_flush_denormal(False)
 
-    baseline = {r["flush_denormal"]: r["window_updates_per_s"] for r in results if r["algorithm"] == "IQL (d3rlpy)"}
+    baseline = {r["flush_denormal"]: r["steady_updates_per_s"] for r in results if r["algorithm"] == "IQL (d3rlpy)"}
     for row in results:
-        row["vs_iql"] = round(row["window_updates_per_s"] / baseline[row["flush_denormal"]], 2)
-        row["window_updates_per_s"] = round(row["window_updates_per_s"], 1)
+        row["vs_iql"] = round(row["steady_updates_per_s"] / baseline[row["flush_denormal"]], 2)
+        row["steady_updates_per_s"] = round(row["steady_updates_per_s"], 1)
         row["mean_updates_per_s"] = round(row["mean_updates_per_s"], 1)
-    targets = {name: all(r["vs_iql"] >= share for r in results if r["algorithm"] == name)
-               for name, share in TARGETS.items()}
+    names = list(dict.fromkeys(r["algorithm"] for r in results))
+    target_met = {name: all(r["vs_iql"] >= target_of(name) for r in results if r["algorithm"] == name)
+                  for name in names if target_of(name) is not None}
     result = {
         "benchmark": "discrete_algos",
         "quick": args.quick,
@@ -209,28 +234,30 @@ def main(argv: Optional[list[str]] = None) -> None:
         "device": "cpu:0",
         "torch": torch.__version__,
         "d3rlpy": d3rlpy.__version__,
-        "settings": {"batch_size": BATCH, "n_codes": N_CODES, "n_candidates": N_CANDIDATES,
-                     "updates": args.updates, "arq_updates": args.arq_updates, "window": args.window},
+        "settings": {"batch_size": BATCH, "n_codes": N_CODES, "n_candidates": list(N_CANDIDATES),
+                     "rounds": args.rounds, "chunk": args.chunk, "arq_chunk": args.arq_chunk},
         "rows": results,
-        "targets": {name: f">= {share}x IQL (d3rlpy), with and without the flag" for name, share in TARGETS.items()},
-        "target_met": targets,
+        "targets": {prefix: f">= {share}x IQL (d3rlpy), with and without the flag" for prefix, share in TARGETS.items()},
+        "target_met": target_met,
     }
     by_row: dict[str, dict[bool, dict[str, Any]]] = {}
     for row in results:
         by_row.setdefault(row["algorithm"], {})[row["flush_denormal"]] = row
     lines = [
-        f"Updates/s in a plain d3rlpy script ({result['data']}), batch {BATCH}, {args.threads} thread(s): each "
-        f"algorithm trained from scratch, the rate over its last {args.window} updates "
-        f"({args.updates} updates per run, {args.arq_updates} for ARQ){' (quick)' if args.quick else ''}.",
+        f"Updates/s in a plain d3rlpy script ({Path(result['data']).name if args.data else result['data']}), batch "
+        f"{BATCH}, {args.threads} thread(s): every algorithm trained from scratch, in turns of {args.chunk} updates "
+        f"({args.arq_chunk} for ARQ) over {args.rounds} rounds; the median rate over the last "
+        f"{max(1, args.rounds // 3)} rounds{' (quick)' if args.quick else ''}.",
         "",
         "| algorithm | no flag: updates/s | vs IQL | mean over the run | flush_denormal: updates/s | vs IQL | target |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, pair in by_row.items():
         off, on = pair[False], pair[True]
-        target = (f">= {TARGETS[name]}x: {'met' if targets[name] else 'NOT met'}") if name in TARGETS else ""
-        lines.append(f"| {name} | {off['window_updates_per_s']} | {off['vs_iql']}x | {off['mean_updates_per_s']} | "
-                     f"{on['window_updates_per_s']} | {on['vs_iql']}x | {target} |")
+        share = target_of(name)
+        target = f">= {share}x: {'met' if target_met[name] else 'NOT met'}" if share is not None else ""
+        lines.append(f"| {name} | {off['steady_updates_per_s']} | {off['vs_iql']}x | {off['mean_updates_per_s']} | "
+                     f"{on['steady_updates_per_s']} | {on['vs_iql']}x | {target} |")
     table_text = "\n".join(lines)
     print(table_text)
 

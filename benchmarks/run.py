@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--download", action="store_true",
                       help="download Minari datasets missing from $MINARI_DATASETS_PATH "
                            "(off: nothing touches the network)")
+    real.add_argument("--quantizer-steps", type=int, help="VQ-VAE updates (default: the suite's budget)")
+    real.add_argument("--score-steps", type=int, help="ARQ score-model updates (default: the suite's budget)")
+    real.add_argument("--curve-points", type=int, help="learning-curve evaluations per run (default: the suite's)")
     real.add_argument("--budget-scale", type=float, default=1.0,
                       help="multiply the authors' update budgets and curve points by this factor in (0, 1] "
                            "(e.g. 0.01); part of every run's spec, and of the default --out folder")
@@ -220,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = _episode_counts(args.first_episodes) if args.first_episodes else []
         if real:
             runs = build_real_suite(args.suite, args.data, budget_scale=args.budget_scale, download=args.download,
-                                    noise=args.kitchen_noise, first_episodes=first, **choices)
+                                    noise=args.kitchen_noise, first_episodes=first,
+                                    quantizer_steps=args.quantizer_steps, score_steps=args.score_steps,
+                                    curve_points=args.curve_points, **choices)
             if args.prepare or args.prepare_only:  # the real suites' data are downloaded, not generated
                 for line in fetch_and_check(list(dict.fromkeys(r.dataset for r in runs))):
                     print(line)
@@ -281,7 +286,10 @@ def _refuse_real_options(args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--data", args.data), ("--download", args.download),
                                       ("--budget-scale", args.budget_scale != 1.0),
                                       ("--kitchen-noise", args.kitchen_noise != DEFAULT_KITCHEN_NOISE),
-                                      ("--first-episodes", args.first_episodes)) if value]
+                                      ("--first-episodes", args.first_episodes),
+                                      ("--quantizer-steps", args.quantizer_steps is not None),
+                                      ("--score-steps", args.score_steps is not None),
+                                      ("--curve-points", args.curve_points is not None)) if value]
     if given:
         raise DataError(f"{', '.join(given)}: for the real-benchmark suites ({', '.join(REAL_SUITES)}), "
                        f"not --suite {args.suite}")

@@ -23,9 +23,10 @@ BENCHES: dict[str, tuple[str, str]] = {
                 "vector of 16), the cost of one batched decode, and where a wrapped step's time goes"),
     "saq_cql": ("python -m benchmarks.bench_saq_cql",
                 "gradient updates per second of SAQ-CQL and SAQ-BC against d3rlpy's continuous CQL and BC"),
-    "discrete_algos": ("OMP_NUM_THREADS=1 python benchmarks/bench_discrete_algos.py --threads 2",
-                       "gradient updates per second of SAQ-IQL and SAQ-BRAC (DiscreteIQL, DiscreteBRAC) against "
-                       "d3rlpy's continuous IQL"),
+    "discrete_algos": ("OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos --data kitchen-complete-v0.hdf5",
+                       "gradient updates per second of SAQ-IQL, SAQ-BRAC and ARQ against d3rlpy's IQL in a plain "
+                       "d3rlpy script (no pipeline), with and without `torch.set_flush_denormal(True)`, and of "
+                       "SAQ-IQL and SAQ-BRAC as configured before the speed changes"),
     "compute_ceiling": ("python -m benchmarks.bench_compute_ceiling",
                         "floating-point work per update of each algorithm of the standard suite, the updates per "
                         "second it reaches and its share of the core's matrix-product ceiling"),

@@ -15,7 +15,7 @@ __all__ = ["history_page", "index_page", "micro_page", "real_suites_page"]
 MICRO_TITLES = {
     "wrapper": "Wrapper overhead",
     "saq_cql": "SAQ-CQL against CQL: updates per second",
-    "discrete_algos": "SAQ-IQL and SAQ-BRAC against IQL: updates per second",
+    "discrete_algos": "SAQ-IQL, SAQ-BRAC and ARQ against IQL in a plain d3rlpy script: updates per second",
     "compute_ceiling": "Compute per update, and the standard suite's training time",
     "quantizer_fit": "Quantizer fit, encode and decode",
     "arq_sampler": "ARQ's candidate sampler",

@@ -345,6 +345,9 @@ def build_real_suite(
     download: bool = False,
     noise: str = DEFAULT_KITCHEN_NOISE,
     first_episodes: Sequence[int] = (),
+    quantizer_steps: Optional[int] = None,
+    score_steps: Optional[int] = None,
+    curve_points: Optional[int] = None,
 ) -> list[RunSpec]:
     """The runs of a real suite at the authors' budgets times ``budget_scale``.
 
@@ -362,6 +365,9 @@ def build_real_suite(
         download: let the resolver download Minari datasets that are not local.
         noise, first_episodes: the kitchen's observation noise and first-episode cuts
             (:func:`kitchen_dataset`).
+        quantizer_steps, score_steps, curve_points: override the VQ-VAE's updates, ARQ's
+            score-model updates and the number of learning-curve points (for measuring where a
+            dataset's learning curves level off without the authors' budgets).
     """
     _check_scale(budget_scale)
     if datasets:
@@ -376,15 +382,16 @@ def build_real_suite(
         budget = _budget(suite, ds)
         ds_tag = f"{tag}; {kitchen_provenance(ds)}" if ds.env_id == KITCHEN_ENV_ID else tag
         updates = steps if steps is not None else _scaled(budget.updates, budget_scale)
+        points = curve_points if curve_points is not None else max(1, round(budget.curve_points * budget_scale))
         evaluation = EvaluationSettings(
             episodes=eval_episodes if eval_episodes is not None else budget.eval_episodes,
-            curve_points=max(1, round(budget.curve_points * budget_scale)),
-            curve_episodes=budget.curve_episodes,
+            curve_points=points, curve_episodes=budget.curve_episodes,
         )
-        quantizer = QuantizerSettings(n_codes=_QUANTIZER_CODES, hidden=_QUANTIZER_HIDDEN,
-                                      steps=_scaled(budget.quantizer_updates, budget_scale))
+        vqvae_steps = quantizer_steps if quantizer_steps is not None else _scaled(budget.quantizer_updates, budget_scale)
+        quantizer = QuantizerSettings(n_codes=_QUANTIZER_CODES, hidden=_QUANTIZER_HIDDEN, steps=vqvae_steps)
         # ARQ acts with its AWR policy, as the paper reports it on D4RL locomotion and Adroit
-        arq = ARQSettings(n_samples=30, kth=9, fit_steps=_scaled(budget.score_updates, budget_scale),
+        score = score_steps if score_steps is not None else _scaled(budget.score_updates, budget_scale)
+        arq = ARQSettings(n_samples=30, kth=9, fit_steps=score,
                           alpha=budget.arq_alpha, learning_rate=budget.arq_learning_rate, policy="awr")
         for algo in chosen_algos:
             for seed in chosen_seeds:

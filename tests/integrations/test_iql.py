@@ -336,3 +336,29 @@ def test_weighted_fit_trains_no_behavior_policy_and_the_switch_changes_no_other_
         assert all(torch.equal(without[key], with_behavior[key]) for key in without), name
     with pytest.raises(ValueError, match="fit_behavior_policy"):
         small_iql_config(fit_behavior_policy="yes")
+
+
+def test_policy_step_reuses_the_critic_steps_target_q_and_gets_the_same_model() -> None:
+    """The policy's advantage reads min_j Qbar_j(s, k) from the critic step of the same update
+    (the target critics move only at its end): the trained networks are bit for bit those of
+    updates that compute it again."""
+    dataset = two_step_dataset(200)
+    trained = []
+    for reuse in (True, False):
+        d3rlpy.seed(5)
+        algo = small_iql_config().create(device="cpu:0")
+        algo.build_with_dataset(dataset)
+        impl = algo.impl
+        if not reuse:
+            compute = impl.compute_policy_grad
+
+            def recompute(batch: object, compute: object = compute, impl: object = impl) -> object:
+                impl._dataset_target_q = None  # type: ignore[attr-defined]  # force the second evaluation
+                return compute(batch)  # type: ignore[operator]
+
+            impl._compute_policy_grad = recompute  # noqa: SLF001
+        quiet_fit(algo, dataset, n_steps=25)
+        trained.append(impl.modules)
+    for name in ("q_funcs", "value_func", "policy"):
+        reused, recomputed = (dict(getattr(modules, name).state_dict()) for modules in trained)
+        assert all(torch.equal(reused[key], recomputed[key]) for key in reused), name

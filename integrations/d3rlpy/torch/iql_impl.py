@@ -180,6 +180,8 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         self._compute_policy_grad = (
             CudaGraphWrapper(self.compute_policy_grad) if compiled else self.compute_policy_grad
         )
+        #: The critic step's :meth:`dataset_target_q`, read by the policy step of the same update.
+        self._dataset_target_q: Optional[torch.Tensor] = None
         hard_sync(modules.targ_q_funcs, modules.q_funcs)
 
     # ---- losses -----------------------------------------------------------------------------
@@ -191,25 +193,34 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
             gamma = self._gamma**batch.intervals
             return batch.rewards + gamma * (1.0 - batch.terminals) * next_values
 
-    def compute_value_loss(self, batch: TorchMiniBatch) -> torch.Tensor:
-        """Expectile regression of ``V(s)`` on ``min_j Qbar_j(s, k_data)`` (IQL's ``L_V``)."""
+    def dataset_target_q(self, batch: TorchMiniBatch) -> torch.Tensor:
+        """``min_j Qbar_j(s, k_data)`` (B,), without gradient: ``V``'s regression target and the
+        first term of the policy's advantage."""
         with torch.no_grad():
             target_q = pick_codes(stack_q_values(self._modules.targ_q_funcs, batch.observations), batch.actions)
-            target_q = target_q.min(dim=0).values
+            return target_q.min(dim=0).values
+
+    def compute_value_loss(self, batch: TorchMiniBatch, target_q: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Expectile regression of ``V(s)`` on ``min_j Qbar_j(s, k_data)`` (IQL's ``L_V``;
+        ``target_q`` if given, else :meth:`dataset_target_q`)."""
+        if target_q is None:
+            target_q = self.dataset_target_q(batch)
         values = self._modules.value_func(batch.observations).view(-1)
         return expectile_loss(target_q - values, self._expectile)
 
     def compute_critic_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
         """IQL's ``L_Q + L_V`` (SAQ sec. 3): squared error of every critic at the dataset code
-        to :meth:`compute_target`, plus :meth:`compute_value_loss`; backpropagated."""
+        to :meth:`compute_target`, plus :meth:`compute_value_loss`; backpropagated. Also returns
+        the :meth:`dataset_target_q` it used, for the policy step of the same update."""
         self._modules.critic_optim.zero_grad()
         target = self.compute_target(batch).view(1, -1)
         q_data = pick_codes(stack_q_values(self._modules.q_funcs, batch.observations), batch.actions)
         q_loss = (q_data - target).pow(2).mean(dim=1).sum()
-        v_loss = self.compute_value_loss(batch)
+        target_q = self.dataset_target_q(batch)
+        v_loss = self.compute_value_loss(batch, target_q)
         critic_loss = q_loss + v_loss
         critic_loss.backward()
-        return {"critic_loss": critic_loss, "q_loss": q_loss, "v_loss": v_loss}
+        return {"critic_loss": critic_loss, "q_loss": q_loss, "v_loss": v_loss, "dataset_target_q": target_q}
 
     def compute_policy_grad(self, batch: TorchMiniBatch) -> dict[str, torch.Tensor]:
         """Advantage-weighted maximum likelihood of the dataset codes (:func:`advantage_weights`),
@@ -220,8 +231,9 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         assert policy is not None and policy_optim is not None
         policy_optim.zero_grad()
         with torch.no_grad():
-            target_q = pick_codes(stack_q_values(self._modules.targ_q_funcs, batch.observations), batch.actions)
-            advantages = target_q.min(dim=0).values - self._modules.value_func(batch.observations).view(-1)
+            # the critic step's dataset_target_q: the target critics move only at the update's end
+            target_q = self._dataset_target_q if self._dataset_target_q is not None else self.dataset_target_q(batch)
+            advantages = target_q - self._modules.value_func(batch.observations).view(-1)
             if self._kl_budget is None:
                 temperature = torch.full((1, 1), self._temperature, device=advantages.device)
             else:
@@ -233,15 +245,16 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         return {"policy_loss": policy_loss, "mean_weight": weights.mean(), "temperature": temperature.view(())}
 
     def inner_update(self, batch: TorchMiniBatch, grad_step: int) -> dict[str, float]:
-        critic = self._compute_critic_grad(batch)
+        metrics = dict(self._compute_critic_grad(batch))
+        self._dataset_target_q = metrics.pop("dataset_target_q")
         self._modules.critic_optim.step()
-        metrics = dict(critic)
         if self._modules.behavior_optim is not None:
             metrics.update(self._compute_behavior_grad(batch))
             self._modules.behavior_optim.step()
         if self._modules.policy_optim is not None:
             metrics.update(self._compute_policy_grad(batch))
             self._modules.policy_optim.step()
+        self._dataset_target_q = None  # it belongs to this batch only
         soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
         return {name: float(value.detach().cpu()) for name, value in metrics.items()}
 

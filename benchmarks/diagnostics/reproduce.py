@@ -1,0 +1,66 @@
+"""Rerun committed runs of a suite with the current code and compare their scores.
+
+A change meant to be fast without changing results (the denormal sweep of the presets' Adam,
+SAQ-IQL's skipped pi_beta, the KL bisection's early stop, SAQ-IQL's reused target Q) must give
+the committed runs' scores again. This reruns the named runs of a suite into a folder of their
+own (the suite's specs, data and seeds; nothing in the results tree is touched) and prints the
+committed score, the score now, and whether every evaluation return is the same to the bit.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.diagnostics.reproduce --data-dir /work/bench-data \\
+        --runs hopper-expert__SAQ-IQL-K64-sampled__seed0 walker2d-expert__SAQ-BRAC-K64__seed0 \\
+        --out /tmp/reproduce
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional
+
+from benchmarks.harness.backends import run_grid
+from benchmarks.harness.runner import load_result
+from benchmarks.harness.spec import SUITES, build_suite
+from benchmarks.run import default_data_dir
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "harness"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", choices=SUITES, default="standard")
+    parser.add_argument("--runs", nargs="+", required=True, help="run ids (the committed runs/<id>.json names)")
+    parser.add_argument("--committed", type=Path, help="the committed results folder (default: the suite's)")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True, help="where the reruns go (not the committed folder)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    committed = (args.committed or RESULTS / args.suite).resolve()
+    out = args.out.resolve()
+    if out == committed:
+        raise SystemExit("--out must not be the committed folder: the reruns are compared against it")
+    specs = {spec.run_id: spec for spec in build_suite(args.suite, args.data_dir or default_data_dir())}
+    unknown = [run for run in args.runs if run not in specs]
+    if unknown:
+        raise SystemExit(f"not runs of suite {args.suite!r}: {', '.join(unknown)}")
+    chosen = [specs[run] for run in args.runs]
+    out.mkdir(parents=True, exist_ok=True)
+    run_grid(chosen, out, workers=args.workers)
+    rows = []
+    for spec in chosen:
+        before = json.loads((committed / "runs" / f"{spec.run_id}.json").read_text())
+        now = load_result(out, spec)
+        if now is None:
+            rows.append(f"| {spec.run_id} | {before['score']:.1f} | failed | |")
+            continue
+        same = before["evaluation"]["returns"] == now["evaluation"]["returns"]
+        rows.append(f"| {spec.run_id} | {before['score']:.1f} | {now['score']:.1f} | {'yes' if same else 'no'} |")
+    print("| run | committed score | score now | every evaluation return the same |\n|---|---:|---:|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
