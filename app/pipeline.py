@@ -210,11 +210,12 @@ def flush_denormals() -> None:
     """Make torch flush float denormals to zero, for the whole process.
 
     Weight decay and Adam drive some weights and second moments into the float32 denormal range
-    (below 1.2e-38), where x86 CPUs compute 10-20x slower: within a minute of training, a
-    512-512 MLP with Adam and weight decay 1e-3 ran several times fewer updates per second, and
-    so did SAQ-CQL in ``saq quickstart`` (``docs/guide/speed.md``). Values that small change no
-    result; flushing them keeps every run at its real speed, so equal wall-clock budgets compare
-    the algorithms, not the arithmetic of their smallest numbers.
+    (below 1.2e-38), where x86 CPUs compute 10-20x slower (``docs/guide/speed.md``). The SAQ
+    presets' optimizer keeps them out by itself; the flag covers every other network a run
+    trains (the quantizer, ARQ's score model, SB3's), and keeps the runs' arithmetic that of the
+    committed results. Values that small change no result; flushing them keeps every run at its
+    real speed, so equal wall-clock budgets compare the algorithms, not the arithmetic of their
+    smallest numbers.
     """
     torch.set_flush_denormal(True)
 

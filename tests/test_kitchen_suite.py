@@ -154,3 +154,21 @@ def test_the_check_line_says_official_and_noise(official: Path, monkeypatch: pyt
         f"found kitchen-complete-v0-noise-none: {official} (the official D4RL kitchen-complete-v0 file; env "
         f"{KITCHEN_ENV_ID}, observation noise 'none' (robot 0, objects 0), reference returns 0 / 4)"]
     assert made == [{"noise": "none"}]
+
+
+def test_budget_overrides_reach_every_run(official: Path) -> None:
+    """Measuring where the kitchen's curves level off needs the VQ-VAE's, the score model's and
+    the curve's budgets apart from the authors' (1M updates, 500k VQ-VAE updates, 20 points)."""
+    runs = build_real_suite("kitchen", data=[official], steps=50_000, quantizer_steps=5000, score_steps=7000,
+                            curve_points=10)
+    assert {(r.steps, r.quantizer.steps, r.arq.fit_steps, r.evaluation.curve_points) for r in runs} == {
+        (50_000, 5000, 7000, 10)}
+    untouched = build_real_suite("kitchen", data=[official])[0]
+    assert (untouched.quantizer.steps, untouched.arq.fit_steps, untouched.evaluation.curve_points) == (
+        500_000, 300_000, 20)
+
+
+@pytest.mark.parametrize("flag", ["--quantizer-steps", "--score-steps", "--curve-points"])
+def test_budget_override_flags_are_refused_by_the_generated_suites(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--suite", "tiny", flag, "5", "--list"]) == 2
+    assert flag in capsys.readouterr().err
