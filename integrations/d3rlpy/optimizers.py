@@ -15,6 +15,8 @@ reaches only the calling thread and threads started after it (torch's intra-op p
 before it keeps computing on denormals). :class:`DenormalFreeAdamFactory` instead keeps the
 denormals from ever being stored: every :data:`SWEEP_INTERVAL` steps it sets to zero each value
 of the parameters and moment estimates whose magnitude is below :func:`negligible_magnitude`.
+Where the flag is on, the CPU already keeps denormals out and the sweep stands aside, so a run
+made with the flag (the pipeline's, the benchmark suites') computes exactly what it did before.
 
 Why this changes no result beyond floating-point noise: a weight below 2e-31 contributes nothing
 a float32 sum of O(1) terms can hold; a first moment below it moves its weight by less than
@@ -22,7 +24,10 @@ a float32 sum of O(1) terms can hold; a first moment below it moves its weight b
 ``sqrt(v) + eps`` by less than 5e-16 against ``eps``. Why the threshold sits 2^24 above the
 smallest normal: the fastest decay in Adam is the first moment's, by ``beta1 = 0.9`` a step, which
 shrinks a value by 2^-15 over the 100 steps between sweeps, so no value crosses from above the
-threshold into the denormal range unseen.
+threshold into the denormal range unseen. Small as they are, such changes are not nothing to a
+training run: a unit whose pre-activation is 1e-35 instead of 0 passes gradient through its ReLU,
+and thousands of updates later the run has diverged from the unswept one as far as runs with
+different seeds do (measured in ``docs/guide/speed.md``).
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ from d3rlpy.optimizers.optimizers import AdamFactory, register_optimizer_factory
 from torch import nn
 from torch.optim import Adam, Optimizer
 
-__all__ = ["DenormalFreeAdamFactory", "SWEEP_INTERVAL", "attach_sweep", "negligible_magnitude", "sweep_negligible_values"]
+__all__ = ["DenormalFreeAdamFactory", "SWEEP_INTERVAL", "attach_sweep", "flushing_denormals", "negligible_magnitude",
+           "sweep_negligible_values"]
 
 #: Optimizer steps between two sweeps (see the module docstring for why 100 is safe).
 SWEEP_INTERVAL = 100
 #: Binades between the smallest normal float and the sweep's threshold.
 _MARGIN_BINADES = 24
+#: A float32 denormal (below 1.2e-38), as a Python float.
+_DENORMAL = 1e-39
 
 
 def negligible_magnitude(dtype: torch.dtype) -> float:
@@ -67,14 +75,23 @@ def sweep_negligible_values(optimizer: Optimizer) -> None:
                     tensor.masked_fill_(tensor.abs() < negligible_magnitude(tensor.dtype), 0.0)
 
 
+def flushing_denormals() -> bool:
+    """Whether this thread's float arithmetic flushes denormals to zero
+    (``torch.set_flush_denormal(True)``): a float32 denormal made here comes out as 0."""
+    return torch.tensor([_DENORMAL], dtype=torch.float32).mul(1.0).item() == 0.0
+
+
 def attach_sweep(optimizer: Optimizer, interval: int = SWEEP_INTERVAL) -> None:
-    """Run :func:`sweep_negligible_values` after every ``interval``-th ``optimizer.step()``."""
+    """Run :func:`sweep_negligible_values` after every ``interval``-th ``optimizer.step()``,
+    unless the step ran with denormals flushed (:func:`flushing_denormals`): then the CPU keeps
+    them out itself, and the optimizer computes exactly what plain Adam computes under the flag
+    (the results of runs made with the flag stay what they were)."""
     steps = 0
 
     def after_step(opt: Optimizer, args: Any, kwargs: Any) -> None:
         nonlocal steps
         steps += 1
-        if steps % interval == 0:
+        if steps % interval == 0 and not flushing_denormals():
             sweep_negligible_values(opt)
 
     optimizer.register_step_post_hook(after_step)

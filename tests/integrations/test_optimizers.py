@@ -12,6 +12,7 @@ from d3rlpy.optimizers import AdamFactory
 
 from saq_wrappers.integrations.d3rlpy.optimizers import (
     DenormalFreeAdamFactory,
+    flushing_denormals,
     negligible_magnitude,
     sweep_negligible_values,
 )
@@ -87,3 +88,17 @@ def test_presets_use_it_and_a_saved_model_gets_it_back(tmp_path: Path) -> None:
 def test_sweep_interval_must_be_a_positive_int(interval: object) -> None:
     with pytest.raises(ValueError, match="sweep_interval"):
         DenormalFreeAdamFactory(sweep_interval=interval)  # type: ignore[arg-type]
+
+
+def test_with_the_flag_the_optimizer_is_plain_adam_to_the_bit() -> None:
+    """Under torch.set_flush_denormal(True) the CPU keeps denormals out and the sweep stands
+    aside: the results of runs made with the flag stay exactly what plain Adam gave."""
+    torch.set_flush_denormal(True)
+    try:
+        assert flushing_denormals()
+        plain_layer, _ = train_dead_inputs(AdamFactory(weight_decay=1e-3), 3000)
+        layer, _ = train_dead_inputs(DenormalFreeAdamFactory(weight_decay=1e-3), 3000)
+    finally:
+        torch.set_flush_denormal(False)
+    assert not flushing_denormals()
+    assert torch.equal(layer.weight, plain_layer.weight) and torch.equal(layer.bias, plain_layer.bias)
