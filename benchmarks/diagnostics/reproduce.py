@@ -24,6 +24,7 @@ from benchmarks.harness.backends import run_grid
 from benchmarks.harness.runner import load_result
 from benchmarks.harness.spec import SUITES, build_suite
 from benchmarks.run import default_data_dir
+from saq_wrappers.io import atomic_output
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "harness"
 
@@ -36,6 +37,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True, help="where the reruns go (not the committed folder)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the comparison there (JSON)")
     args = parser.parse_args(argv)
     committed = (args.committed or RESULTS / args.suite).resolve()
     out = args.out.resolve()
@@ -48,17 +50,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     chosen = [specs[run] for run in args.runs]
     out.mkdir(parents=True, exist_ok=True)
     run_grid(chosen, out, workers=args.workers)
-    rows = []
+    rows, records = [], []
     for spec in chosen:
         before = json.loads((committed / "runs" / f"{spec.run_id}.json").read_text())
         now = load_result(out, spec)
-        if now is None:
-            rows.append(f"| {spec.run_id} | {before['score']:.1f} | failed | |")
-            continue
-        same = before["evaluation"]["returns"] == now["evaluation"]["returns"]
-        rows.append(f"| {spec.run_id} | {before['score']:.1f} | {now['score']:.1f} | {'yes' if same else 'no'} |")
+        same = now is not None and before["evaluation"]["returns"] == now["evaluation"]["returns"]
+        records.append({"run": spec.run_id, "committed_score": before["score"],
+                        "score_now": None if now is None else now["score"], "same_returns": same})
+        shown = "failed" if now is None else f"{now['score']:.1f}"
+        rows.append(f"| {spec.run_id} | {before['score']:.1f} | {shown} | {'yes' if same else 'no'} |")
     print("| run | committed score | score now | every evaluation return the same |\n|---|---:|---:|---|")
     print("\n".join(rows))
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"suite": args.suite, "committed": str(committed), "runs": records},
+                                      indent=2) + "\n")
     return 0
 
 

@@ -243,7 +243,20 @@ def diagnosis_fragments(results: Results, out: Output) -> set[str]:
     return done
 
 
+def _reproduce_fragment(results: Results, rel: str) -> str:
+    """A ``python -m benchmarks.diagnostics.reproduce --json`` file: committed score, score now."""
+    d = results.json(rel)
+    lines = [source_note([results.name(rel)], d.get("command"), details=[d.get("what", "")]), ""]
+    lines += table(["run", "committed score", "score now", "every evaluation return the same"],
+                   [[r["run"], _f(r["committed_score"]), _f(r["score_now"]), "yes" if r["same_returns"] else "no"]
+                    for r in d["runs"]])
+    return "\n".join(lines)
+
+
 _SPECIAL: dict[str, tuple[Callable[[Results, str], str], str]] = {
+    "reproduce_sweep_always.json": (_reproduce_fragment, "committed runs rerun with the first form of the "
+                                    "denormal sweep"),
+    "reproduce_speed_changes.json": (_reproduce_fragment, "committed runs rerun with issue 39's speed changes"),
     "saq_iql_diagnosis.json": (_saq_iql_fragment, "statistics of the states and each acting rule's score"),
     "cql_penalty.json": (_cql_penalty_fragment,
                          "CQL's sampled vs reference penalty, SAQ-CQL's exact one, returns, plot"),

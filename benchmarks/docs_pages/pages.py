@@ -89,9 +89,19 @@ _KITCHEN_NOISE_MEANING = {
 }
 
 
+#: What each committed kitchen folder is (a results folder the harness wrote, under harness/).
+KITCHEN_FOLDERS = {
+    "kitchen-budget": "Where the kitchen's learning curves level off, to choose the suite's budget on this "
+                      "machine: BC, SAQ-BC, IQL and SAQ-IQL, seed 0, 40,000 updates, a 5,000-update quantizer, 8 "
+                      "curve points of 10 episodes, observation noise `dataset` (the command is in the table's "
+                      "source line). One seed: a budget measurement, not a comparison.",
+}
+
+
 def real_suites_page(results: Results) -> str:
-    committed = [suite for suite in real_suites.REAL_SUITES
-                 if results.files(f"harness/{suite}/results.json") or results.files(f"harness/{suite}-*/results.json")]
+    committed = sorted({rel.split("/")[1] for suite in real_suites.REAL_SUITES
+                        for rel in results.files(f"harness/{suite}/results.json")
+                        + results.files(f"harness/{suite}-*/results.json")})
     budgets = real_suites.BUDGETS
     rows = []
     for suite in real_suites.REAL_SUITES:
@@ -116,12 +126,21 @@ def real_suites_page(results: Results) -> str:
     ]
     lines += table(["suite", "updates per algorithm", "SAQ quantizer updates", "ARQ score-model updates",
                     "ARQ learning rate", "ARQ policy temperature", "evaluation episodes", "curve points"], rows)
+    lines += ["", "## Results", ""]
+    if committed:
+        lines += ["Committed results: " + ", ".join(code(s) for s in committed) + ".", ""]
+        for folder in committed:
+            lines += [f"### `{folder}`", "", KITCHEN_FOLDERS.get(folder, ""), "",
+                      f"```{{include}} ../generated/harness/{folder}/scores.md", "```", ""]
+            for plot, alt in (("learning_curves.png", "learning curves against updates"),
+                              ("wall_clock_curves.png", "learning curves against training seconds")):
+                if results.exists(f"harness/{folder}/{plot}"):
+                    lines += [image("benchmarks", f"harness/{folder}/{plot}", f"{folder}: {alt}"), ""]
+    else:
+        lines += ["No results of these suites are committed yet (none under `benchmarks/results/harness/`).", ""]
     lines += [
-        "", "## Results", "",
-        ("Committed results: " + ", ".join(code(s) for s in committed) + ".") if committed else
-        "No results of these suites are committed yet (none under `benchmarks/results/harness/`). The tests run "
-        "each suite's pipeline end to end, offline, on small datasets written under the exact Minari ids with "
-        "the real env specs (`tests/test_real_suites.py`).", "",
+        "The tests run each suite's pipeline end to end, offline, on small datasets written under the exact "
+        "Minari ids with the real env specs (`tests/test_real_suites.py`).", "",
         "## Running them", "",
         "Datasets are read from `$MINARI_DATASETS_PATH`; nothing is downloaded unless you pass `--download`. "
         "The evaluation env is rebuilt from each dataset's metadata and scores are normalized with its "
