@@ -18,7 +18,7 @@ of the parameters and moment estimates whose magnitude is below :func:`negligibl
 Where the flag is on, the CPU already keeps denormals out and the sweep stands aside, so a run
 made with the flag (the pipeline's, the benchmark suites') computes exactly what it did before.
 
-Why this changes no result beyond floating-point noise: a weight below 2e-31 contributes nothing
+Why a sweep is floating-point noise to the update it follows: a weight below 2e-31 contributes nothing
 a float32 sum of O(1) terms can hold; a first moment below it moves its weight by less than
 ``lr * 2e-31 / eps`` (eps = 1e-8); a second moment below it changes Adam's denominator
 ``sqrt(v) + eps`` by less than 5e-16 against ``eps``. Why the threshold sits 2^24 above the
