@@ -48,7 +48,9 @@ def _budget_detail(doc: Doc) -> str:
     if not specs:
         return ""
     steps = sorted({s["steps"] for s in specs})
-    hidden = sorted({"-".join(map(str, s["hidden"])) for s in specs})
+    # no hidden sizes: each algorithm's default (the real suites', the authors' sizes)
+    hidden = sorted({"-".join(map(str, s["hidden"])) if s["hidden"] else "each algorithm's default"
+                     for s in specs})
     # run records before the pipeline's typed spec kept the evaluation settings at the top level
     episodes = sorted({(s.get("evaluation") or {}).get("episodes", s.get("eval_episodes")) for s in specs})
     parts = [f"{' / '.join(commas(s) for s in steps)} updates per run", f"{', '.join(hidden)} networks",
