@@ -127,13 +127,16 @@ class ARQSettings:
 class EvaluationSettings:
     """How a run is scored: ``episodes`` final episodes, seeded from the run's seed plus
     ``seed_offset``, and a learning curve of ``curve_points`` evaluations (0: none) of
-    ``curve_episodes`` episodes each; ``greedy`` acts by the policy's argmax, else by sampling it."""
+    ``curve_episodes`` episodes each; ``greedy`` acts by the policy's argmax, else by sampling it;
+    ``mode_averaging`` (SAQ runs) sends the env the mean of the mode the chosen code picks
+    (:class:`~saq_wrappers.mode_acting.ModeAveraging`, weighted by the run's own policy)."""
 
     episodes: int = 10
     curve_points: int = 5
     curve_episodes: int = 2
     seed_offset: int = 0
     greedy: bool = True
+    mode_averaging: bool = False
 
     def __post_init__(self) -> None:
         check_episode_count("eval episodes", self.episodes)
@@ -141,6 +144,7 @@ class EvaluationSettings:
         check_episode_count("curve episodes", self.curve_episodes)
         check_seed("evaluation seed offset", self.seed_offset)
         check_bool("evaluation greedy", self.greedy)
+        check_bool("evaluation mode_averaging", self.mode_averaging)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +206,8 @@ class ExperimentSpec:
                 check_number(f"option {name}", value)  # a NaN or infinite weight makes a NaN loss
         if self.reward_scaling not in REWARD_SCALINGS:
             raise DataError(f"reward_scaling must be one of {', '.join(REWARD_SCALINGS)}, got {self.reward_scaling!r}")
+        if self.evaluation.mode_averaging and not self.is_saq:
+            raise DataError(f"mode averaging acts on SAQ codes; {self.algo} has none")
         if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):
             raise DataError(f"track_penalty is for CQL and SAQ-CQL, not {self.algo}")
 
@@ -222,6 +228,8 @@ class ExperimentSpec:
             extra.append(f"{self.quantizer.steps:,} quantizer updates")
         if not self.evaluation.greedy:
             extra.append("sampled")
+        if self.evaluation.mode_averaging:
+            extra.append("mode-averaged")
         return f"{self.algo} ({', '.join(extra)})"
 
     @property
@@ -235,6 +243,8 @@ class ExperimentSpec:
                 variant += f"-q{self.quantizer.steps}"
         if not self.evaluation.greedy:
             variant += "-sampled"
+        if self.evaluation.mode_averaging:
+            variant += "-mode"
         penalty = "-penalty" if self.track_penalty else ""
         return f"{self.dataset.name}__{algo}{variant}{penalty}__seed{self.seed}"
 
@@ -264,7 +274,7 @@ class ExperimentSpec:
         same run. Left out: ``tag``, how the data may be fetched or its env rebuilt, the
         quantizer of a run that uses none and the ARQ settings of a run that is not ARQ (so a
         suite can change ARQ without invalidating its CQL runs), and settings added after
-        results were written, at their defaults (``evaluation.greedy``, ``arq.policy``,
+        results were written, at their defaults (``evaluation.greedy`` and ``mode_averaging``, ``arq.policy``,
         ``reward_scaling``, the dataset's ``env_kwargs`` and ``first_episodes``)."""
         data = self.to_dict()
         data.pop("tag", None)
@@ -278,6 +288,8 @@ class ExperimentSpec:
             data["arq"].pop("policy")
         if data["evaluation"].get("greedy", True):
             data["evaluation"].pop("greedy", None)
+        if not data["evaluation"].get("mode_averaging", False):
+            data["evaluation"].pop("mode_averaging", None)
         for permission in ("download", "trust_env_spec"):
             data["dataset"].pop(permission, None)
         for added in ("env_kwargs", "first_episodes"):

@@ -42,6 +42,7 @@ from saq_wrappers.integrations.d3rlpy import (
 )
 from saq_wrappers.integrations.d3rlpy.training import seed_everything, train_with_budget
 from saq_wrappers.io import atomic_output, read_json_file
+from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.transitions import Relabeled, relabel
 from saq_wrappers.vqvae import VQVAEQuantizer
 
@@ -290,12 +291,14 @@ def run_experiment(
             monitor = CQLPenaltyMonitor(interval=10**9, n_reference_samples=1024, seed=spec.seed,
                                         states=PenaltyStates(dataset, 256, spec.seed))
         ev = spec.evaluation
+        acting = ModeAveraging() if ev.mode_averaging else None
 
         def curve_score(trained: Any) -> float:
             if monitor is not None:
                 monitor.record(trained, int(trained.grad_step))
             result = evaluate_algo(trained, env, action_set, n_episodes=ev.curve_episodes,
-                                   seed=spec.seed + CURVE_SEED_OFFSET, progress=False, greedy=ev.greedy)
+                                   seed=spec.seed + CURVE_SEED_OFFSET, progress=False, greedy=ev.greedy,
+                                   acting=acting)
             return score_of(spec, data, result)
 
         say(f"training {spec.label} ({_budget_text(spec)})")
@@ -304,7 +307,7 @@ def run_experiment(
                                    n_evaluations=max(1, ev.curve_points), progress=progress, desc=spec.label)
         eval_started = time.perf_counter()
         final = evaluate_algo(algo, env, action_set, n_episodes=ev.episodes, seed=spec.seed + ev.seed_offset,
-                              progress=False, greedy=ev.greedy)
+                              progress=False, greedy=ev.greedy, acting=acting)
         eval_seconds = time.perf_counter() - eval_started
     finally:
         env.close()

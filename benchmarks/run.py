@@ -130,7 +130,7 @@ from .harness.backends import BACKENDS, run_grid  # noqa: E402
 from .harness.data import check_available, prepare  # noqa: E402
 from .harness.real_suites import REAL_SUITES, build_real_suite, fetch_and_check, results_name  # noqa: E402
 from .harness.report import write_report  # noqa: E402
-from .harness.spec import ALGORITHMS, STANDARD_FAMILY, SUITES, DatasetSpec, build_suite  # noqa: E402
+from .harness.spec import ALGORITHMS, STANDARD_FAMILY, SUITES, DatasetSpec, build_suite, with_mode_averaged_twins  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "harness"
 
@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu:0", help="torch device of the algorithms, e.g. cuda:0")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
+    parser.add_argument("--mode-averaging", action="store_true",
+                        help="also run every SAQ run acting through saq_wrappers.ModeAveraging (the chosen code "
+                             "picks a mode, the env gets its mean); run ids end in -mode, finished runs are kept, and the "
+                             "report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
                       help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "
@@ -233,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 0
         else:
             runs = build_suite(args.suite, data_dir, **choices)
+        if args.mode_averaging:
+            runs = with_mode_averaged_twins(runs)
         if args.list:
             for run in runs:
                 print(f"{run.run_id}: {run.steps} steps, hidden {run.hidden}, data {run.dataset.source}")
@@ -261,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if summary.stopped:
                 print("stopped on request (STOP file): run the same command again to resume")
         report_dir = out / args.suite if shared and args.suite != "standard" else out
+        if args.mode_averaging:  # the suite's own report stays as it is; the twins report beside it
+            report_dir = report_dir / "mode-averaging"
         report = write_report(runs, out, args.suite, command, report_dir=report_dir)
         print("\n" + report["markdown"])
         print(f"wrote {report_dir}/results.json, results.md, {', '.join(report['plots']) or 'no plots'}")

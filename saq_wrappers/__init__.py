@@ -18,6 +18,7 @@ _EXPORTS = {
     "StateConditionedVQVAE": "saq_wrappers.vqvae",
     "SAQActionWrapper": "saq_wrappers.wrappers",
     "SAQVectorActionWrapper": "saq_wrappers.wrappers",
+    "ModeAveraging": "saq_wrappers.mode_acting",
     "Transitions": "saq_wrappers.transitions",
     "Relabeled": "saq_wrappers.transitions",
     "relabel": "saq_wrappers.transitions",

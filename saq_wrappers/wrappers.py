@@ -26,12 +26,18 @@ Conventions shared by both wrappers:
 - When ``action_masks()`` was called for the current observation, the chosen index is looked up
   in that same candidate table instead of being decoded again, so the action executed is
   exactly the one the mask judged (this matters for samplers whose candidates are random draws).
+- With ``acting=ModeAveraging()``, the chosen index picks a *mode* and the action executed is the
+  mean of that mode (:mod:`saq_wrappers.mode_acting`): the climb from the chosen candidate over
+  all candidates at the observation, weighted by ``code_weights(obs)`` (the agent's policy over
+  indices; uniform over the valid candidates when not given, which is right for an ARQ sampler
+  whose candidates are draws from the behavior policy). This needs the whole candidate table on
+  every step (one batched ``candidates`` call), which the plain decoding does not.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Any, SupportsFloat
+from typing import Any, Callable, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -42,8 +48,12 @@ from gymnasium.vector.utils import batch_space
 
 from saq_wrappers.action_set import ActionSet, check_indices, check_spaces_match
 from saq_wrappers.errors import DataError, SpaceMismatchError
+from saq_wrappers.mode_acting import ModeAveraging
 
 __all__ = ["SAQActionWrapper", "SAQVectorActionWrapper"]
+
+#: ``(B, *obs_shape)`` observations -> ``(B, n)`` non-negative weights of the ``n`` indices.
+CodeWeights = Callable[[np.ndarray], np.ndarray]
 
 #: ``info`` key holding the continuous action sent to the base env.
 CONTINUOUS_ACTION_KEY = "continuous_action"
@@ -95,6 +105,43 @@ def _mismatch(where: str, error: SpaceMismatchError, action_set: ActionSet) -> S
     )
 
 
+def _check_acting(acting: ModeAveraging | None, code_weights: CodeWeights | None) -> None:
+    if acting is not None and not isinstance(acting, ModeAveraging):
+        raise TypeError(f"acting must be a ModeAveraging or None, got {type(acting).__name__}")
+    if code_weights is not None and not callable(code_weights):
+        raise TypeError(f"code_weights must be a callable (observations -> (B, n) weights), got "
+                        f"{type(code_weights).__name__}")
+    if code_weights is not None and acting is None:
+        raise ValueError("code_weights is used by mode averaging only: pass acting=ModeAveraging() too")
+
+
+def _constructor_args(
+    action_set: ActionSet, acting: ModeAveraging | None, code_weights: CodeWeights | None
+) -> dict[str, Any]:
+    """What the env spec records: the options only where given, so a plain wrapper's spec is as before."""
+    recorded: dict[str, Any] = {"action_set": action_set}
+    if acting is not None:
+        recorded["acting"] = acting
+    if code_weights is not None:
+        recorded["code_weights"] = code_weights
+    return recorded
+
+
+def _weights_at(
+    code_weights: CodeWeights | None, obs: np.ndarray, valid: np.ndarray, n: int
+) -> np.ndarray:
+    """``(B, n)`` weights of the candidates at ``obs``: the agent's, zero where invalid."""
+    if code_weights is None:
+        return valid.astype(np.float64)
+    weights = np.asarray(code_weights(obs), dtype=np.float64)
+    if weights.shape != (len(obs), n):
+        raise DataError(f"code_weights returned shape {weights.shape}, expected ({len(obs)}, {n}): one "
+                        "weight per index at each observation")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise DataError("code_weights returned negative, NaN or infinite weights; expected probabilities")
+    return weights * valid
+
+
 class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Turn an env with a ``Box`` action space into one with ``Discrete(action_set.n)``.
 
@@ -133,13 +180,24 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             observation space a ``Box`` of the action set's observation shape.
         action_set: any :class:`~saq_wrappers.action_set.ActionSet`, e.g. a fitted
             ``VQVAEQuantizer`` (SAQ) or a ``ScoreSupportSampler`` (ARQ).
+        acting: ``None`` executes the chosen index's own action; a
+            :class:`~saq_wrappers.mode_acting.ModeAveraging` executes the mean of the mode the
+            index picks (see the module docstring).
+        code_weights: with ``acting``, the agent's weights of the indices at a batch of
+            observations, e.g. ``saq_wrappers.integrations.d3rlpy.code_weights(algo)``.
 
     Raises:
         SpaceMismatchError: the env's spaces do not fit the action set.
         TypeError: ``env`` is a vector env (use :class:`SAQVectorActionWrapper`).
     """
 
-    def __init__(self, env: gym.Env[Any, Any], action_set: ActionSet) -> None:
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        action_set: ActionSet,
+        acting: ModeAveraging | None = None,
+        code_weights: CodeWeights | None = None,
+    ) -> None:
         # The action set is recorded by reference: deep-copying a fitted model on every wrap
         # would double its memory, and the spec must describe the model actually used.
         if isinstance(env, VectorEnv):
@@ -147,8 +205,9 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
                 "SAQActionWrapper wraps a single gymnasium.Env, got a vector env "
                 f"({type(env).__name__}): use SAQVectorActionWrapper for vector envs"
             )
+        _check_acting(acting, code_weights)
         gym.utils.RecordConstructorArgs.__init__(
-            self, action_set=action_set, _disable_deepcopy=True
+            self, **_constructor_args(action_set, acting, code_weights), _disable_deepcopy=True
         )
         gym.ActionWrapper.__init__(self, env)
         n = _action_set_size(action_set)
@@ -157,6 +216,8 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         except SpaceMismatchError as error:
             raise _mismatch("env", error, action_set) from None
         self.action_set = action_set
+        self.acting = acting
+        self.code_weights = code_weights
         self.action_space = Discrete(n)
         self._n = n
         self._clip = _clip_bounds(env.action_space, action_set)
@@ -193,12 +254,15 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         sb3-contrib's ``MaskablePPO`` calls this before every step. The candidate table is
         computed once per observation and reused by the following ``step``.
         """
-        if self._valid is None:
-            obs = self._current_obs()
-            actions, valid = self.action_set.candidates(obs)
+        return self._candidate_table()[1].copy()
+
+    def _candidate_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, act_dim)`` candidates and ``(n,)`` validity at the current observation, once."""
+        if self._valid is None or self._candidate_actions is None:
+            actions, valid = self.action_set.candidates(self._current_obs())
             self._candidate_actions = np.asarray(actions)[0]
             self._valid = np.asarray(valid, dtype=bool).reshape(self._n)
-        return self._valid.copy()
+        return self._candidate_actions, self._valid
 
     @property
     def current_observation(self) -> np.ndarray | None:
@@ -250,7 +314,11 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     def _decode(self, index: int) -> np.ndarray:
         obs = self._current_obs()
-        if self._candidate_actions is not None:
+        if self.acting is not None:
+            actions, valid = self._candidate_table()
+            weights = _weights_at(self.code_weights, obs, valid[None], self._n)
+            continuous = self.acting.act(actions[None], weights, np.array((index,)))[0]
+        elif self._candidate_actions is not None:
             continuous = np.array(self._candidate_actions[index], dtype=np.float32)
         else:
             continuous = self.action_set.decode(obs, np.array((index,), dtype=np.int64))[0]
@@ -302,20 +370,29 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
             single action space is a ``Box`` of the action set's shape and whose single
             observation space is a ``Box`` of the action set's observation shape.
         action_set: any :class:`~saq_wrappers.action_set.ActionSet`.
+        acting: as for :class:`SAQActionWrapper`; the climbs of all sub-envs run as one batch.
+        code_weights: as for :class:`SAQActionWrapper`, called once per step on the whole batch.
 
     Raises:
         SpaceMismatchError: the sub-envs' spaces do not fit the action set.
         TypeError: ``env`` is not a vector env (use :class:`SAQActionWrapper`).
     """
 
-    def __init__(self, env: VectorEnv, action_set: ActionSet) -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        action_set: ActionSet,
+        acting: ModeAveraging | None = None,
+        code_weights: CodeWeights | None = None,
+    ) -> None:
         if not isinstance(env, VectorEnv):
             raise TypeError(
                 "SAQVectorActionWrapper wraps a gymnasium.vector.VectorEnv, got "
                 f"{type(env).__name__}: use SAQActionWrapper for a single env"
             )
+        _check_acting(acting, code_weights)
         gym.utils.RecordConstructorArgs.__init__(
-            self, action_set=action_set, _disable_deepcopy=True
+            self, **_constructor_args(action_set, acting, code_weights), _disable_deepcopy=True
         )
         VectorActionWrapper.__init__(self, env)
         n = _action_set_size(action_set)
@@ -326,6 +403,8 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         except SpaceMismatchError as error:
             raise _mismatch("vector env", error, action_set) from None
         self.action_set = action_set
+        self.acting = acting
+        self.code_weights = code_weights
         self._n = n
         self.single_action_space = Discrete(n)
         self.action_space = batch_space(self.single_action_space, env.num_envs)
@@ -368,12 +447,15 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, n)`` bool: valid indices of every sub-env at its current observation."""
-        if self._valid is None:
-            obs = self._current_obs()
-            actions, valid = self.action_set.candidates(obs)
+        return self._candidate_table()[1].copy()
+
+    def _candidate_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(num_envs, n, act_dim)`` candidates and ``(num_envs, n)`` validity, once per step."""
+        if self._valid is None or self._candidate_actions is None:
+            actions, valid = self.action_set.candidates(self._current_obs())
             self._candidate_actions = np.asarray(actions)
             self._valid = np.asarray(valid, dtype=bool).reshape(self.num_envs, self._n)
-        return self._valid.copy()
+        return self._candidate_actions, self._valid
 
     @property
     def current_observations(self) -> np.ndarray | None:
@@ -411,7 +493,11 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
 
     def _decode(self, indices: np.ndarray) -> np.ndarray:
         obs = self._current_obs()
-        if self._candidate_actions is not None:
+        if self.acting is not None:
+            actions, valid = self._candidate_table()
+            weights = _weights_at(self.code_weights, obs, valid, self._n)
+            continuous = self.acting.act(actions, weights, indices)
+        elif self._candidate_actions is not None:
             rows = np.arange(self.num_envs)
             continuous = np.asarray(self._candidate_actions[rows, indices], dtype=np.float32)
         else:

@@ -7,6 +7,7 @@ suite's grid, so :func:`write_report` reads them through the same fingerprint ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,13 @@ from benchmarks.harness.plots import curve_bands  # noqa: E402
 from benchmarks.harness.report import write_report  # noqa: E402
 from benchmarks.harness.rows import aggregate, against_saq_bc_rows  # noqa: E402
 from benchmarks.harness.runner import result_path  # noqa: E402
-from benchmarks.harness.spec import RunSpec, build_suite, is_ablation_reference  # noqa: E402
+from benchmarks.harness.spec import (  # noqa: E402
+    RunSpec,
+    build_suite,
+    is_ablation_reference,
+    mode_twin_references,
+    with_mode_averaged_twins,
+)
 from benchmarks.harness.statistics import (  # noqa: E402
     BOOTSTRAP_REPS,
     MissingDependencyError,
@@ -453,3 +460,15 @@ def test_unrecorded_runs_join_the_recorded_set_with_their_exact_episode_summary(
             "return) | 8649 | 10 | 3165.0 | 5 |") in text
     assert "0: 40.0 / 1: 41.0 / 2: 42.0 |" in text  # BC: all on the main episodes
     assert "0: 40.0 / 1: 41.0 / 2: 42.0* |" in text  # SAQ-BC seed 2: a mean return 5e-5 apart
+
+
+def test_mode_averaged_twins_train_the_same_runs_and_measure_against_their_plain_run() -> None:
+    grid = build_suite("standard", Path("/data"), algos=["BC", "SAQ-BC"], seeds=[0])
+    twinned = with_mode_averaged_twins(grid)
+    twins = [s for s in twinned if s.evaluation.mode_averaging]
+    assert len(twins) == sum(s.is_saq for s in grid) and all(s.is_saq for s in twins)
+    for twin in twins:
+        plain = dataclasses.replace(twin, evaluation=dataclasses.replace(twin.evaluation, mode_averaging=False))
+        assert plain in grid and twin.run_id == plain.run_id.replace("-K64", "-K64-mode")
+    assert mode_twin_references(twinned) == {"SAQ-BC (K=64)"}
+    assert mode_twin_references(grid) == set()  # no twin: no reference

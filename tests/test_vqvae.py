@@ -26,8 +26,10 @@ from saq_wrappers.errors import (
 )
 from saq_wrappers.io import load_checkpoint, save_checkpoint
 from saq_wrappers.metrics import code_usage_from_counts, code_usage_stats
+from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.transitions import Transitions
 from saq_wrappers.vqvae import StateConditionedVQVAE, VQVAEQuantizer
+from tiny_checkpoints import forge
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -477,3 +479,21 @@ def test_progress_bar_reports_losses_and_perplexity(data, capsys) -> None:
     q.fit(obs[:300], actions[:300], n_steps=10, progress=True)
     err = capsys.readouterr().err
     assert "fit VQ-VAE" in err and "ppl=" in err and "recon=" in err
+
+
+def test_acting_rule_is_saved_with_the_quantizer_and_malformed_ones_are_refused(tmp_path: Path, fitted) -> None:
+    q, _ = fitted
+    q.save(tmp_path / "plain.safetensors")
+    assert VQVAEQuantizer.load(tmp_path / "plain.safetensors").acting is None
+    _, meta = load_checkpoint(tmp_path / "plain.safetensors", "vqvae_quantizer")
+    assert "acting" not in meta  # files without a rule are written as before
+    q.acting = ModeAveraging(bandwidth_scale=3.0)
+    try:
+        q.save(tmp_path / "mode.safetensors")
+    finally:
+        q.acting = None
+    assert VQVAEQuantizer.load(tmp_path / "mode.safetensors").acting == ModeAveraging(bandwidth_scale=3.0)
+    for bad in ({"mode_averaging": {"bandwidth_scale": -1}}, {"mode_averaging": {"kernel": "box"}}, {"other": {}}, [1]):
+        forged = forge(tmp_path / "mode.safetensors", tmp_path / "bad.safetensors", "vqvae_quantizer", acting=bad)
+        with pytest.raises(CheckpointError, match="malformed acting settings"):
+            VQVAEQuantizer.load(forged)

@@ -17,7 +17,14 @@ acting rule on the same ``--episodes`` fresh seeded episodes:
 * ``SAQ-IQL pi_beta greedy``: the arg-max of SAQ-IQL's behavior policy, trained on the same
   batches: against ``SAQ-IQL greedy`` it isolates the advantage tilt, against ``SAQ-BC greedy``
   the training run (in the suite both classifiers are the same recipe, 256-256 MLPs with the same
-  loss, optimizer and seed, differing in their initial weights).
+  loss, optimizer and seed, differing in their initial weights);
+* ``SAQ-BC mode-averaged`` and ``SAQ-IQL sampled, mode-averaged``: the greedy SAQ-BC and sampled
+  SAQ-IQL codes, each acting through :class:`~saq_wrappers.mode_acting.ModeAveraging` weighted by
+  its own policy (issue 37: the chosen code picks a mode, the env gets the mode's mean);
+* ``SAQ-BC policy mean``: the classifier's probability-weighted mean of all decoded codes (a
+  kernel far wider than the codes), regression's answer on the codes: a reference for how much a
+  global average would give on this unimodal data (it would average across the modes of
+  multi-modal data).
 
 Fifty episodes put a standard error of a few points on each score, where the suite's 10 final
 episodes leave about 10 on the bimodal halfcheetah returns (the cheetah sometimes flips).
@@ -54,7 +61,12 @@ OUT = ROOT / "benchmarks" / "results" / "acting_diagnosis"
 DEFAULT_ARTIFACTS = ROOT / "benchmarks" / "results" / "harness" / "ablations" / ARTIFACTS
 #: Fresh evaluation episodes: far from the suite's final (seed + 0..9) and curve (seed + 10,000) seeds.
 EPISODE_SEED_OFFSET = 50_000
-RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy")
+RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy",
+         "SAQ-BC mode-averaged", "SAQ-IQL sampled, mode-averaged", "SAQ-BC policy mean")
+#: The rules acting through mode averaging: (the code rule they start from, kernel width in code spacings).
+MODE_RULES = {"SAQ-BC mode-averaged": ("SAQ-BC greedy", 2.0),
+              "SAQ-IQL sampled, mode-averaged": ("SAQ-IQL sampled", 2.0),
+              "SAQ-BC policy mean": ("SAQ-BC greedy", 1e4)}
 Act = Callable[[np.ndarray], np.ndarray]
 
 
@@ -94,6 +106,8 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
 
     from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
     from saq_wrappers.evaluation import evaluate, normalized_score
+    from saq_wrappers.integrations.d3rlpy import code_weights
+    from saq_wrappers.mode_acting import ModeAveraging
     from saq_wrappers.wrappers import SAQActionWrapper
 
     suite = build_suite("standard", data_dir, algos=["SAQ-BC", "SAQ-IQL"], seeds=[seed], steps=steps)
@@ -113,11 +127,17 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
     quantizer, refs = outcome.action_set, outcome.record["data"]
     random_return, expert_return = refs["random_return"], refs["expert_return"]
     env = SAQActionWrapper(outcome.data.make_env(), quantizer)
+    envs = {rule: env for rule in acts}
+    for rule, (start, width) in MODE_RULES.items():
+        acts[rule] = acts[start]
+        policy = bc if start.startswith("SAQ-BC") else iql
+        envs[rule] = SAQActionWrapper(outcome.data.make_env(), quantizer, acting=ModeAveraging(bandwidth_scale=width),
+                                      code_weights=code_weights(policy))
     scores: dict[str, Any] = {}
     try:
         for rule, act in acts.items():
             torch.manual_seed(seed)  # the sampled rules' draws
-            result = evaluate(lambda obs, act=act: np.asarray(act(obs.astype(np.float32))), env,
+            result = evaluate(lambda obs, act=act: np.asarray(act(obs.astype(np.float32))), envs[rule],
                               n_episodes=episodes, seed=seed + EPISODE_SEED_OFFSET, progress=False)
             per_episode = [normalized_score(r, random_return, expert_return) for r in result.returns]
             scores[rule] = {"score": float(np.mean(per_episode)),
@@ -126,7 +146,8 @@ def diagnose(data_dir: Path, dataset: str, seed: int, episodes: int, artifacts: 
             print(f"  {dataset} seed {seed} {rule:16s} {scores[rule]['score']:6.1f} "
                   f"± {scores[rule]['standard_error']:.1f} (s.e., {episodes} episodes)", flush=True)
     finally:
-        env.close()
+        for each in {id(e): e for e in envs.values()}.values():
+            each.close()
     return {"dataset": dataset, "seed": seed, "steps": specs["SAQ-IQL"].steps, "episodes": episodes,
             "episode_seed_offset": EPISODE_SEED_OFFSET,
             "suite_protocol_scores": {algo: o.record["score"] for algo, o in outcomes.items()},

@@ -9,6 +9,9 @@ the zoo expert that generated the data would take (its mean action), at three se
 * ``expert rollouts``: fresh episodes of the stochastic expert (held out, same distribution);
 * ``own rollouts``: the states the policy reaches itself (where its errors compound).
 
+``SAQ-BC, mode-averaged`` is the same trained SAQ-BC acting through
+:class:`~saq_wrappers.mode_acting.ModeAveraging` (the mean of the mode its arg-max code picks).
+
 The ``dataset actions`` row is the data's own recorded actions: how far the
 stochastic expert's samples lie from its mean action, i.e. the error of imitating one sample,
 and how often a sample's code (the SAQ-BC label) is the mean action's code.
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
+    from saq_wrappers.integrations.d3rlpy import code_weights
+    from saq_wrappers.mode_acting import ModeAveraging
     from saq_wrappers.integrations.sb3.models import load_sb3_model
 
     init_worker()  # one torch thread, as the suite's runs; d3rlpy's per-epoch logs off
@@ -102,8 +107,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def saq_act(obs: np.ndarray) -> np.ndarray:
         return quantizer.decode(obs, saq.algo.predict(obs))
 
+    weights_of = code_weights(saq.algo)
+
+    def saq_mode_act(obs: np.ndarray) -> np.ndarray:
+        return ModeAveraging().act(quantizer.candidates(obs)[0], weights_of(obs), saq.algo.predict(obs))
+
     data = saq.data.transitions
-    policies: dict[str, Act] = {"SAQ-BC": saq_act, "BC": lambda obs: outcomes["BC"].algo.predict(obs)}
+    policies: dict[str, Act] = {"SAQ-BC": saq_act, "SAQ-BC, mode-averaged": saq_mode_act,
+                                "BC": lambda obs: outcomes["BC"].algo.predict(obs)}
     rollout_seed = 20_000 + 100 * args.seed
     expert_states = _states_of(env, lambda o: np.asarray(expert.predict(o)[0]), args.episodes, rollout_seed)
     state_sets: dict[str, dict[str, np.ndarray]] = {

@@ -238,6 +238,26 @@ def build_suite(
 SAMPLED_BY_AUTHORS = ("SAQ-IQL",)
 
 
+def with_mode_averaged_twins(runs: list[RunSpec]) -> list[RunSpec]:
+    """``runs`` and, after each SAQ run, the same run acting through mode averaging (issue 37:
+    the chosen code picks a mode, the env gets its mean; run ids end in ``-mode``). Training is
+    the same (same spec and seed), so each pair differs only in how the trained policy acts."""
+    out: list[RunSpec] = []
+    for run in runs:
+        out.append(run)
+        if run.is_saq and not run.evaluation.mode_averaging:
+            out.append(dataclasses.replace(run, evaluation=dataclasses.replace(run.evaluation, mode_averaging=True)))
+    return out
+
+
+def mode_twin_references(runs: list[RunSpec]) -> set[str]:
+    """Labels of the SAQ runs whose mode-averaged twin is in ``runs``: each twin's reference."""
+    twins = {run.fingerprint() for run in runs if run.evaluation.mode_averaging}
+    return {run.label for run in runs if not run.evaluation.mode_averaging and run.is_saq
+            and dataclasses.replace(run, evaluation=dataclasses.replace(run.evaluation, mode_averaging=True)
+                                    ).fingerprint() in twins}
+
+
 def is_ablation_reference(suite: str, spec: RunSpec) -> bool:
     """Whether ``spec`` is the setting its ablation suite measures the other variants against:
     the library's default K (64) in ``ablation-k`` (SAQ Table 4), the state-conditioned quantizer

@@ -14,6 +14,7 @@ with requires_extra("d3rlpy", needed_by=__name__):
 
 from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRAC, DiscreteBRACConfig
+from saq_wrappers.integrations.d3rlpy.acting import code_weights
 from saq_wrappers.integrations.d3rlpy.datasets import (
     from_d3rlpy,
     is_discrete,
@@ -54,6 +55,7 @@ __all__ = [
     "RobustStandardObservationScaler",
     "TrainingRecord",
     "arq_table_states",
+    "code_weights",
     "cql_penalty",
     "cql_penalty_evaluators",
     "evaluate_algo",

@@ -21,6 +21,8 @@ from d3rlpy.metrics import EnvironmentEvaluator
 from saq_wrappers.action_set import ActionSet
 from saq_wrappers.errors import NotFittedError, SpaceMismatchError
 from saq_wrappers.evaluation import EvaluationResult, check_episodes, episode_step_limit, evaluate, time_limit
+from saq_wrappers.integrations.d3rlpy.acting import code_weights
+from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.wrappers import SAQActionWrapper
 
 
@@ -124,6 +126,7 @@ def evaluate_algo(
     progress: bool = True,
     greedy: bool = True,
     max_steps: int | None = None,
+    acting: ModeAveraging | None = None,
 ) -> EvaluationResult:
     """Returns over ``n_episodes`` seeded episodes, acting greedily (``algo.predict``) or, with
     ``greedy=False``, by sampling the algorithm's policy (``algo.sample_action``; the authors
@@ -133,15 +136,23 @@ def evaluate_algo(
     With ``action_set``, the algorithm is a discrete one on codes and acts through
     ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly. The algorithm
     is checked against both first (:func:`check_algo_fits`); ``max_steps`` bounds every episode
-    (see :func:`~saq_wrappers.evaluation.evaluate`).
+    (see :func:`~saq_wrappers.evaluation.evaluate`). With ``acting`` (and an action set), the
+    chosen code picks a mode and the env gets that mode's mean under the algorithm's own policy
+    over codes (:func:`~saq_wrappers.integrations.d3rlpy.acting.code_weights`).
 
     Raises:
         SpaceMismatchError: the model does not fit the env or the action set (e.g. its number of
             codes differs from ``action_set.n``), before any step.
+        ValueError: ``acting`` without an action set.
         NotFittedError: an unbuilt d3rlpy algorithm.
     """
+    if acting is not None and action_set is None:
+        raise ValueError("acting (mode averaging) needs the action set the algorithm's codes decode with")
     check_algo_fits(algo, env, action_set)
-    target = SAQActionWrapper(env, action_set) if action_set is not None else env
+    target = env
+    if action_set is not None:
+        weights = code_weights(algo) if acting is not None else None
+        target = SAQActionWrapper(env, action_set, acting=acting, code_weights=weights)
     act = algo.predict if greedy else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:

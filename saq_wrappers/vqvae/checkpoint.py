@@ -29,6 +29,7 @@ from saq_wrappers.io import (
     read_checkpoint_header,
     save_checkpoint,
 )
+from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.vqvae.config import QuantizerConfig
 from saq_wrappers.vqvae.model import StateConditionedVQVAE
 from saq_wrappers.vqvae.normalization import Normalizer
@@ -62,6 +63,7 @@ class QuantizerCheckpoint:
     tensors: dict[str, torch.Tensor]
     fit_summary: dict[str, Any] | None
     user_metadata: dict[str, Any]
+    acting: ModeAveraging | None = None
 
 
 def write_quantizer_checkpoint(
@@ -74,6 +76,7 @@ def write_quantizer_checkpoint(
     normalizer: Normalizer,
     fit_summary: dict[str, Any] | None,
     user_metadata: dict[str, Any],
+    acting: ModeAveraging | None = None,
 ) -> None:
     """Write one checkpoint atomically (:func:`saq_wrappers.io.save_checkpoint`, which also
     records ``library_version``).
@@ -94,6 +97,8 @@ def write_quantizer_checkpoint(
         "fit_summary": fit_summary,
         "user_metadata": user_metadata,
     }
+    if acting is not None:  # absent otherwise, so files without it read as before
+        metadata["acting"] = {"mode_averaging": acting.to_dict()}
     tensors = {_MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
     save_checkpoint(path, tensors, metadata)
 
@@ -155,6 +160,13 @@ def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoi
         raise CheckpointError(
             f"{where!r} user_metadata must be a JSON object, got {type(user_metadata).__name__}"
         )
+    acting = None
+    if metadata.get("acting") is not None:
+        try:
+            acting = ModeAveraging.from_dict(dict(metadata["acting"])["mode_averaging"])
+        except (DataError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{where!r} has malformed acting settings ({error}); expected "
+                                  '{"mode_averaging": {...ModeAveraging fields...}}') from error
     return QuantizerCheckpoint(
         observation_space=observation_space,
         action_space=action_space,
@@ -163,6 +175,7 @@ def read_quantizer_checkpoint(path: str | os.PathLike[str]) -> QuantizerCheckpoi
         tensors=load_checkpoint_tensors(header),
         fit_summary=summary if isinstance(summary, dict) else None,
         user_metadata=user_metadata,
+        acting=acting,
     )
 
 

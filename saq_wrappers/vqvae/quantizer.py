@@ -27,6 +27,7 @@ from saq_wrappers.action_set import (
 from saq_wrappers.errors import DataError, NotFittedError
 from saq_wrappers.io import check_model_size
 from saq_wrappers.metrics import code_usage_stats, reconstruction_stats
+from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.vqvae.checkpoint import (
     checked_model_state,
     read_quantizer_checkpoint,
@@ -198,6 +199,11 @@ class VQVAEQuantizer:
         #: robomimic observation layout (``robomimic_layout(...).to_json()``), so evaluation
         #: builds observations in the order the quantizer was fitted on.
         self.metadata: dict[str, Any] = {}
+        #: How agents acting through this quantizer turn a chosen code into an action, saved with
+        #: the checkpoint: ``None`` decodes the code itself; a
+        #: :class:`~saq_wrappers.mode_acting.ModeAveraging` sends the mean of the mode the code
+        #: picks (pass it to the wrappers as ``acting=quantizer.acting``).
+        self.acting: ModeAveraging | None = None
         self._obs_shape = tuple(self.observation_space.shape)
         self._obs_is_flat = len(self._obs_shape) == 1
         self.obs_dim = int(np.prod(self._obs_shape, dtype=np.int64))
@@ -515,6 +521,7 @@ class VQVAEQuantizer:
             normalizer=norm,
             fit_summary=self.fit_summary,
             user_metadata=self.metadata,
+            acting=self.acting,
         )
 
     @classmethod
@@ -550,6 +557,7 @@ class VQVAEQuantizer:
         quantizer.model.eval()
         quantizer.fit_summary = checkpoint.fit_summary
         quantizer.metadata = checkpoint.user_metadata
+        quantizer.acting = checkpoint.acting
         quantizer._set_normalizer(checkpoint.normalizer)
         if env is not None:
             observation_space = env.observation_space

@@ -30,6 +30,7 @@ def _old_rule(spec: ExperimentSpec) -> dict:
     for permission in ("download", "trust_env_spec"):
         data["dataset"].pop(permission, None)
     del data["evaluation"]["greedy"]
+    del data["evaluation"]["mode_averaging"]  # a later field, left out at its default
     data.pop("reward_scaling")  # a later field, left out at its default
     for late in ("env_kwargs", "first_episodes"):  # later dataset fields, left out at their defaults
         data["dataset"].pop(late)
@@ -52,6 +53,21 @@ def test_greedy_default_is_left_out_and_sampling_is_a_new_run() -> None:
     assert ExperimentSpec.from_dict(json.loads(json.dumps(sampled.to_dict()))) == sampled
     with pytest.raises(DataError, match="greedy"):
         EvaluationSettings(greedy="no")  # type: ignore[arg-type]
+
+
+def test_mode_averaging_default_is_left_out_and_switching_it_on_is_a_new_run() -> None:
+    spec = _spec()
+    assert "mode_averaging" not in json.dumps(_old_rule(spec)["evaluation"])
+    averaged = _spec(mode_averaging=True)
+    assert averaged.fingerprint() != spec.fingerprint()
+    assert averaged.run_id == spec.run_id.replace("-K64", "-K64-mode")
+    assert "mode-averaged" in averaged.label and "mode" not in spec.label
+    assert ExperimentSpec.from_dict(json.loads(json.dumps(averaged.to_dict()))) == averaged
+    data = DatasetSpec(name="pendulum-expert", kind="builtin", source="pendulum-expert", episodes=3)
+    with pytest.raises(DataError, match="mode averaging acts on SAQ codes; BC has none"):
+        ExperimentSpec(data, "BC", seed=1, steps=100, evaluation=EvaluationSettings(mode_averaging=True))
+    with pytest.raises(DataError, match="mode_averaging"):
+        EvaluationSettings(mode_averaging=1)  # type: ignore[arg-type]
 
 
 def test_fingerprint_hashes_only_the_settings_the_algorithm_reads() -> None:
