@@ -14,6 +14,7 @@ from benchmarks.docs_pages import README_BEGIN, README_END, main, splice_readme
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 QUICKSTART_BEGIN, QUICKSTART_END = "<!-- BEGIN GENERATED: quickstart -->", "<!-- END GENERATED: quickstart -->"
+KITCHEN_BEGIN, KITCHEN_END = "<!-- BEGIN GENERATED: kitchen -->", "<!-- END GENERATED: kitchen -->"
 
 
 def test_committed_pages_are_current(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,8 +30,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     results = root / "results"
     shutil.copytree(RESULTS, results)
     readme = root / "README.md"
-    readme.write_text(f"# title\n\nbefore\n\n{README_BEGIN}\nold text\n{README_END}\n\n{QUICKSTART_BEGIN}\n"
-                      f"old quickstart\n{QUICKSTART_END}\n\nafter\n")
+    readme.write_text(f"# title\n\nbefore\n\n{README_BEGIN}\nold text\n{README_END}\n\n{KITCHEN_BEGIN}\nold kitchen\n"
+                      f"{KITCHEN_END}\n\n{QUICKSTART_BEGIN}\nold quickstart\n{QUICKSTART_END}\n\nafter\n")
     args = ["--results-root", str(results), "--docs-root", str(root / "docs"), "--readme", str(readme)]
     assert main(args) == 0
     return {"root": root, "results": results, "docs": root / "docs", "readme": readme}
@@ -119,3 +120,22 @@ def test_the_quickstart_block_follows_its_committed_run(written: dict[str, Path]
     stale = [line for line in capsys.readouterr().err.splitlines() if line.startswith("stale: ")]
     assert f"stale: {written['readme']} (its generated blocks)" in stale
     assert not [line for line in stale if "/docs/benchmarks/" in line]
+
+
+def test_the_kitchen_block_shows_the_kitchen_suites_pairs_beside_the_paper(written: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    """With a kitchen report, the README's kitchen block has one row per pair with our means, the
+    difference and the paper's X -> SAQ-X (SAQ Table 5); without one it says none is committed."""
+    from benchmarks.docs_pages.common import Results
+    from benchmarks.docs_pages.kitchen import kitchen_block
+
+    results = tmp_path / "results"
+    (results / "harness").mkdir(parents=True)
+    assert "no results committed yet" in kitchen_block(Results(results))
+    shutil.copytree(written["results"] / "harness" / "kitchen-budget", results / "harness" / "kitchen")
+    doc = json.loads((results / "harness" / "kitchen" / "results.json").read_text())
+    block = kitchen_block(Results(results))
+    for pair in doc["pairs"]:
+        row = next(line for line in block.splitlines() if line.startswith(f"| {pair['x']} → {pair['saq_x']} |"))
+        assert f"{pair['x_mean']:.1f} → {pair['saq_mean']:.1f}" in row and f"{pair['difference']:+.1f}" in row
+    assert "| 39.1 → 90.3 |" in block and "| 66.0 → 76.8 |" in block  # BC, IQL pairs of SAQ Table 5

@@ -66,6 +66,10 @@ def test_the_grid_budgets_and_reference_scores(official: Path) -> None:
     for algo, value in PAPER.items():
         assert paper_number("kitchen-complete-v0", algo) == (value, "SAQ Tab. 5")
     assert paper_number("kitchen-complete-v0", "TD3+BC") is None
+    # ARQ's column is its policy's: the suite's AWR policy is Table A.4's ARQ + pi_phi (37), not s_psi (77)
+    assert paper_number("kitchen-complete-v0", "ARQ", arq_policy=arq.policy) == (37.0, "ARQ Tab. A.4, ARQ + pi_phi")
+    assert paper_number("kitchen-complete-v0", "ARQ") == (77.0, "ARQ Tab. A.4")
+    assert paper_number("hopper-expert-v2", "ARQ", arq_policy="awr") == (111.0, "ARQ Tab. A.4, ARQ + pi_phi")
     # the normalized score is D4RL's: returns 0..4 -> 0..100
     loaded = load_dataset(runs[0].dataset)
     assert (loaded.random_return, loaded.expert_return) == (0.0, 4.0)

@@ -9,8 +9,8 @@ writes:
   fragment per result file, for the design notes to ``{include}``; ``docs/generated/index.txt``
   lists them;
 * the blocks of ``README.md`` between ``<!-- BEGIN GENERATED: NAME -->`` and
-  ``<!-- END GENERATED: NAME -->``, for NAME in ``results`` (the standard suite's summary) and
-  ``quickstart`` (the committed ``saq quickstart`` run).
+  ``<!-- END GENERATED: NAME -->``, for NAME in ``results`` (the standard suite's summary),
+  ``kitchen`` (the kitchen suite's) and ``quickstart`` (the committed ``saq quickstart`` run).
 
 ``--check`` writes nothing: it exits 1 and names every file that differs from what the results
 would generate (or that nothing generates any more). The output depends on the files' contents
@@ -35,6 +35,7 @@ from .ablations import ablations_page
 from .common import REPO, Output, Results
 from .fragments import fragments
 from .harness import harness_fragments
+from .kitchen import kitchen_block
 from .pages import history_page, index_page, micro_page, real_suites_page
 from .quickstart import quickstart_block
 from .standard import readme_block, standard_page
@@ -44,7 +45,7 @@ __all__ = ["README_BEGIN", "README_BLOCKS", "README_END", "build", "main", "spli
 README_BEGIN = "<!-- BEGIN GENERATED: results -->"
 README_END = "<!-- END GENERATED: results -->"
 #: The README's generated blocks: name -> what writes it.
-README_BLOCKS = {"results": readme_block, "quickstart": quickstart_block}
+README_BLOCKS = {"results": readme_block, "kitchen": kitchen_block, "quickstart": quickstart_block}
 #: The folders this command owns under the docs root: whatever else is there was generated once and
 #: is stale now.
 OWNED = ("benchmarks", "generated")

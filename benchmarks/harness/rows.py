@@ -69,7 +69,7 @@ def aggregate(results: list[dict[str, Any]], confidence: float = 0.95,
         sweep = len(codebook_sizes.get((spec.dataset.name, spec.algo), ())) > 1
         paper = paper_number(spec.dataset.paper_key, spec.algo, spec.quantizer.n_codes,
                              spec.quantizer.state_conditioned, codebook_sweep=sweep) if spec.is_saq else \
-            paper_number(spec.dataset.paper_key, spec.algo)
+            paper_number(spec.dataset.paper_key, spec.algo, arq_policy=spec.arq.policy)
         q = [m.get("quantizer") or {} for m in members]
         rows.append({
             "dataset": dataset, "label": label, "algo": spec.algo, "metric": members[0]["metric"],
