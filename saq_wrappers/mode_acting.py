@@ -141,12 +141,15 @@ class ModeAveraging:
         unweighted = np.where(w > 0, 0.0, np.inf)  # never the reference distance below (and clamped
         # to exp(0) there, times its zero weight: a far closer unweighted candidate cannot overflow)
         for _ in range(self.max_iterations):
-            diff = scaled - y[:, None, :]
-            sq = np.einsum("bnd,bnd->bn", diff, diff)
+            sq = np.square(scaled - y[:, None, :]).sum(axis=2)
             # shift by the nearest weighted candidate's distance, so its kernel value is exp(0) = 1:
             # no underflow to an all-zero sum however far y is from the weighted candidates
-            kernel = w * np.exp(-0.5 * np.maximum(sq - (sq + unweighted).min(axis=1, keepdims=True), 0.0))
-            moved = np.einsum("bn,bnd->bd", kernel, scaled) / kernel.sum(axis=1, keepdims=True)
+            sq -= (sq + unweighted).min(axis=1, keepdims=True)
+            np.maximum(sq, 0.0, out=sq)
+            sq *= -0.5
+            kernel = np.exp(sq, out=sq)
+            kernel *= w
+            moved = np.matmul(kernel[:, None, :], scaled)[:, 0, :] / kernel.sum(axis=1, keepdims=True)
             step = np.abs(moved - y).max()
             y = moved
             if step < self.tolerance:
