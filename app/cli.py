@@ -58,7 +58,7 @@ OPTIONAL_LIBRARIES = frozenset(
 #: Each module has ``build_parser(parser)`` and ``run(args) -> int``.
 _RECIPES = {
     ("data", "generate"): ("saq_wrappers.app.generate",
-                           "roll out an SB3 agent into a Minari dataset (expert/medium/medium-expert/random)"),
+                           "roll out an SB3 agent into a Minari dataset (expert/expert-mean/medium/medium-expert/random)"),
     ("data", "lift-demos"): ("saq_wrappers.app.lift_demos",
                              "scripted robosuite Lift demonstrations in robomimic hdf5 format"),
     ("finetune",): ("saq_wrappers.app.finetune",

@@ -8,6 +8,10 @@ D4RL-like recipes, for any SB3 model file (SAC, TD3, DDPG, PPO, A2C; TQC, TRPO, 
 sb3-contrib) in any Gymnasium task with a ``Box`` action space:
 
 * ``expert``: the agent's own (stochastic) policy, as D4RL sampled its SAC experts;
+* ``expert-mean``: the same agent acting by its mean (deterministic) action: noise-free
+  demonstrations of the same expert, a control that separates what the sampled actions' noise
+  costs a learner from what the data's size does (a code policy's labels are mostly that noise:
+  see the docs' design note ``docs/notes/acting.md``);
 * ``medium``: a weaker agent (``medium_model``), or else the expert with Gaussian action noise
   of std ``noise_std`` (in units of half the action range);
 * ``medium-expert``: half the steps from ``medium`` then half from ``expert`` (D4RL's mixture);
@@ -67,8 +71,8 @@ from .experiment import check_episode_count
 __all__ = ["AGENT_SEEDS", "MAX_DATASET_EPISODES", "MAX_DATASET_STEPS", "MODEL_FILE_HELP", "RECIPES",
            "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
 
-#: The dataset recipes, D4RL's names.
-RECIPES = ("expert", "medium", "medium-expert", "random")
+#: The dataset recipes: D4RL's names, and ``expert-mean`` (the expert's noise-free mean actions).
+RECIPES = ("expert", "expert-mean", "medium", "medium-expert", "random")
 #: Most env steps of a generated dataset (D4RL's largest have 2 million): every row is held in memory.
 MAX_DATASET_STEPS = 10_000_000
 #: Most episodes of a generated dataset.
@@ -122,7 +126,8 @@ def generate_dataset(
             scores are given).
         env_id: Gymnasium id (e.g. ``"Hopper-v5"``), made with ``gym.make(env_id, **env_kwargs)``.
         dataset_id: Minari id of the new dataset (``(namespace/)name-vN``).
-        recipe: one of :data:`RECIPES`.
+        recipe: one of :data:`RECIPES`; ``expert-mean`` records the expert's mean actions, the
+            noise-free control of ``expert``'s sampled ones.
         n_steps / n_episodes: the budget (exactly one). For ``medium-expert`` it is split in
             halves.
         medium_model: a weaker agent for ``medium`` / ``medium-expert`` (else the noisy expert).
@@ -197,9 +202,12 @@ def generate_dataset(
             if recipe == "random":
                 episodes = rollout(env, random_policy(env.action_space, seed), n_steps=n_steps,
                                    n_episodes=n_episodes, seed=seed, progress=progress, desc="random")
-            elif recipe == "expert":
-                episodes = rollout(env, rollout_policy(expert), n_steps=n_steps, n_episodes=n_episodes,
-                                   seed=seed, progress=progress, desc="expert")
+            elif recipe in ("expert", "expert-mean"):
+                # expert-mean records the mean action the sampled expert's noise is drawn around
+                # (as D4RL's ref_max_score acts): what the noise costs a learner shows against it
+                episodes = rollout(env, rollout_policy(expert, deterministic=recipe == "expert-mean"),
+                                   n_steps=n_steps, n_episodes=n_episodes, seed=seed, progress=progress,
+                                   desc=recipe)
             elif recipe == "medium":
                 episodes = rollout(env, medium(), n_steps=n_steps, n_episodes=n_episodes, seed=seed,
                                    progress=progress, desc="medium")

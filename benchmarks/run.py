@@ -18,6 +18,9 @@ Usage (from the repository root)::
     python -m benchmarks.run --suite quantizer-study
     # CQL's penalty, sampled vs exact (SAQ Figure 2), on the small suite's data
     python -m benchmarks.run --suite ablation-penalty
+    # data size against action noise (its own data; the mode-averaged twins of the SAQ runs too)
+    python -m benchmarks.run --suite noise-study --prepare-only --agent-seed model --zoo ... --data-dir DIR
+    python -m benchmarks.run --suite noise-study --data-dir DIR --mode-averaging
     # any datasets / algorithms / seeds / budget
     python -m benchmarks.run --suite tiny --dataset builtin:pendulum-expert \\
         --algos BC,CQL,SAQ-CQL,ARQ --seeds 0,1 --steps 2000 --out /tmp/bench
@@ -44,6 +47,14 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   ``standard/<suite>/``. The committed ones ran on another generation of the data than the
   standard suite, so into a folder of their own: ``--out benchmarks/results/harness/ablations``
   (``docs/benchmarks/ablations.md``).
+* ``noise-study``: where SAQ-BC's gap to BC comes from, data size or action noise. Per env
+  (hopper, walker2d) the zoo's TQC expert's sampled actions at 10 episodes (``<env>-expert10``:
+  the standard suite's ``<env>-expert`` recipe, seed and budget, so the same episodes), 50 and 250
+  (about D4RL's size), and 10 episodes of its mean actions (``<env>-expertmean10``, recipe
+  ``expert-mean``: noise-free), all four normalized by one measurement of the reference returns
+  x BC, SAQ-BC, IQL, SAQ-IQL x seeds 0-2 at the standard suite's budget, settings and acting:
+  96 runs (144 with ``--mode-averaging``). Its data has a Minari namespace of its own
+  (``saqbench-noise``), its results their own folder (``benchmarks/results/harness/noise-study``).
 * ``small`` (superseded by ``standard``; its results left the tree, ``docs/benchmarks/history.md``
   names the commit that holds them; ~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k
   steps, TQC zoo agent),

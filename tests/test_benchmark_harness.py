@@ -215,6 +215,23 @@ def test_specs_parse_round_trip_and_paper_numbers() -> None:
     assert paper_number(None, "CQL") is None
 
 
+@pytest.mark.parametrize("suite, folder", [("standard", "standard"), ("ablation-k", "ablations"),
+                                           ("ablation-state", "ablations"), ("quantizer-study", "ablations")])
+def test_the_standard_familys_grids_are_their_committed_runs(suite: str, folder: str) -> None:
+    """Every run of the standard suite and of the suites on its data is a committed result with the
+    same run id and fingerprint: a change to their grids (a budget, a setting, the acting, the
+    data's names), such as a new suite's leaking into them, would re-run or orphan those results."""
+    records = [json.loads(path.read_text())
+               for path in (ROOT / "benchmarks" / "results" / "harness" / folder / "runs").glob("*.json")]
+    committed = {record["run_id"]: record["fingerprint"] for record in records}
+    data_dirs = {Path(r["spec"]["dataset"]["source"]).parents[2] for r in records
+                 if r["spec"]["dataset"]["kind"] == "minari"}
+    assert len(data_dirs) == 1  # the folder prepare wrote them into
+    runs = build_suite(suite, data_dirs.pop())
+    assert [r.run_id for r in runs if r.run_id not in committed] == []
+    assert {r.run_id: r.fingerprint() for r in runs} == {r.run_id: committed[r.run_id] for r in runs}
+
+
 def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     runs = build_suite("tiny", Path("."), algos=["BC"], seeds=[0, 1, 2, 3], steps=50)

@@ -3,8 +3,9 @@
 Loading is the library's one resolver, :func:`saq_wrappers.app.datasets.load_dataset`.
 
 ``prepare`` writes the locomotion datasets from SB3 zoo agents with
-:func:`saq_wrappers.app.generate.generate_dataset` (expert: the TQC agent; medium: the
-weaker SAC agent; medium-expert: half of each, D4RL's recipe) and the Lift demos with
+:func:`saq_wrappers.app.generate.generate_dataset` (expert: the TQC agent; expert-mean: its
+mean actions; medium: the weaker SAC agent; medium-expert: half of each, D4RL's recipe) and
+the Lift demos with
 :func:`saq_wrappers.integrations.robomimic.generate_lift_demos`. Datasets already there
 are kept, so ``prepare`` can be re-run after an interruption (both writers are atomic).
 """
@@ -60,27 +61,34 @@ def prepare(suite: str, data_dir: Path, zoo: Path | None, progress: bool = True,
     data_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     root = data_dir / "minari"
+    folders = {item["name"]: root / item["dataset_id"] for item in plan["minari"]}
     for item in plan["minari"]:
-        dataset_id = item["dataset_id"]
-        folder = root / dataset_id
+        folder = folders[item["name"]]
         if (folder / "data" / "metadata.json").is_file():
             lines.append(f"kept {item['name']}: {folder}")
             continue
         if zoo is None:
             raise DataError(f"dataset {item['name']!r} is missing and no --zoo folder of SB3 agents was given")
         model = zoo / item["model"]
-        medium = zoo / item["medium_model"]
-        for path in (model,) + ((medium,) if item["recipe"] != "expert" else ()):
-            if not path.is_file():
+        medium = zoo / item["medium_model"] if item["medium_model"] else None
+        for path in (model, medium):
+            if path is not None and not path.is_file():
                 raise DataError(f"SB3 agent {str(path)!r} not found (expected <zoo>/<algo>/<Env>-v3/model.zip)")
+        # a dataset sharing another's reference returns (the plan lists that one first)
+        ref_min = ref_max = None
+        if item["ref_scores_from"]:
+            from saq_wrappers.integrations.minari import minari_info
+
+            info = minari_info(folders[item["ref_scores_from"]])
+            ref_min, ref_max = info.ref_min_score, info.ref_max_score
         root.mkdir(parents=True, exist_ok=True)
         from saq_wrappers.app.generate import generate_dataset
 
         generate_dataset(
-            str(model), item["env_id"], dataset_id, item["recipe"], n_steps=item["n_steps"],
-            n_episodes=item["n_episodes"],
-            medium_model=str(medium) if item["recipe"] != "expert" else None,
-            seed=0, root=root, progress=progress, agent_seed=agent_seed,
+            str(model), item["env_id"], item["dataset_id"], item["recipe"], n_steps=item["n_steps"],
+            n_episodes=item["n_episodes"], medium_model=str(medium) if medium else None,
+            seed=0, ref_min_score=ref_min, ref_max_score=ref_max, root=root, progress=progress,
+            agent_seed=agent_seed,
         )
         lines.append(f"wrote {item['name']}: {folder}")
     if plan["lift_demos"]:

@@ -33,9 +33,20 @@ RunSpec = ExperimentSpec
 # ---------------------------------------------------------------------------------- suites
 #: Suites ``python -m benchmarks.run --suite`` knows.
 SUITES = ("tiny", "small", "standard", "paper", "ablation-state", "ablation-k", "ablation-penalty",
-          "quantizer-study")
+          "quantizer-study", "noise-study")
 #: Suites on the standard suite's data and budget (the ablations re-run SAQ Tables 3-4 on it).
 STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state", "quantizer-study")
+#: Suites at the standard suite's budget, settings and authors' protocol: its family, and the
+#: noise study, which runs on data of its own (so it shares neither the family's runs nor its folder).
+STANDARD_BUDGET = STANDARD_FAMILY + ("noise-study",)
+#: Where SAQ-BC's gap to BC comes from (issue 37, part 2): per env, the zoo's TQC expert's sampled
+#: actions at 10 (the standard suite's hopper-/walker2d-expert recipe, seed and budget), 50 and
+#: 250 episodes (about D4RL's size), and 10 episodes of its mean actions (noise-free): data size
+#: against action noise. Dataset name suffix -> (recipe, expert episodes).
+NOISE_STUDY_DATA = {"expert10": ("expert", 10), "expert50": ("expert", 50), "expert250": ("expert", 250),
+                    "expertmean10": ("expert-mean", 10)}
+NOISE_STUDY_ENVS = ("hopper", "walker2d")
+NOISE_STUDY_ALGOS = ("BC", "SAQ-BC", "IQL", "SAQ-IQL")
 #: What limits the SAQ variants (issue 12, part 4): quantizer budgets and acting, on hopper-medium-expert.
 STUDY_ALGOS = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL")
 STUDY_QUANTIZER_STEPS = (5000, 20_000, 50_000)
@@ -54,11 +65,13 @@ CRITERION_ALGOS, CRITERION_EXTRA_SEEDS = ("SAQ-BC", "SAQ-IQL"), (3, 4)
 def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     """The datasets of a suite, as ``prepare`` writes them under ``data_dir``."""
     minari = data_dir / "minari"
-    # the paper suite's datasets are 10x larger: another Minari namespace, never mixed up
-    namespace = "saqbench-full" if suite == "paper" else "saqbench-std" if suite in STANDARD_FAMILY else "saqbench"
+    # the paper suite's datasets are 10x larger, the noise study's other recipes and sizes:
+    # other Minari namespaces, never mixed up
+    namespace = {"paper": "saqbench-full", "noise-study": "saqbench-noise"}.get(
+        suite, "saqbench-std" if suite in STANDARD_FAMILY else "saqbench")
 
-    def loco(env: str, recipe: str) -> DatasetSpec:
-        name = f"{env}-{recipe}"
+    def loco(env: str, recipe: str, suffix: str | None = None) -> DatasetSpec:
+        name = f"{env}-{suffix or recipe}"
         return DatasetSpec(name=name, kind="minari", source=str(minari / namespace / f"{name}-v0"),
                            paper_key=f"{env}-{recipe}-v2")
 
@@ -91,6 +104,8 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     if suite in ("ablation-state", "quantizer-study"):
         # the quantizer study runs where SAQ-BC trails BC most (seed 0: 20.8 against 118.8)
         return [loco("hopper", "medium-expert")]
+    if suite == "noise-study":  # every dataset stands in for D4RL's expert data of its env
+        return [loco(env, "expert", suffix) for env in NOISE_STUDY_ENVS for suffix in NOISE_STUDY_DATA]
     raise DataError(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
 
 
@@ -105,7 +120,9 @@ STANDARD_LIFT_DEMOS = 30
 
 def prepare_plan(suite: str) -> dict[str, Any]:
     """What ``prepare`` must generate for ``suite`` (zoo models are paths relative to ``--zoo``):
-    per locomotion dataset its env, recipe, budget (``n_steps`` or ``n_episodes``) and zoo agents."""
+    per locomotion dataset its env, recipe, budget (``n_steps`` or ``n_episodes``), zoo agents
+    (``medium_model`` only for the recipes that use one) and ``ref_scores_from``: the dataset
+    (generated before it) whose reference scores it takes, or ``None`` to measure its own."""
     small = suite in ("small", "ablation-penalty")
     steps = 10_000 if small else 100_000
     plan: list[dict[str, Any]] = []
@@ -113,15 +130,32 @@ def prepare_plan(suite: str) -> dict[str, Any]:
     for ds in suite_datasets(suite, Path(".")):
         if ds.kind != "minari":
             continue
-        env, recipe = ds.name.split("-", 1)
+        env, kind = ds.name.split("-", 1)
         title = envs[env]
-        share = 2 if recipe == "medium-expert" else 1
-        budget = (dict(n_episodes=share * STANDARD_EXPERT_EPISODES, n_steps=None) if suite in STANDARD_FAMILY
-                  else dict(n_steps=share * steps, n_episodes=None))
+        ref_scores_from = None
+        if suite == "noise-study":
+            recipe, episodes = NOISE_STUDY_DATA[kind]
+            budget: dict[str, Any] = dict(n_episodes=episodes, n_steps=None)
+            # One measurement of the reference returns per env, so the four datasets' normalized
+            # scores compare. The 10-episode dataset measures them as the standard suite's
+            # hopper-/walker2d-expert does (same recipe and seeds: the same numbers on one
+            # machine), the other three take its numbers. Measuring each again would repeat them
+            # only on the same machine and libraries; a dataset kept from an earlier `prepare`
+            # elsewhere would differ in the last digits. The standard suite's own files may live
+            # in another --data-dir, so they are not read.
+            first = f"{env}-{next(iter(NOISE_STUDY_DATA))}"
+            ref_scores_from = None if ds.name == first else first
+        else:
+            recipe = kind
+            share = 2 if recipe == "medium-expert" else 1
+            budget = (dict(n_episodes=share * STANDARD_EXPERT_EPISODES, n_steps=None) if suite in STANDARD_FAMILY
+                      else dict(n_steps=share * steps, n_episodes=None))
         plan.append(dict(
             name=ds.name, env_id=f"{title}-v5", recipe=recipe,
             dataset_id="/".join(Path(ds.source).parts[-2:]),
-            model=f"tqc/{title}-v3/model.zip", medium_model=f"sac/{title}-v3/model.zip", **budget,
+            model=f"tqc/{title}-v3/model.zip",
+            medium_model=f"sac/{title}-v3/model.zip" if recipe.startswith("medium") else None,
+            ref_scores_from=ref_scores_from, **budget,
         ))
     lift = [ds for ds in suite_datasets(suite, Path(".")) if ds.kind == "robomimic"]
     demos = STANDARD_LIFT_DEMOS if suite == "standard" else (100 if small else 200)
@@ -149,7 +183,7 @@ def build_suite(
                     arq=ARQSettings(n_samples=4, hidden=32, n_blocks=1, ode_steps=2, fit_steps=100,
                                     fit_batch=256, fit_lr=3e-3, kth=2))
         default_algos, default_seeds = ["BC", "SAQ-BC"], [0]
-    elif suite in STANDARD_FAMILY:
+    elif suite in STANDARD_BUDGET:
         # the standard budget: 20,000 updates for every algorithm (X and SAQ-X alike), 256-256
         # networks everywhere, the library's default quantizer (K=64, 512-512, 5,000 updates),
         # a 16-sample ARQ table at the sampler's validated 28 ODE steps and ARQ's AWR policy (the
@@ -162,6 +196,8 @@ def build_suite(
         default_algos, default_seeds = list(MAIN_ALGOS) + ["TD3+BC"], [0, 1, 2]
         if suite == "quantizer-study":
             default_algos = list(STUDY_ALGOS)
+        if suite == "noise-study":
+            default_algos = list(NOISE_STUDY_ALGOS)
     elif suite == "paper":
         base = dict(steps=200_000, hidden=None, evaluation=EvaluationSettings(10, 10, 5),
                     quantizer=QuantizerSettings(n_codes=64, hidden=(512, 512), steps=20_000),
@@ -182,7 +218,7 @@ def build_suite(
     base["time_budget"] = time_budget
     chosen = algos if algos else default_algos
     chosen_seeds = seeds if seeds else default_seeds
-    authors = suite in STANDARD_FAMILY or suite == "paper"
+    authors = suite in STANDARD_BUDGET or suite == "paper"
     runs: list[RunSpec] = []
     for ds in sets:
         for algo in chosen:

@@ -159,3 +159,24 @@ def test_model_agent_seed_starts_from_the_files_stored_seed(sac_file: Path, tmp_
     with pytest.raises(DataError, match="unknown agent_seed"):
         generate_dataset(sac_file, "Pendulum-v1", "gen/pendulum-agent-e-v0", "expert", n_steps=50,
                          progress=False, agent_seed="file")
+
+
+def test_expert_mean_records_the_deterministic_actions_and_expert_samples(sac_file: Path) -> None:
+    """``expert-mean`` writes the agent's mean action at every recorded state (the noise-free
+    control of the noise study); ``expert`` on the same seed writes sampled ones, away from it."""
+    from saq_wrappers.app.generate import build_parser
+
+    agent = sb3.SAC.load(sac_file, device="cpu")  # a file this test module wrote
+    recorded = {}
+    for recipe in ("expert-mean", "expert"):
+        path = generate_dataset(sac_file, "Pendulum-v1", f"gen/pendulum-{recipe}-det-v0", recipe, n_steps=60,
+                                seed=2, ref_min_score=-1200.0, ref_max_score=-150.0, progress=False)
+        assert minari_info(path).metadata["saq_generation"]["recipe"] == recipe
+        data = load_minari(f"gen/pendulum-{recipe}-det-v0")
+        mean = np.stack([agent.predict(obs, deterministic=True)[0] for obs in data.observations])
+        recorded[recipe] = np.abs(data.actions - mean).max()
+    assert recorded["expert-mean"] < 1e-5
+    assert recorded["expert"] > 0.1  # an untrained SAC's std is about 1 before its tanh
+    args = build_parser().parse_args(["--env", "Pendulum-v1", "--dataset-id", "gen/x-v0", "--episodes", "1",
+                                      "--recipe", "expert-mean"])
+    assert args.recipe == "expert-mean"

@@ -1,0 +1,151 @@
+"""The ``noise-study`` suite (data size against action noise): its grid next to the standard
+suite's, its prepare plan, what ``prepare`` asks the generator for, and its results folder. No
+training and no zoo agent: ``prepare``'s generator is replaced by a tiny stand-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import run as bench_run
+from benchmarks.harness.data import prepare, zoo_expert
+from benchmarks.harness.spec import build_suite, prepare_plan, suite_datasets, with_mode_averaged_twins
+from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.minari import minari_info
+
+DATA = Path("/data")
+NAMES = {f"{env}-{kind}" for env in ("hopper", "walker2d")
+         for kind in ("expert10", "expert50", "expert250", "expertmean10")}
+
+
+def _settings(run: Any) -> tuple:
+    """What a run trains and evaluates with, beside its data."""
+    return (run.steps, run.hidden, run.quantizer, run.evaluation, run.reward_scaling, run.time_budget)
+
+
+def test_noise_study_grid_is_the_standard_budget_on_data_of_its_own() -> None:
+    study = build_suite("noise-study", DATA)
+    standard = build_suite("standard", DATA)
+    assert {r.dataset.name for r in study} == NAMES
+    assert {r.algo for r in study} == {"BC", "SAQ-BC", "IQL", "SAQ-IQL"}
+    assert {r.seed for r in study} == {0, 1, 2}
+    assert len({r.run_id for r in study}) == len(study) == 8 * 4 * 3
+    # its own Minari namespace and run ids: nothing of the standard suite is read or overwritten
+    assert {Path(r.dataset.source).parent for r in study} == {DATA / "minari" / "saqbench-noise"}
+    assert not {r.run_id for r in study} & {r.run_id for r in standard}
+    assert not {r.fingerprint() for r in study} & {r.fingerprint() for r in standard}
+    # per algorithm, exactly the standard suite's settings: budget, networks, quantizer, acting
+    # (SAQ-IQL sampled), reward scaling (the IQL pair), evaluation episodes and curve
+    on_hopper = {r.algo: _settings(r) for r in standard if r.dataset.name == "hopper-expert"}
+    for run in study:
+        assert _settings(run) == on_hopper[run.algo], run.run_id
+    assert {r.algo for r in study if not r.evaluation.greedy} == {"SAQ-IQL"}
+    assert {r.algo for r in study if r.reward_scaling == "returns"} == {"IQL", "SAQ-IQL"}
+    assert {r.dataset.paper_key for r in study} == {"hopper-expert-v2", "walker2d-expert-v2"}
+    # --mode-averaging adds one twin per SAQ run
+    assert len(with_mode_averaged_twins(study)) == len(study) + 8 * 2 * 3
+
+
+def test_noise_study_prepare_plan() -> None:
+    plan = prepare_plan("noise-study")
+    assert (plan["lift_demos"], plan["lift_file"]) == (0, None)
+    items = {item["name"]: item for item in plan["minari"]}
+    assert set(items) == NAMES
+    for env, title in (("hopper", "Hopper"), ("walker2d", "Walker2d")):
+        got = {kind: (items[f"{env}-{kind}"]["recipe"], items[f"{env}-{kind}"]["n_episodes"],
+                      items[f"{env}-{kind}"]["n_steps"])
+               for kind in ("expert10", "expert50", "expert250", "expertmean10")}
+        assert got == {"expert10": ("expert", 10, None), "expert50": ("expert", 50, None),
+                       "expert250": ("expert", 250, None), "expertmean10": ("expert-mean", 10, None)}
+        for kind in got:
+            item = items[f"{env}-{kind}"]
+            assert (item["env_id"], item["model"], item["medium_model"]) == (
+                f"{title}-v5", f"tqc/{title}-v3/model.zip", None)
+            assert item["dataset_id"] == f"saqbench-noise/{env}-{kind}-v0"
+            # one reference measurement per env, taken by a dataset listed before it
+            assert item["ref_scores_from"] == (None if kind == "expert10" else f"{env}-expert10")
+        # the standard suite's expert agent, for the diagnostics that load it
+        assert zoo_expert("noise-study", f"{env}-expert250", Path("zoo")) == zoo_expert(
+            "standard", f"{env}-expert", Path("zoo"))
+    names = [item["name"] for item in plan["minari"]]
+    assert all(names.index(i["ref_scores_from"]) < names.index(i["name"]) for i in plan["minari"]
+               if i["ref_scores_from"])
+    # the datasets build_suite reads are the ones prepare writes
+    assert {str(Path(ds.source).relative_to(DATA / "minari")) for ds in suite_datasets("noise-study", DATA)} == {
+        i["dataset_id"] for i in plan["minari"]}
+
+
+@pytest.fixture()
+def recorded_prepare(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[list[dict[str, Any]], Path]:
+    """``prepare``'s generator replaced: every call is recorded and writes a 3-step random
+    Pendulum dataset under the asked id, with the asked reference scores (else -7 and 11)."""
+    import saq_wrappers.app.generate as generate
+
+    real = generate.generate_dataset
+    calls: list[dict[str, Any]] = []
+
+    def stand_in(model: str, env_id: str, dataset_id: str, recipe: str, **kwargs: Any) -> Path:
+        calls.append(dict(model=model, env_id=env_id, dataset_id=dataset_id, recipe=recipe, **kwargs))
+        ref_min, ref_max = kwargs["ref_min_score"], kwargs["ref_max_score"]
+        return real(None, "Pendulum-v1", dataset_id, "random", n_steps=3, root=kwargs["root"], progress=False,
+                    ref_min_score=-7.0 if ref_min is None else ref_min,
+                    ref_max_score=11.0 if ref_max is None else ref_max)
+
+    monkeypatch.setattr(generate, "generate_dataset", stand_in)
+    zoo = tmp_path / "zoo"
+    for algo in ("tqc", "sac"):
+        for title in ("Hopper", "Walker2d", "HalfCheetah"):
+            (zoo / algo / f"{title}-v3").mkdir(parents=True)
+            (zoo / algo / f"{title}-v3" / "model.zip").write_bytes(b"")
+    return calls, zoo
+
+
+def test_prepare_asks_for_the_standard_recipe_and_shares_the_reference_scores(
+        recorded_prepare: tuple[list[dict[str, Any]], Path], tmp_path: Path) -> None:
+    calls, zoo = recorded_prepare
+    lines = prepare("noise-study", tmp_path / "noise", zoo, progress=False, agent_seed="model")
+    assert len(lines) == len(calls) == 8 and all(line.startswith("wrote") for line in lines)
+    study = {Path(c["dataset_id"]).name.removesuffix("-v0"): c for c in calls}
+    for env in ("hopper", "walker2d"):
+        first = study[f"{env}-expert10"]
+        assert (first["ref_min_score"], first["ref_max_score"]) == (None, None)  # measured, as the standard's
+        for kind in ("expert50", "expert250", "expertmean10"):
+            call = study[f"{env}-{kind}"]
+            assert (call["ref_min_score"], call["ref_max_score"]) == (-7.0, 11.0)
+        written = {minari_info(tmp_path / "noise" / "minari" / c["dataset_id"]).ref_max_score
+                   for c in calls if env in c["dataset_id"]}
+        assert written == {11.0}
+    assert all(c["agent_seed"] == "model" and c["medium_model"] is None for c in calls)
+    assert {c["recipe"] for c in calls} == {"expert", "expert-mean"}
+
+    # the 10 sampled episodes are the standard suite's hopper-/walker2d-expert call, but for the id
+    (tmp_path / "std").mkdir()
+    (tmp_path / "std" / "lift_mm_30.hdf5").write_bytes(b"")  # kept: no robosuite here
+    calls.clear()
+    prepare("standard", tmp_path / "std", zoo, progress=False, agent_seed="model")
+    standard = {Path(c["dataset_id"]).name.removesuffix("-v0"): c for c in calls}
+    for env in ("hopper", "walker2d"):
+        ours, theirs = dict(study[f"{env}-expert10"]), dict(standard[f"{env}-expert"])
+        for differs in ("dataset_id", "root"):
+            ours.pop(differs), theirs.pop(differs)
+        assert ours == theirs
+    # a second prepare keeps all, generating nothing
+    calls.clear()
+    assert all(line.startswith("kept") for line in prepare("noise-study", tmp_path / "noise", zoo, progress=False))
+    assert calls == []
+    with pytest.raises(DataError, match="no --zoo"):
+        prepare("noise-study", tmp_path / "empty", None, progress=False)
+
+
+def test_noise_study_reports_into_a_folder_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Not the standard suite's folder (its family shares that one), with the mode-averaged
+    twins' report beside its own."""
+    monkeypatch.setattr(bench_run, "RESULTS", tmp_path / "results")
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert bench_run.main(["--suite", "noise-study", "--report-only", *data]) == 0
+    assert bench_run.main(["--suite", "noise-study", "--report-only", "--mode-averaging", *data]) == 0
+    assert (tmp_path / "results" / "noise-study" / "results.md").is_file()
+    assert (tmp_path / "results" / "noise-study" / "mode-averaging" / "results.md").is_file()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["noise-study"]
