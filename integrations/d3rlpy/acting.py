@@ -5,8 +5,9 @@ puts on the decoded codes. Each of the four SAQ algorithms has its policy:
 
 * SAQ-BC (d3rlpy's ``DiscreteBC``): the classifier's softmax, ``pi(k | s)``.
 * SAQ-CQL (d3rlpy's ``DiscreteCQL``, and any ``DQN``-like critic): ``softmax(Q(s, .))``, the policy
-  CQL(H)'s regularizer is the log-partition of (CQL eq. 4: the maximizing ``mu`` of
-  ``E_mu[Q] + H(mu)`` is ``exp(Q) / Z``).
+  whose log-partition ``logsumexp_k Q(s, k)`` is CQL(H)'s regularizer (the ``mu`` maximizing
+  ``E_mu[Q] + H(mu)`` is ``exp(Q) / Z``), so it is the distribution SAQ-CQL's penalty pushes
+  toward the data's codes.
 * SAQ-IQL (our ``DiscreteIQL``): the policy it acts with, SAQ eq. 10.
 * SAQ-BRAC (our ``DiscreteBRAC``): its actor ``pi_phi``.
 
