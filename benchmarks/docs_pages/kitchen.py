@@ -45,7 +45,8 @@ def kitchen_block(results: Results) -> str:
                          "-", _paper(row["paper"])])
     pct = f"{100 * doc['statistics']['confidence']:g}%"
     lines = [f"**Real human demonstrations: D4RL kitchen-complete** (19 teleoperated demonstrations, 3,680 "
-             f"transitions; {details(doc)[0]}; {details(doc)[1]}; the env's observation noise as the data's). "
+             f"transitions; {doc['n_finished']} of the grid's {doc['n_runs']} runs finished: {details(doc)[0]}; "
+             f"{details(doc)[1]}; the env's observation noise as the data's). "
              f"Normalized score (25 per task done of 4); means over seeds with {pct} bootstrap intervals. The paper "
              "column is SAQ Table 5 (and ARQ Table A.4 for ARQ's policy), at 1M updates on D4RL's own env; "
              "TD3+BC stands in for the paper's BRAC.", ""]
