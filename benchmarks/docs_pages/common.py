@@ -60,8 +60,10 @@ class Results:
 
     def files(self, pattern: str) -> list[str]:
         """Relative POSIX paths matching the glob ``pattern``, sorted; files of ``runs/`` folders
-        (one harness run each) only when the pattern names ``runs``."""
-        found = [p.relative_to(self.root).as_posix() for p in self.root.glob(pattern) if p.is_file()]
+        (one harness run each) only when the pattern names ``runs``. Smoke runs' files
+        (``*_quick.*``, which git ignores) are never results."""
+        found = [p.relative_to(self.root).as_posix() for p in self.root.glob(pattern)
+                 if p.is_file() and "_quick." not in p.name]
         if "runs" not in pattern.split("/"):
             found = [f for f in found if "runs" not in f.split("/")[:-1]]
         return sorted(found)
