@@ -2,7 +2,9 @@
 
 A change meant to be fast without changing results (the denormal sweep of the presets' Adam,
 SAQ-IQL's skipped pi_beta, the KL bisection's early stop, SAQ-IQL's reused target Q) must give
-the committed runs' scores again. This reruns the named runs of a suite into a folder of their
+the committed runs' scores again; one that changes only float rounding (the KL multiplier's
+Newton solve, the fused Adam) must give scores that differ as reruns on another CPU would, not
+systematically. This reruns the named runs of a suite into a folder of their
 own (the suite's specs, data and seeds; nothing in the results tree is touched) and prints the
 committed score, the score now, and whether every evaluation return is the same to the bit.
 

@@ -40,7 +40,7 @@ from saq_wrappers.app.datasets import DatasetSpec, load_dataset
 from saq_wrappers.app.pipeline import flush_denormals
 from saq_wrappers.integrations.d3rlpy import registry, to_discrete_dataset, train_with_budget
 from saq_wrappers.integrations.d3rlpy.torch.iql_impl import iql_policy_logits
-from saq_wrappers.integrations.d3rlpy.torch.utility import stack_q_values
+from saq_wrappers.integrations.d3rlpy.torch.utility import min_q_values
 from saq_wrappers.integrations.d3rlpy.training import seed_everything
 from saq_wrappers.io import atomic_output
 from saq_wrappers.transitions import relabel
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         """(Q of every code, advantage, log pi_beta) as eq. 10 reads them."""
         x = algo.observation_scaler.transform(torch.as_tensor(np.array(observations, np.float32)))
         with torch.no_grad():
-            q = stack_q_values(modules.targ_q_funcs, x).min(dim=0).values
+            q = min_q_values(modules.targ_q_funcs, x)
             return q, q - modules.value_func(x), modules.behavior_policy(x).logits
 
     states = data.transitions.observations[::10]

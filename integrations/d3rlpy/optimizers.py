@@ -47,6 +47,8 @@ __all__ = ["DenormalFreeAdamFactory", "SWEEP_INTERVAL", "attach_sweep", "flushin
 SWEEP_INTERVAL = 100
 #: Binades between the smallest normal float and the sweep's threshold.
 _MARGIN_BINADES = 24
+#: Devices on which ``DenormalFreeAdamFactory(fused=True)`` uses torch's fused Adam.
+_FUSED_DEVICES = ("cpu", "cuda")
 #: A float32 denormal (below 1.2e-38), as a Python float.
 _DENORMAL = 1e-39
 
@@ -110,16 +112,29 @@ class DenormalFreeAdamFactory(AdamFactory):
 
     Args:
         sweep_interval: optimizer steps between sweeps (> 0).
+        fused: update all parameters in one fused kernel (``torch.optim.Adam(fused=True)``) where
+            every parameter is on the CPU or a CUDA device. The same update, about three times
+            faster on the CPU for 256-unit MLPs, but its float rounding differs from the
+            per-parameter loop's (about 1e-8 a step), so a run is not the unfused run to the bit.
+            SAQ-IQL's and SAQ-BRAC's presets use it; the others keep the unfused loop, whose
+            committed runs reproduce to the bit.
     """
 
     sweep_interval: int = SWEEP_INTERVAL
+    fused: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sweep_interval, bool) or not isinstance(self.sweep_interval, int) or self.sweep_interval < 1:
             raise ValueError(f"sweep_interval must be an int >= 1, got {self.sweep_interval!r}")
 
     def create_optimizer(self, named_modules: Iterable[tuple[str, nn.Module]], lr: float) -> Adam:
-        optimizer = super().create_optimizer(named_modules, lr)
+        named_modules = list(named_modules)
+        params = list(dict.fromkeys(param for _, module in named_modules for param in module.parameters()))
+        if self.fused and params and all(param.device.type in _FUSED_DEVICES for param in params):
+            optimizer = Adam(params, lr=lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
+                             amsgrad=self.amsgrad, fused=True)
+        else:
+            optimizer = super().create_optimizer(named_modules, lr)
         attach_sweep(optimizer, self.sweep_interval)
         return optimizer
 

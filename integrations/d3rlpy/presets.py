@@ -34,10 +34,11 @@ def saq_encoder(hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS) -> d3rlpy.models
     return d3rlpy.models.VectorEncoderFactory(hidden_units=list(hidden_units), activation="relu")
 
 
-def saq_optimizer(weight_decay: float = 1e-3) -> DenormalFreeAdamFactory:
+def saq_optimizer(weight_decay: float = 1e-3, fused: bool = False) -> DenormalFreeAdamFactory:
     """Adam with the weight decay of the authors' runs, kept free of float32 denormals so it runs
-    at full speed without any process-wide flag (:class:`DenormalFreeAdamFactory`)."""
-    return DenormalFreeAdamFactory(weight_decay=weight_decay)
+    at full speed without any process-wide flag (:class:`DenormalFreeAdamFactory`); ``fused``
+    updates all parameters in one kernel (SAQ-IQL's and SAQ-BRAC's presets)."""
+    return DenormalFreeAdamFactory(weight_decay=weight_decay, fused=fused)
 
 
 def every_encoder(config_type: type[LearnableConfig], hidden_units: Sequence[int]) -> dict[str, Any]:
@@ -50,12 +51,13 @@ def every_encoder(config_type: type[LearnableConfig], hidden_units: Sequence[int
 
 
 def _saq_config(config_type: type[Config], hidden_units: Sequence[int], settings: dict[str, Any],
-                overrides: dict[str, Any]) -> Config:
+                overrides: dict[str, Any], fused_adam: bool = False) -> Config:
     """``config_type`` with what every SAQ preset shares (the authors' torsos of
     ``hidden_units``, Adam with weight decay for every optimizer, observations standardized by
     :class:`~saq_wrappers.integrations.d3rlpy.scalers.RobustStandardObservationScaler`), then
-    ``settings`` (the preset's own), then ``overrides`` (the caller's)."""
-    optimizers = {field.name: saq_optimizer() for field in dataclasses.fields(config_type)
+    ``settings`` (the preset's own), then ``overrides`` (the caller's). ``fused_adam``: the
+    optimizers update in one fused kernel (:func:`saq_optimizer`)."""
+    optimizers = {field.name: saq_optimizer(fused=fused_adam) for field in dataclasses.fields(config_type)
                   if field.name.endswith("optim_factory")}
     return config_type(**{
         **every_encoder(config_type, hidden_units), **optimizers,
@@ -98,7 +100,7 @@ def saq_iql_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **over
     ``expectile`` is 0.7 on locomotion and 0.9 on antmaze in the paper; ``temperature`` was swept
     over {0.5, 1, 2} on Adroit.
     """
-    return _saq_config(DiscreteIQLConfig, hidden_units, {}, overrides)
+    return _saq_config(DiscreteIQLConfig, hidden_units, {}, overrides, fused_adam=True)
 
 
 def saq_brac_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **overrides: Any) -> DiscreteBRACConfig:
@@ -112,7 +114,7 @@ def saq_brac_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **ove
     """
     if "beta" in overrides:
         overrides.setdefault("alpha", overrides["beta"])
-    return _saq_config(DiscreteBRACConfig, hidden_units, {}, overrides)
+    return _saq_config(DiscreteBRACConfig, hidden_units, {}, overrides, fused_adam=True)
 
 
 # Continuous counterparts (d3rlpy's own algorithms).

@@ -21,7 +21,7 @@ from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     expectile_loss,
     iql_policy_logits,
 )
-from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
+from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, min_q_values, pick_codes
 
 __all__ = [
     "ARQImpl",
@@ -37,6 +37,6 @@ __all__ = [
     "expectile_loss",
     "iql_policy_logits",
     "kth_largest_target",
+    "min_q_values",
     "pick_codes",
-    "stack_q_values",
 ]

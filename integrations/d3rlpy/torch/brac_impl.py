@@ -12,13 +12,19 @@ from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
 from d3rlpy.algos.qlearning.torch.utility import DiscreteQFunctionMixin
 from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder
 from d3rlpy.optimizers.optimizers import OptimizerWrapper
-from d3rlpy.torch_utility import CudaGraphWrapper, Modules, TorchMiniBatch, eval_api, hard_sync, soft_sync
+from d3rlpy.torch_utility import CudaGraphWrapper, Modules, TorchMiniBatch, eval_api, hard_sync
 from d3rlpy.types import Shape, TorchObservation
 from torch import nn
 from torch.optim import Optimizer
 
 from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import kl_constrained_temperature
-from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
+from saq_wrappers.integrations.d3rlpy.torch.utility import (
+    CategoricalBehaviorMixin,
+    categorical_log_probs,
+    dataset_code_q_values,
+    min_q_values,
+    soft_update,
+)
 
 __all__ = [
     "DiscreteBRACImpl",
@@ -143,9 +149,9 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
     def compute_target(self, batch: TorchMiniBatch) -> torch.Tensor:
         """SAQ eq. 3 target (B,), an exact sum over the K codes at ``s'``; no gradient."""
         with torch.no_grad():
-            next_q = stack_q_values(self._modules.targ_q_funcs, batch.next_observations).min(dim=0).values
-            next_log_pi = self._modules.policy(batch.next_observations).logits
-            next_log_pi_beta = self._modules.behavior_policy(batch.next_observations).logits
+            next_q = min_q_values(self._modules.targ_q_funcs, batch.next_observations)
+            next_log_pi = categorical_log_probs(self._modules.policy, batch.next_observations)
+            next_log_pi_beta = categorical_log_probs(self._modules.behavior_policy, batch.next_observations)
             return brac_critic_target(
                 rewards=batch.rewards,
                 terminals=batch.terminals,
@@ -161,7 +167,7 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
         """Squared error of every critic at the dataset code to the SAQ eq. 3 target."""
         self._modules.critic_optim.zero_grad()
         target = self.compute_target(batch).view(1, -1)
-        q_data = pick_codes(stack_q_values(self._modules.q_funcs, batch.observations), batch.actions)
+        q_data = dataset_code_q_values(self._modules.q_funcs, batch.observations, batch.actions)
         critic_loss = (q_data - target).pow(2).mean(dim=1).sum()
         critic_loss.backward()
         return {"critic_loss": critic_loss}
@@ -179,10 +185,10 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
     def compute_actor_loss(self, observations: TorchObservation) -> dict[str, torch.Tensor]:
         """Negative SAQ eq. 4 objective, exact over the K codes, plus the logged KL and weight."""
         with torch.no_grad():
-            q_values = stack_q_values(self._modules.q_funcs, observations).min(dim=0).values
-            log_pi_beta = self._modules.behavior_policy(observations).logits
+            q_values = min_q_values(self._modules.q_funcs, observations)
+            log_pi_beta = categorical_log_probs(self._modules.behavior_policy, observations)
             beta, alpha = self.actor_weights(q_values, log_pi_beta)
-        log_pi = self._modules.policy(observations).logits
+        log_pi = categorical_log_probs(self._modules.policy, observations)
         objective = brac_soft_value(q_values, log_pi, log_pi_beta, beta, alpha)
         return {
             "actor_loss": -objective.mean(),
@@ -207,7 +213,7 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
             self._modules.critic_optim.step()
             losses.update(self._compute_actor_grad(batch))
             self._modules.actor_optim.step()
-            soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
+            soft_update(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
         return {name: float(value.detach().cpu()) for name, value in losses.items()}
 
     # ---- acting -----------------------------------------------------------------------------
@@ -216,10 +222,10 @@ class DiscreteBRACImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearni
     def policy_log_probs(self, x: TorchObservation) -> torch.Tensor:
         """Normalized log-probabilities (B, K) of the actor ``pi_phi``."""
         with torch.no_grad():
-            return self._modules.policy(x).logits
+            return categorical_log_probs(self._modules.policy, x)
 
     def inner_predict_best_action(self, x: TorchObservation) -> torch.Tensor:
-        return self._modules.policy(x).logits.argmax(dim=1)
+        return categorical_log_probs(self._modules.policy, x).argmax(dim=1)
 
     def inner_sample_action(self, x: TorchObservation) -> torch.Tensor:
         return self._modules.policy(x).sample()

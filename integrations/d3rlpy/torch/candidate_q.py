@@ -21,6 +21,8 @@ from d3rlpy.torch_utility import expand_and_repeat_recursively, flatten_left_rec
 from d3rlpy.types import TorchObservation
 from torch import nn
 
+from saq_wrappers.integrations.d3rlpy.torch.utility import elementwise_min
+
 __all__ = ["min_q_of_candidates"]
 
 
@@ -67,7 +69,7 @@ def min_q_of_candidates(
     if get_batch_size(observations) != batch:
         raise ValueError(f"{get_batch_size(observations)} observations for {batch} candidate sets")
     if isinstance(observations, torch.Tensor) and observations.dim() == 2 and all(map(_plain_mlp_critic, q_funcs)):
-        return torch.stack([_split_q(q_func, observations, actions) for q_func in q_funcs]).min(dim=0).values
+        return elementwise_min([_split_q(q_func, observations, actions) for q_func in q_funcs])
     repeated = flatten_left_recursively(expand_and_repeat_recursively(observations, n_candidates), dim=1)
     flat_actions = actions.reshape(batch * n_candidates, action_size)
     return forwarder.compute_expected_q(repeated, flat_actions, "min").reshape(batch, n_candidates)

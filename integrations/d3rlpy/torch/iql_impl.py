@@ -13,13 +13,21 @@ from d3rlpy.algos.qlearning.base import QLearningAlgoImplBase
 from d3rlpy.algos.qlearning.torch.utility import DiscreteQFunctionMixin
 from d3rlpy.models.torch import CategoricalPolicy, DiscreteEnsembleQFunctionForwarder, ValueFunction
 from d3rlpy.optimizers.optimizers import OptimizerWrapper
-from d3rlpy.torch_utility import CudaGraphWrapper, Modules, TorchMiniBatch, eval_api, hard_sync, soft_sync
+from d3rlpy.torch_utility import CudaGraphWrapper, Modules, TorchMiniBatch, eval_api, hard_sync
 from d3rlpy.types import Shape, TorchObservation
 from torch import nn
 from torch.optim import Optimizer
 
 from saq_wrappers.integrations.d3rlpy.torch.kl_constraint import kl_constrained_temperature
-from saq_wrappers.integrations.d3rlpy.torch.utility import CategoricalBehaviorMixin, pick_codes, stack_q_values
+from saq_wrappers.integrations.d3rlpy.torch.utility import (
+    CategoricalBehaviorMixin,
+    categorical_log_probs,
+    dataset_code_q_values,
+    elementwise_min,
+    min_q_values,
+    pick_codes,
+    soft_update,
+)
 
 __all__ = [
     "CLOSED_FORM",
@@ -197,8 +205,8 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         """``min_j Qbar_j(s, k_data)`` (B,), without gradient: ``V``'s regression target and the
         first term of the policy's advantage."""
         with torch.no_grad():
-            target_q = pick_codes(stack_q_values(self._modules.targ_q_funcs, batch.observations), batch.actions)
-            return target_q.min(dim=0).values
+            return elementwise_min([pick_codes(q_func(batch.observations).q_value, batch.actions)
+                                    for q_func in self._modules.targ_q_funcs])
 
     def compute_value_loss(self, batch: TorchMiniBatch, target_q: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Expectile regression of ``V(s)`` on ``min_j Qbar_j(s, k_data)`` (IQL's ``L_V``;
@@ -214,7 +222,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         the :meth:`dataset_target_q` it used, for the policy step of the same update."""
         self._modules.critic_optim.zero_grad()
         target = self.compute_target(batch).view(1, -1)
-        q_data = pick_codes(stack_q_values(self._modules.q_funcs, batch.observations), batch.actions)
+        q_data = dataset_code_q_values(self._modules.q_funcs, batch.observations, batch.actions)
         q_loss = (q_data - target).pow(2).mean(dim=1).sum()
         target_q = self.dataset_target_q(batch)
         v_loss = self.compute_value_loss(batch, target_q)
@@ -239,7 +247,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
             else:
                 temperature = batch_kl_temperature(advantages, self._temperature, self._kl_budget)
             weights = advantage_weights(advantages, temperature.view(()), self._max_weight)
-        log_probs = torch.log_softmax(policy(batch.observations).logits, dim=1)
+        log_probs = categorical_log_probs(policy, batch.observations)
         policy_loss = -(weights * pick_codes(log_probs, batch.actions)).mean()
         policy_loss.backward()
         return {"policy_loss": policy_loss, "mean_weight": weights.mean(), "temperature": temperature.view(())}
@@ -255,7 +263,7 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
             metrics.update(self._compute_policy_grad(batch))
             self._modules.policy_optim.step()
         self._dataset_target_q = None  # it belongs to this batch only
-        soft_sync(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
+        soft_update(self._modules.targ_q_funcs, self._modules.q_funcs, self._tau)
         return {name: float(value.detach().cpu()) for name, value in metrics.items()}
 
     # ---- SAQ eq. 10 -------------------------------------------------------------------------
@@ -265,11 +273,11 @@ class DiscreteIQLImpl(CategoricalBehaviorMixin, DiscreteQFunctionMixin, QLearnin
         (weighted likelihood), or eq. 10 evaluated from the critics at every code (closed form)."""
         with torch.no_grad():
             if self._modules.policy is not None:
-                return self._modules.policy(x).logits
-            q_values = stack_q_values(self._modules.targ_q_funcs, x).min(dim=0).values
+                return categorical_log_probs(self._modules.policy, x)
+            q_values = min_q_values(self._modules.targ_q_funcs, x)
             values = self._modules.value_func(x)
             assert self._modules.behavior_policy is not None, "the closed form always fits pi_beta"
-            behavior_log_probs = self._modules.behavior_policy(x).logits
+            behavior_log_probs = categorical_log_probs(self._modules.behavior_policy, x)
             return iql_policy_logits(
                 q_values, values, behavior_log_probs, self._temperature, self._log_behavior_min, self._kl_budget
             )

@@ -50,9 +50,20 @@ def kl_constrained_temperature(
     constraint can be solved exactly: ``KL(lambda)`` falls monotonically from the KL of the
     advantage's argmax (``lambda -> 0``) to 0 (``lambda -> inf``), so ``lambda(s)`` is
     ``min_temperature`` where that already satisfies the budget and otherwise the root of
-    ``KL(lambda) = kl_budget``, found by bisection in ``log lambda``. The upper end of the
-    bracket, ``range(A) / sqrt(8 eps)``, is feasible by Hoeffding's lemma (``KL <= range^2 /
-    (8 lambda^2)``), and the returned value is always the feasible end of the final bracket.
+    ``KL(lambda) = kl_budget``.
+
+    The root is found by a safeguarded Newton iteration on ``log KL`` against ``s = -log lambda``.
+    With ``t = 1 / lambda``, ``KL(t) = t E_pi[A] - log Z(t)``, so ``dKL/dt = t Var_pi(A)`` and
+    ``d log KL / ds = t^2 Var_pi(A) / KL``: both come from the same softmax as ``KL`` itself. For
+    small ``t``, ``KL ~ t^2 Var_beta(A) / 2``, which is linear in ``s`` on the log scale: the start
+    ``t = sqrt(2 eps / Var_beta(A))`` is already close and Newton converges in a few steps, where
+    bisection needed about 25. A bracket guards it: its feasible end starts at
+    ``range(A) / sqrt(8 eps)``, feasible by Hoeffding's lemma (``KL <= range^2 / (8 lambda^2)``),
+    its other at ``min_temperature``, and a Newton step that would leave it is replaced by the
+    bracket's midpoint. It stops once a step is below the square root of the dtype's resolution
+    (the next error is then at rounding level): ``KL(lambda(s))`` equals ``eps`` to the precision
+    a float sum of K terms has (about 1e-5 relative in float32 at ``eps = 0.01``, where the old
+    bisection in ``log lambda`` spent about 25 steps on the same answer).
 
     SAQ-BRAC uses the same solution: with ``alpha = beta`` the optimum of eq. 4,
     ``max_pi E_pi[Q] - beta KL(pi || pi_beta)``, is ``pi ∝ pi_beta exp(Q / beta)``, this policy with
@@ -68,33 +79,47 @@ def kl_constrained_temperature(
         log_behavior: normalized ``log pi_beta(k|s)`` (B, K).
         min_temperature: the smallest ``lambda`` used (the config's ``temperature``).
         kl_budget: ``eps`` of eq. 9, > 0.
-        iterations: bisection steps (the bracket shrinks by 2^-iterations in log space).
+        iterations: the most Newton (or bisection) steps; a few are used.
     """
     floor = torch.full_like(advantages[:, :1], float(min_temperature))
     if advantages.shape[0] == 0:
         return floor
-    spread = (advantages.max(dim=1, keepdim=True).values - advantages.min(dim=1, keepdim=True).values)
+    spread = advantages.max(dim=1, keepdim=True).values - advantages.min(dim=1, keepdim=True).values
     ceiling = torch.maximum(floor, spread / (8.0 * kl_budget) ** 0.5)
-    low, high = floor.log(), ceiling.log()
-    feasible_at_floor = policy_kl(advantages, log_behavior, floor) <= kl_budget
-    # a row feasible at the floor returns the floor: its bracket is closed, so it stops no search
-    high = torch.where(feasible_at_floor, low, high)
-    for step in range(iterations):
-        middle = 0.5 * (low + high)
-        if step % _CONVERGENCE_CHECK_EVERY == _CONVERGENCE_CHECK_EVERY - 1 and _unsplittable(low, middle, high):
+    # s = log t = -log lambda, bracketed by [low, high]: KL(low) <= eps (Hoeffding), KL(high) > eps
+    low, high = -ceiling.log(), -floor.log()
+    active = policy_kl(advantages, log_behavior, floor) > kl_budget
+    if not bool(active.any()):
+        return floor
+    behavior = log_behavior.exp()
+    mean = (behavior * advantages).sum(dim=1, keepdim=True)
+    variance = (behavior * (advantages - mean).square()).sum(dim=1, keepdim=True)
+    s = 0.5 * (math.log(2.0 * kl_budget) - variance.log())
+    s = torch.where(s.isfinite(), s.clamp(min=low, max=high), 0.5 * (low + high))
+    tolerance = torch.finfo(advantages.dtype).eps ** 0.5
+    for _ in range(iterations):
+        _, log_kl, slope = _kl_with_slope(advantages, log_behavior, s.exp())
+        over = log_kl > math.log(kl_budget)
+        low = torch.where(over, low, s)
+        high = torch.where(over, s, high)
+        newton = s - (log_kl - math.log(kl_budget)) / slope
+        inside = newton.isfinite() & (newton >= low) & (newton <= high)
+        step = torch.where(inside, newton, 0.5 * (low + high)) - s
+        s = s + step
+        # quadratic convergence: after a step below sqrt(resolution) the error is at rounding level
+        if bool(((step.abs() <= tolerance * s.abs().clamp(min=1.0)) | ~active).all()):
             break
-        over = policy_kl(advantages, log_behavior, middle.exp()) > kl_budget
-        low = torch.where(over, middle, low)
-        high = torch.where(over, high, middle)
-    return torch.where(feasible_at_floor, floor, high.exp())
+    return torch.where(active, (-s).exp(), floor)
 
 
-#: Bisection steps between two checks of :func:`_unsplittable` (each check waits for the device).
-_CONVERGENCE_CHECK_EVERY = 4
-
-
-def _unsplittable(low: torch.Tensor, middle: torch.Tensor, high: torch.Tensor) -> bool:
-    """Whether no bracket can be split any more in its dtype: every midpoint rounds onto an
-    end, so further bisection steps would leave every bracket as it is. Stopping there returns
-    exactly what the remaining steps would (in float32 after about 25 steps, not 40)."""
-    return bool(((middle == low) | (middle == high)).all())
+def _kl_with_slope(
+    advantages: torch.Tensor, log_behavior: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``KL(pi_t || pi_beta)``, its log and ``d log KL / d log t = t^2 Var_pi(A) / KL`` per row,
+    ``pi_t ∝ pi_beta exp(t A)``."""
+    log_policy = torch.log_softmax(advantages * t + log_behavior, dim=1)
+    policy = log_policy.exp()
+    kl = (policy * (log_policy - log_behavior)).sum(dim=1, keepdim=True)
+    mean = (policy * advantages).sum(dim=1, keepdim=True)
+    variance = (policy * (advantages - mean).square()).sum(dim=1, keepdim=True)
+    return kl, kl.log(), t.square() * variance / kl
