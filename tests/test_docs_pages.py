@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,19 @@ def test_the_kitchen_block_shows_the_kitchen_suites_pairs_beside_the_paper(writt
         row = next(line for line in block.splitlines() if line.startswith(f"| {pair['x']} → {pair['saq_x']} |"))
         assert f"{pair['x_mean']:.1f} → {pair['saq_mean']:.1f}" in row and f"{pair['difference']:+.1f}" in row
     assert "| 39.1 → 90.3 |" in block and "| 66.0 → 76.8 |" in block  # BC, IQL pairs of SAQ Table 5
+
+
+def test_the_kitchen_reading_goes_by_the_interval_not_the_mean() -> None:
+    from benchmarks.docs_pages.kitchen import reading
+
+    def pair(x: str, difference: float, ci: tuple[float, float], n: int, paper: float | None) -> dict[str, Any]:
+        return {"x": x, "saq_x": f"SAQ-{x}", "x_n": n, "saq_n": n, "difference": difference,
+                "difference_ci": list(ci), "paper_difference": paper}
+
+    text = reading([pair("BC", 20.0, (5.0, 35.0), 3, 51.2), pair("CQL", 10.0, (-2.5, 25.0), 3, 33.7),
+                    pair("IQL", -12.0, (-20.0, -4.0), 3, 10.8), pair("TD3+BC", 7.5, (7.5, 7.5), 1, -21.7)], "95%")
+    assert "SAQ-BC against BC: ahead; the paper: ahead by 51.2" in text
+    assert "SAQ-CQL against CQL: level (the 95% interval of the difference spans 0)" in text  # a positive mean
+    assert "SAQ-IQL against IQL: behind; the paper: ahead by 10.8" in text
+    assert "SAQ-TD3+BC against TD3+BC: +7.5 on one seed, no interval yet; the paper: behind by 21.7" in text
+    assert reading([], "95%") == "Reading: no pair has both runs yet."

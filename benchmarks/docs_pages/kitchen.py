@@ -10,7 +10,7 @@ from ..harness.markdown import format_interval, format_signed_interval
 from .common import Results, code, table
 from .harness import details, run_command
 
-__all__ = ["KITCHEN", "kitchen_block"]
+__all__ = ["KITCHEN", "kitchen_block", "reading"]
 
 #: The kitchen suite's folder under the results root (observation noise ``dataset``, all 19 demonstrations).
 KITCHEN = "harness/kitchen"
@@ -51,10 +51,34 @@ def kitchen_block(results: Results) -> str:
              "column is SAQ Table 5 (and ARQ Table A.4 for ARQ's policy), at 1M updates on D4RL's own env; "
              "TD3+BC stands in for the paper's BRAC.", ""]
     lines += table(["pair", "ours: X → SAQ-X", "SAQ-X − X", "paper: X → SAQ-X"], rows)
+    lines += ["", reading(pairs, pct)]
     lines += ["", "```bash", "# in the robotics virtualenv (the real-benchmark suites page says how to make it)", re.sub(r"--data \S+", "--data kitchen-complete-v0.hdf5", run_command(doc)), "```", "",
               f"Source: {code(results.name(_REPORT))}; every table and the learning curves: "
               "[the real-benchmark suites](docs/benchmarks/real-suites.md)."]
     return "\n".join(lines)
+
+
+def reading(pairs: list[dict[str, Any]], pct: str) -> str:
+    """Where SAQ-X wins, ties and loses, read off the difference's interval (not its mean), and
+    whether the paper's difference had the same sign."""
+    verdicts = []
+    for p in pairs:
+        n = min(p["x_n"], p["saq_n"])
+        low, high = p["difference_ci"]
+        if n < 2:
+            verdict = f"{p['difference']:+.1f} on one seed, no interval yet"
+        elif low > 0:
+            verdict = "ahead"
+        elif high < 0:
+            verdict = "behind"
+        else:
+            verdict = f"level (the {pct} interval of the difference spans 0)"
+        paper = p.get("paper_difference")
+        if paper is not None:
+            verdict += f"; the paper: {'ahead' if paper > 0 else 'behind' if paper < 0 else 'level'} by {abs(paper):.1f}"
+        verdicts.append(f"{p['saq_x']} against {p['x']}: {verdict}")
+    return ("Reading, from the intervals: " + "; ".join(verdicts) + "." if verdicts
+            else "Reading: no pair has both runs yet.")
 
 
 def _paper_of(doc: dict[str, Any], label: str) -> Any:
