@@ -39,6 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from saq_wrappers.action_set import check_indices
 from saq_wrappers.errors import DataError
 from saq_wrappers.validation import check_int, check_number
 
@@ -117,10 +118,8 @@ class ModeAveraging:
             raise DataError(f"expected actions (B, n, D) and weights (B, n), got {cands.shape} and {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise DataError("weights must be finite and non-negative")
-        index = np.asarray(start, dtype=np.int64).reshape(-1)
         batch, n = w.shape
-        if index.shape != (batch,) or (batch and (index.min() < 0 or index.max() >= n)):
-            raise DataError(f"start must hold {batch} indices in [0, {n}), got {np.asarray(start)!r}")
+        index = check_indices(start, n, batch)
         out = np.empty((batch, cands.shape[2]), dtype=np.float32)
         for first in range(0, batch, CHUNK_STATES):
             part = slice(first, first + CHUNK_STATES)

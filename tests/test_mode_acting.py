@@ -106,8 +106,10 @@ def test_bad_inputs_are_refused() -> None:
         rule.act(actions, np.full((2, 4), np.nan), np.zeros(2, int))
     with pytest.raises(DataError, match="expected actions"):
         rule.act(actions, np.ones((2, 5)), np.zeros(2, int))
-    with pytest.raises(DataError, match=r"start must hold 2 indices in \[0, 4\)"):
+    with pytest.raises(DataError, match=r"indices must lie in \[0, 4\), got range \[0, 4\]"):
         rule.act(actions, np.ones((2, 4)), np.array([0, 4]))
+    with pytest.raises(DataError, match="expected 2 indices"):
+        rule.act(actions, np.ones((2, 4)), np.array([0]))
     for bad in ({"bandwidth_scale": 0.0}, {"max_iterations": 0}, {"tolerance": float("nan")}):
         with pytest.raises(DataError):
             ModeAveraging(**bad)
