@@ -26,7 +26,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "discrete_algos": ("OMP_NUM_THREADS=1 python -m benchmarks.bench_discrete_algos --data kitchen-complete-v0.hdf5",
                        "gradient updates per second of SAQ-IQL, SAQ-BRAC and ARQ against d3rlpy's IQL in a plain "
                        "d3rlpy script (no pipeline), with and without `torch.set_flush_denormal(True)`, and of "
-                       "SAQ-IQL and SAQ-BRAC as configured before the speed changes"),
+                       "SAQ-IQL and SAQ-BRAC with d3rlpy's own Adam (the presets' optimizer settings taken out)"),
     "compute_ceiling": ("python -m benchmarks.bench_compute_ceiling",
                         "floating-point work per update of each algorithm of the standard suite, the updates per "
                         "second it reaches and its share of the core's matrix-product ceiling"),

@@ -98,7 +98,7 @@ def kl_constrained_temperature(
     s = torch.where(s.isfinite(), s.clamp(min=low, max=high), 0.5 * (low + high))
     tolerance = torch.finfo(advantages.dtype).eps ** 0.5
     for _ in range(iterations):
-        _, log_kl, slope = _kl_with_slope(advantages, log_behavior, s.exp())
+        log_kl, slope = _log_kl_with_slope(advantages, log_behavior, s.exp())
         over = log_kl > math.log(kl_budget)
         low = torch.where(over, low, s)
         high = torch.where(over, s, high)
@@ -112,14 +112,14 @@ def kl_constrained_temperature(
     return torch.where(active, (-s).exp(), floor)
 
 
-def _kl_with_slope(
+def _log_kl_with_slope(
     advantages: torch.Tensor, log_behavior: torch.Tensor, t: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``KL(pi_t || pi_beta)``, its log and ``d log KL / d log t = t^2 Var_pi(A) / KL`` per row,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log KL(pi_t || pi_beta)`` and its slope ``d log KL / d log t = t^2 Var_pi(A) / KL`` per row,
     ``pi_t ∝ pi_beta exp(t A)``."""
     log_policy = torch.log_softmax(advantages * t + log_behavior, dim=1)
     policy = log_policy.exp()
     kl = (policy * (log_policy - log_behavior)).sum(dim=1, keepdim=True)
     mean = (policy * advantages).sum(dim=1, keepdim=True)
     variance = (policy * (advantages - mean).square()).sum(dim=1, keepdim=True)
-    return kl, kl.log(), t.square() * variance / kl
+    return kl.log(), t.square() * variance / kl
