@@ -250,6 +250,11 @@ def _reproduce_fragment(results: Results, rel: str) -> str:
     lines += table(["run", "committed score", "score now", "every evaluation return the same"],
                    [[r["run"], _f(r["committed_score"]), _f(r["score_now"]), "yes" if r["same_returns"] else "no"]
                     for r in d["runs"]])
+    finished = [r for r in d["runs"] if r["score_now"] is not None]
+    if len(finished) > 1:
+        before = sum(r["committed_score"] for r in finished) / len(finished)
+        now = sum(r["score_now"] for r in finished) / len(finished)
+        lines += ["", f"Mean over these {len(finished)} runs: committed {_f(before)}, now {_f(now)}."]
     return "\n".join(lines)
 
 
