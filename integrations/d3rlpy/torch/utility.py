@@ -17,8 +17,15 @@ from d3rlpy.torch_utility import TorchMiniBatch
 from d3rlpy.types import TorchObservation
 from torch import nn
 
-__all__ = ["CategoricalBehaviorMixin", "categorical_log_probs", "dataset_code_q_values", "elementwise_min", "min_q_values", "pick_codes",
-           "soft_update"]
+__all__ = [
+    "CategoricalBehaviorMixin",
+    "categorical_log_probs",
+    "dataset_code_q_values",
+    "elementwise_min",
+    "min_q_values",
+    "pick_codes",
+    "soft_update",
+]
 
 
 def elementwise_min(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
