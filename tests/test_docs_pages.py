@@ -154,5 +154,5 @@ def test_the_kitchen_reading_goes_by_the_interval_not_the_mean() -> None:
     assert "SAQ-BC against BC: ahead; the paper: ahead by 51.2" in text
     assert "SAQ-CQL against CQL: level (the 95% interval of the difference spans 0)" in text  # a positive mean
     assert "SAQ-IQL against IQL: behind; the paper: ahead by 10.8" in text
-    assert "SAQ-TD3+BC against TD3+BC: +7.5 on one seed, no interval yet; the paper: behind by 21.7" in text
+    assert "SAQ-TD3+BC against TD3+BC: +7.5 with one seed of TD3+BC, no interval yet; the paper: behind by 21.7" in text
     assert reading([], "95%") == "Reading: no pair has both runs yet."

@@ -66,7 +66,8 @@ def reading(pairs: list[dict[str, Any]], pct: str) -> str:
         n = min(p["x_n"], p["saq_n"])
         low, high = p["difference_ci"]
         if n < 2:
-            verdict = f"{p['difference']:+.1f} on one seed, no interval yet"
+            single = p["x"] if p["x_n"] < 2 else p["saq_x"]
+            verdict = f"{p['difference']:+.1f} with one seed of {single}, no interval yet"
         elif low > 0:
             verdict = "ahead"
         elif high < 0:
