@@ -44,6 +44,17 @@ def train_dead_inputs(factory: AdamFactory, steps: int) -> tuple[torch.nn.Module
     return layer, optimizer
 
 
+def fit_a_few_steps(algo: object) -> None:
+    """Five updates of ``algo`` on 200 random transitions with 4 discrete codes."""
+    rng = np.random.default_rng(0)
+    dataset = d3rlpy.dataset.MDPDataset(
+        rng.standard_normal((200, 3)).astype(np.float32), rng.integers(0, 4, (200, 1)),
+        rng.standard_normal(200).astype(np.float32), np.r_[np.zeros(199), 1.0],
+        action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
+    algo.fit(dataset, n_steps=5, n_steps_per_epoch=5, show_progress=False, save_interval=10**9,  # type: ignore[attr-defined]
+             logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+
+
 @pytest.fixture()
 def denormals_kept() -> Iterator[None]:
     """The CPU computing on denormals, as in a plain script (another test of the session may have
@@ -80,15 +91,9 @@ def test_sweep_zeroes_only_negligible_values() -> None:
 
 
 def test_presets_use_it_and_a_saved_model_gets_it_back(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    dataset = d3rlpy.dataset.MDPDataset(
-        rng.standard_normal((200, 3)).astype(np.float32), rng.integers(0, 4, (200, 1)),
-        rng.standard_normal(200).astype(np.float32), np.r_[np.zeros(199), 1.0],
-        action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
     algo = saq_iql_config(hidden_units=(16,), batch_size=32).create(device="cpu:0")
     assert isinstance(algo.config.critic_optim_factory, DenormalFreeAdamFactory)
-    algo.fit(dataset, n_steps=5, n_steps_per_epoch=5, show_progress=False, save_interval=10**9,
-             logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    fit_a_few_steps(algo)
     algo.save(str(tmp_path / "iql.d3"))
     loaded = d3rlpy.load_learnable(str(tmp_path / "iql.d3"))
     assert isinstance(loaded.config.critic_optim_factory, DenormalFreeAdamFactory)
@@ -133,14 +138,8 @@ def test_iql_and_brac_presets_fuse_and_a_saved_model_keeps_it(tmp_path: Path) ->
     assert saq_iql_config().critic_optim_factory.fused and saq_brac_config().actor_optim_factory.fused
     # SAQ-BC and SAQ-CQL keep the per-parameter loop: their committed runs reproduce to the bit
     assert not saq_bc_config().optim_factory.fused and not saq_cql_config().optim_factory.fused
-    rng = np.random.default_rng(0)
-    dataset = d3rlpy.dataset.MDPDataset(
-        rng.standard_normal((200, 3)).astype(np.float32), rng.integers(0, 4, (200, 1)),
-        rng.standard_normal(200).astype(np.float32), np.r_[np.zeros(199), 1.0],
-        action_space=d3rlpy.constants.ActionSpace.DISCRETE, action_size=4)
     algo = saq_brac_config(hidden_units=(16,), batch_size=32).create(device="cpu:0")
-    algo.fit(dataset, n_steps=5, n_steps_per_epoch=5, show_progress=False, save_interval=10**9,
-             logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    fit_a_few_steps(algo)
     assert algo.impl.modules.critic_optim.optim.param_groups[0]["fused"] is True
     algo.save(str(tmp_path / "brac.d3"))
     loaded = d3rlpy.load_learnable(str(tmp_path / "brac.d3"))
