@@ -215,6 +215,16 @@ class ExperimentSpec:
     def is_saq(self) -> bool:
         return is_saq(self.algo)
 
+    def training_spec(self) -> "ExperimentSpec":
+        """This spec acting by the defaults (greedy, no mode averaging), without its tag.
+
+        How a trained policy acts is applied only when it is evaluated, so specs with equal
+        training specs train the same policy and can share one training
+        (``run_experiment(..., twins=...)``).
+        """
+        acting_reset = dataclasses.replace(self.evaluation, greedy=True, mode_averaging=False)
+        return dataclasses.replace(self, evaluation=acting_reset, tag="")
+
     @property
     def label(self) -> str:
         """Algorithm name with the variant an ablation changes (K, no-state, a quantizer budget

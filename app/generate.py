@@ -48,12 +48,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
 import os
-import random
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -67,6 +65,7 @@ from saq_wrappers.rollouts import StepPolicy, mean_return, noisy_policy, random_
 from saq_wrappers.validation import check_int, check_number, check_seed
 
 from .experiment import check_episode_count
+from .rng import global_rng_kept
 
 __all__ = ["AGENT_SEEDS", "MAX_DATASET_EPISODES", "MAX_DATASET_STEPS", "MODEL_FILE_HELP", "RECIPES",
            "TRUST_MODEL_PICKLE_HELP", "build_parser", "generate_dataset", "run"]
@@ -173,7 +172,7 @@ def generate_dataset(
     try:
         # SB3 samples from the global generators and its load re-seeds them with the seed stored
         # in the file (if any): both are undone on return, and ``seed`` alone decides the samples
-        with torch.random.fork_rng(devices=[]), _numpy_and_python_rng_kept():
+        with global_rng_kept():
             if not isinstance(env.action_space, gym.spaces.Box):
                 raise DataError(f"env {env_id!r} has actions {env.action_space}: expected a continuous Box")
             needs_expert = recipe != "random" or ref_max_score is None
@@ -278,17 +277,6 @@ def _library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
-
-
-@contextlib.contextmanager
-def _numpy_and_python_rng_kept() -> Iterator[None]:
-    """Restore numpy's and ``random``'s global states on exit (SB3's load re-seeds both)."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        yield
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -15,6 +15,10 @@ exists once.
   evaluation time is not charged to the budget.
 * **Score.** Success rate in % for robomimic tasks, else the D4RL-style normalized score,
   else the mean return.
+* **Twins.** Specs that differ only in how the trained policy acts (greedy or sampled, mode
+  averaging or not) share one training: each twin's curve points and final episodes are
+  evaluated on the same trained algorithm, with the global random generators restored after
+  each, so the training, and the main spec's record, are what they would be alone.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +52,7 @@ from saq_wrappers.vqvae import VQVAEQuantizer
 
 from .datasets import LoadedDataset, load_dataset
 from .experiment import CURVE_SEED_OFFSET, ExperimentSpec
+from .rng import global_rng_kept
 
 __all__ = ["ArtifactStore", "ExperimentOutcome", "flush_denormals", "machine", "run_experiment", "score_of"]
 
@@ -92,6 +97,7 @@ class ExperimentOutcome:
     data: LoadedDataset
     relabeled: Optional[Relabeled]
     dataset: Any  # the d3rlpy dataset the algorithm was trained on
+    twin_records: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one per twin, in order
 
 
 def score_of(spec: ExperimentSpec, data: LoadedDataset, result: Any) -> float:
@@ -230,6 +236,7 @@ def run_experiment(
     progress: bool = False,
     model_path: Optional[Path] = None,
     say: Callable[[str], None] = lambda _: None,
+    twins: Sequence[ExperimentSpec] = (),
 ) -> ExperimentOutcome:
     """Train and evaluate ``spec``; see the module docstring.
 
@@ -242,7 +249,14 @@ def run_experiment(
         model_path: save the trained algorithm there (d3rlpy ``.d3``, reloadable with
             ``d3rlpy.load_learnable``).
         say: where one-line status messages go.
+        twins: specs that train exactly as ``spec`` does and act otherwise
+            (:meth:`ExperimentSpec.training_spec` equal): evaluated on the same training, their
+            records in ``twin_records``.
+
+    Raises:
+        DataError: a twin that trains differently from ``spec``.
     """
+    check_twins(spec, twins)
     flush_denormals()
     started = time.perf_counter()
     data = data or load_dataset(spec.dataset, progress=progress)
@@ -291,23 +305,35 @@ def run_experiment(
             monitor = CQLPenaltyMonitor(interval=10**9, n_reference_samples=1024, seed=spec.seed,
                                         states=PenaltyStates(dataset, 256, spec.seed))
         ev = spec.evaluation
-        acting = ModeAveraging() if ev.mode_averaging else None
+        twin_curves: list[list[float]] = [[] for _ in twins]
+
+        def evaluate_as(rule: ExperimentSpec, trained: Any, n_episodes: int, seed: int) -> Any:
+            acting = ModeAveraging() if rule.evaluation.mode_averaging else None
+            return evaluate_algo(trained, env, action_set, n_episodes=n_episodes, seed=seed, progress=False,
+                                 greedy=rule.evaluation.greedy, acting=acting)
 
         def curve_score(trained: Any) -> float:
             if monitor is not None:
                 monitor.record(trained, int(trained.grad_step))
-            result = evaluate_algo(trained, env, action_set, n_episodes=ev.curve_episodes,
-                                   seed=spec.seed + CURVE_SEED_OFFSET, progress=False, greedy=ev.greedy,
-                                   acting=acting)
+            for twin, curve in zip(twins, twin_curves):
+                with global_rng_kept(device):  # the twins' draws (sampled acting) move nothing after them
+                    result = evaluate_as(twin, trained, ev.curve_episodes, spec.seed + CURVE_SEED_OFFSET)
+                curve.append(score_of(twin, data, result))
+            result = evaluate_as(spec, trained, ev.curve_episodes, spec.seed + CURVE_SEED_OFFSET)
             return score_of(spec, data, result)
 
         say(f"training {spec.label} ({_budget_text(spec)})")
         record = train_with_budget(algo, dataset, time_budget=spec.time_budget, n_steps=spec.steps,
                                    evaluate=curve_score if ev.curve_points else None,
                                    n_evaluations=max(1, ev.curve_points), progress=progress, desc=spec.label)
+        twin_finals: list[tuple[Any, float]] = []
+        for twin in twins:
+            twin_started = time.perf_counter()
+            with global_rng_kept(device):
+                twin_final = evaluate_as(twin, algo, twin.evaluation.episodes, spec.seed + twin.evaluation.seed_offset)
+            twin_finals.append((twin_final, time.perf_counter() - twin_started))
         eval_started = time.perf_counter()
-        final = evaluate_algo(algo, env, action_set, n_episodes=ev.episodes, seed=spec.seed + ev.seed_offset,
-                              progress=False, greedy=ev.greedy, acting=acting)
+        final = evaluate_as(spec, algo, ev.episodes, spec.seed + ev.seed_offset)
         eval_seconds = time.perf_counter() - eval_started
     finally:
         env.close()
@@ -337,8 +363,32 @@ def run_experiment(
         "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
         "machine": machine(device),
     }
-    return ExperimentOutcome(record=json.loads(json.dumps(result, default=_json_default)), algo=algo,
-                             action_set=action_set, data=data, relabeled=relabeled, dataset=dataset)
+    twin_records = []
+    for twin, twin_curve, (twin_final, twin_seconds) in zip(twins, twin_curves, twin_finals):
+        curve = [{**point, "score": score} for point, score in zip(record.curve, twin_curve)]
+        twin_records.append({**result, "run_id": twin.run_id, "fingerprint": twin.fingerprint(), "spec": twin.to_dict(),
+                             "label": twin.label, "score": score_of(twin, data, twin_final),
+                             "evaluation": twin_final.to_dict(), "eval_seconds": twin_seconds,
+                             "training": {**result["training"], "curve": curve},
+                             "shared_training": spec.run_id})
+    return ExperimentOutcome(record=_json_ready(result), algo=algo, action_set=action_set, data=data,
+                             relabeled=relabeled, dataset=dataset,
+                             twin_records=[_json_ready(twin) for twin in twin_records])
+
+
+def check_twins(spec: ExperimentSpec, twins: Sequence[ExperimentSpec]) -> None:
+    """Refuse a twin that would not train exactly as ``spec`` (see :func:`run_experiment`)."""
+    for twin in twins:
+        if twin.training_spec() != spec.training_spec():
+            raise DataError(f"{twin.run_id} trains differently from {spec.run_id}: twins may differ only in "
+                            f"how they act (evaluation.greedy, evaluation.mode_averaging)")
+    ids = [spec.run_id] + [twin.run_id for twin in twins]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"twins must act differently from the spec and from each other; run ids {ids}")
+
+
+def _json_ready(record: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(record, default=_json_default))
 
 
 def _budget_text(spec: ExperimentSpec) -> str:

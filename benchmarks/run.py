@@ -53,7 +53,8 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   (about D4RL's size), and 10 episodes of its mean actions (``<env>-expertmean10``, recipe
   ``expert-mean``: noise-free), all four normalized by one measurement of the reference returns
   x BC, SAQ-BC, IQL, SAQ-IQL x seeds 0-2 at the standard suite's budget, settings and acting:
-  96 runs (144 with ``--mode-averaging``). Its data has a Minari namespace of its own
+  96 runs (144 with ``--mode-averaging``, whose twins share their plain runs' trainings, so
+  they cost evaluation time only). Its data has a Minari namespace of its own
   (``saqbench-noise``), its results their own folder (``benchmarks/results/harness/noise-study``).
 * ``small`` (superseded by ``standard``; its results left the tree, ``docs/benchmarks/history.md``
   names the commit that holds them; ~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k
@@ -190,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
     parser.add_argument("--mode-averaging", action="store_true",
                         help="also run every SAQ run acting through saq_wrappers.ModeAveraging (the chosen code "
-                             "picks a mode, the env gets its mean); run ids end in -mode, finished runs are kept, and the "
-                             "report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
+                             "picks a mode, the env gets its mean); run ids end in -mode, finished runs are kept, a twin "
+                             "whose plain run is unfinished too shares its training (one training, two evaluations), and "
+                             "the report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
                       help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "

@@ -2,8 +2,11 @@
 
 The grid runs seed by seed (so an interrupted grid already holds whole tables), each seed in
 two phases: first the shared artifacts its unfinished runs need (one task per quantizer / ARQ
-table, so two SAQ runs on the same data never fit the same quantizer twice), then the runs. Finished runs (a result file with the same fingerprint) are skipped; a run whose
-task fails is reported and retried on the next invocation. Each invocation that has work to do
+table, so two SAQ runs on the same data never fit the same quantizer twice), then the runs.
+Unfinished runs that differ only in how the trained policy acts (a run and its mode-averaged
+twin, say) are one task: one training, each run evaluated on it (:func:`shared_trainings`).
+Finished runs (a result file with the same fingerprint) are skipped; a run whose task fails is
+reported and retried on the next invocation. Each invocation that has work to do
 records its wall-clock time in ``<out>/grid_time.json`` (:mod:`.ledger`).
 """
 
@@ -26,7 +29,7 @@ from .spec import RunSpec
 
 BACKENDS = ("local", "serial", "ray")
 
-Task = tuple[str, dict[str, Any], str, str]
+Task = tuple[str, dict[str, Any], str, str, list[dict[str, Any]]]
 
 #: Rough seconds per update relative to BC on one CPU thread (measured here): the
 #: order runs are started in.
@@ -177,6 +180,20 @@ def plan(runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec], 
     return finished, todo, list(artifacts.values())
 
 
+def shared_trainings(todo: list[RunSpec]) -> list[tuple[RunSpec, list[RunSpec]]]:
+    """``todo`` grouped by training (:meth:`RunSpec.training_spec`), in ``todo``'s order: each
+    group's run that does not average modes trains (its record is then exactly what it would be
+    alone), the others are its twins."""
+    groups: dict[str, list[RunSpec]] = {}
+    for run in todo:
+        groups.setdefault(run.training_spec().fingerprint(), []).append(run)
+    out = []
+    for group in groups.values():
+        trainer = min(group, key=lambda r: r.evaluation.mode_averaging)  # the first plain one
+        out.append((trainer, [r for r in group if r is not trainer]))
+    return out
+
+
 def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str,
              summary: GridSummary, started: float, log: Callable[[str], None], ledger: GridLedger) -> None:
     def stop_requested() -> bool:
@@ -187,7 +204,7 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
         return summary.stopped
 
     if artifact_runs:
-        for reply in executor.run([("artifact", r.to_dict(), str(out), device) for r in artifact_runs]):
+        for reply in executor.run([("artifact", r.to_dict(), str(out), device, []) for r in artifact_runs]):
             stop_requested()
             ledger.tick("artifact", reply["ok"])
             if reply["ok"]:
@@ -196,16 +213,23 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
                 log(f"  artifact FAILED ({reply['run_id']}): {reply['error']}")
     if stop_requested():
         return
-    for done, reply in enumerate(executor.run([("run", r.to_dict(), str(out), device) for r in todo]), start=1):
+    tasks = [("run", r.to_dict(), str(out), device, [t.to_dict() for t in twins]) for r, twins in shared_trainings(todo)]
+    done = 0
+    for reply in executor.run(tasks):
         elapsed = time.perf_counter() - started
-        ledger.tick("run", reply["ok"])
         if reply["ok"]:
-            summary.executed.append(reply["run_id"])
-            log(f"  [{done}/{len(todo)}] {reply['run_id']}: score {reply['score']:.1f} "
-                f"({reply['seconds']:.0f} s; {elapsed / 60:.1f} min elapsed)")
+            for run in reply["runs"]:
+                done += 1
+                ledger.tick("run", True)
+                summary.executed.append(run["run_id"])
+                log(f"  [{done}/{len(todo)}] {run['run_id']}: score {run['score']:.1f} "
+                    f"({run['seconds']:.0f} s; {elapsed / 60:.1f} min elapsed)")
         else:
-            summary.failed[reply["run_id"]] = reply["error"]
-            log(f"  [{done}/{len(todo)}] {reply['run_id']}: FAILED {reply['error']}")
+            for run_id in reply["run_ids"]:
+                done += 1
+                ledger.tick("run", False)
+                summary.failed[run_id] = reply["error"]
+                log(f"  [{done}/{len(todo)}] {run_id}: FAILED {reply['error']}")
             print(reply.get("traceback", ""), file=sys.stderr)
         stop_requested()  # before the executor resumes and starts the next run
 

@@ -21,7 +21,7 @@ import json
 import os
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from saq_wrappers.app.pipeline import ArtifactStore, machine
 from saq_wrappers.errors import DataError
@@ -86,19 +86,20 @@ def prepare_artifact(spec: RunSpec, out: Path) -> str:
     return artifact_key(spec) or ""
 
 
-def execute_run(spec: RunSpec, out: Path, device: str = "cpu:0") -> dict[str, Any]:
-    """Run ``spec`` through the pipeline; write ``runs/<run_id>.json`` atomically and return it."""
+def execute_run(spec: RunSpec, out: Path, device: str = "cpu:0", twins: Sequence[RunSpec] = ()) -> list[dict[str, Any]]:
+    """Run ``spec`` (and its ``twins``, on the same training) through the pipeline; write each
+    ``runs/<run_id>.json`` atomically and return the records, ``spec``'s first."""
     from saq_wrappers.app.pipeline import run_experiment
 
-    result = run_experiment(spec, ArtifactStore(out / ARTIFACTS), device=device).record
-    path = result_path(out, spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
-    failure = failure_path(out, spec)
-    if failure.exists():
-        failure.unlink()
-    return result
+    outcome = run_experiment(spec, ArtifactStore(out / ARTIFACTS), device=device, twins=twins)
+    records = [outcome.record, *outcome.twin_records]
+    for run, record in zip([spec, *twins], records):
+        path = result_path(out, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+        failure_path(out, run).unlink(missing_ok=True)
+    return records
 
 
 # ---------------------------------------------------------------------------------- task entry
@@ -121,23 +122,30 @@ def init_worker() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-def execute_task(kind: str, spec_data: dict[str, Any], out: str, device: str = "cpu:0") -> dict[str, Any]:
-    """A pool / Ray task: ``kind`` is ``artifact`` or ``run``. Never raises: an error is
-    returned (and, for a run, written to ``runs/<run_id>.failed.json``) so the grid goes on."""
+def execute_task(kind: str, spec_data: dict[str, Any], out: str, device: str = "cpu:0",
+                 twins_data: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A pool / Ray task: ``kind`` is ``artifact`` or ``run`` (with the runs ``twins_data`` names
+    on the same training, :func:`execute_run`). Never raises: an error is returned (and, for a
+    run, written to each ``runs/<run_id>.failed.json``) so the grid goes on.
+
+    The reply names every run it finished in ``runs``: ``{"run_id", "score", "seconds"}`` each."""
     init_worker()
     spec = RunSpec.from_dict(spec_data)
+    twins = [RunSpec.from_dict(data) for data in twins_data]
     folder = Path(out)
     try:
         if kind == "artifact":
             return {"kind": kind, "ok": True, "key": prepare_artifact(spec, folder), "run_id": spec.run_id}
-        result = execute_run(spec, folder, device)
-        return {"kind": kind, "ok": True, "run_id": spec.run_id, "score": result["score"],
-                "seconds": result["wall_seconds"]}
+        records = execute_run(spec, folder, device, twins)
+        return {"kind": kind, "ok": True, "run_id": spec.run_id,
+                "runs": [{"run_id": r["run_id"], "score": r["score"], "seconds": r["wall_seconds"]} for r in records]}
     except Exception as error:  # noqa: BLE001 - reported per run, the grid continues
         text = "".join(traceback.format_exception(error))
         if kind == "run":
-            path = failure_path(folder, spec)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(path) as tmp:
-                tmp.write_text(json.dumps({"run_id": spec.run_id, "error": repr(error), "traceback": text}, indent=1))
-        return {"kind": kind, "ok": False, "run_id": spec.run_id, "error": repr(error), "traceback": text}
+            for run in [spec, *twins]:
+                path = failure_path(folder, run)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_output(path) as tmp:
+                    tmp.write_text(json.dumps({"run_id": run.run_id, "error": repr(error), "traceback": text}, indent=1))
+        return {"kind": kind, "ok": False, "run_id": spec.run_id, "run_ids": [r.run_id for r in [spec, *twins]],
+                "error": repr(error), "traceback": text}
