@@ -14,7 +14,7 @@ action space in ``__init__`` and do their work in ``action()`` / ``actions()``.
 Conventions shared by both wrappers:
 
 - The observation is passed through unchanged, so env checkers (Gymnasium's, SB3's) see the
-  base env's observation space.
+  base env's observation space, unless ``observe_candidates=True`` (below).
 - ``action_masks()`` follows sb3-contrib's maskable algorithms: ``True`` marks a valid index.
   The candidate table it needs is computed lazily (at most once per observation), so agents that
   never ask for masks pay only for one ``decode`` call per step.
@@ -32,6 +32,16 @@ Conventions shared by both wrappers:
   indices; uniform over the valid candidates when not given, which is right for an ARQ sampler
   whose candidates are draws from the behavior policy). This needs the whole candidate table on
   every step (one batched ``candidates`` call), which the plain decoding does not.
+- With ``observe_candidates=True``, every observation the agent gets is the env's observation
+  followed by the ``n`` candidate actions at it (:mod:`saq_wrappers.candidate_observations`),
+  for agents whose policy is parametrized through the candidate actions, e.g. the action-density
+  policy of issue 37, ``pi(k | s) ∝ p(g(s, k) | s)``: they cannot score an index without the
+  action it stands for at ``s``. The cost is that all ``n`` candidates are decoded on every
+  ``reset``/``step`` (one batched ``candidates`` call per observation, never a second one: the
+  following ``step`` executes the candidate the agent saw, from the same table), and every
+  candidate must be valid there (:class:`~saq_wrappers.errors.DataError` otherwise).
+  ``current_observation(s)`` still give the env's own observation; ``code_weights`` gets the
+  candidate observations, since they are what the agent's policy reads.
 """
 
 from __future__ import annotations
@@ -47,6 +57,11 @@ from gymnasium.vector import VectorActionWrapper, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from saq_wrappers.action_set import ActionSet, check_indices, check_spaces_match
+from saq_wrappers.candidate_observations import (
+    candidate_observation_space,
+    candidate_observations,
+    split_candidate_observations,
+)
 from saq_wrappers.errors import DataError, SpaceMismatchError
 from saq_wrappers.mode_acting import ModeAveraging
 
@@ -105,7 +120,11 @@ def _mismatch(where: str, error: SpaceMismatchError, action_set: ActionSet) -> S
     )
 
 
-def _check_acting(acting: ModeAveraging | None, code_weights: CodeWeights | None) -> None:
+def _check_options(
+    acting: ModeAveraging | None, code_weights: CodeWeights | None, observe_candidates: bool
+) -> None:
+    if not isinstance(observe_candidates, (bool, np.bool_)):
+        raise TypeError(f"observe_candidates must be a bool, got {type(observe_candidates).__name__}")
     if acting is not None and not isinstance(acting, ModeAveraging):
         raise TypeError(f"acting must be a ModeAveraging or None, got {type(acting).__name__}")
     if code_weights is not None and not callable(code_weights):
@@ -116,7 +135,10 @@ def _check_acting(acting: ModeAveraging | None, code_weights: CodeWeights | None
 
 
 def _constructor_args(
-    action_set: ActionSet, acting: ModeAveraging | None, code_weights: CodeWeights | None
+    action_set: ActionSet,
+    acting: ModeAveraging | None,
+    code_weights: CodeWeights | None,
+    observe_candidates: bool,
 ) -> dict[str, Any]:
     """What the env spec records: the options only where given, so a plain wrapper's spec is as before."""
     recorded: dict[str, Any] = {"action_set": action_set}
@@ -124,7 +146,33 @@ def _constructor_args(
         recorded["acting"] = acting
     if code_weights is not None:
         recorded["code_weights"] = code_weights
+    if observe_candidates:
+        recorded["observe_candidates"] = True
     return recorded
+
+
+def _observed_space(action_set: ActionSet) -> gym.spaces.Box:
+    """The ``Box`` of one candidate observation, or a :class:`SpaceMismatchError` saying why not."""
+    try:
+        return candidate_observation_space(action_set)
+    except SpaceMismatchError as error:
+        raise SpaceMismatchError(
+            f"observe_candidates=True appends the candidate actions to the observation, which "
+            f"needs a flat (1-D) Box observation space: {error}. Flatten the observations first "
+            f"(gymnasium.wrappers.FlattenObservation) or leave observe_candidates off."
+        ) from None
+
+
+def _observed_candidates(
+    action_set: ActionSet, n: int, obs_batch: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate observations of ``obs_batch`` with the ``(B, n, act_dim)`` candidates and
+    ``(B, n)`` validity in them, all from ONE ``candidates`` call: the wrappers cache the table so
+    that the following step executes exactly the candidates the agent saw, decoding nothing."""
+    seen = candidate_observations(action_set, obs_batch)
+    _, actions = split_candidate_observations(seen, n, action_set.action_space.shape[0])
+    # candidate_observations refuses an invalid candidate, so every one it returns is valid
+    return seen, actions, np.ones(actions.shape[:2], dtype=bool)
 
 
 def _weights_at(
@@ -147,8 +195,8 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     The index the agent picks is decoded by ``action_set`` at the observation the agent last saw
     (the one returned by the latest ``reset``/``step``), because SAQ's codes and ARQ's candidates
-    only mean something at the state they were computed for (SAQ: ``a = g(s, k)``). Observations,
-    rewards and episode ends are passed through untouched.
+    only mean something at the state they were computed for (SAQ: ``a = g(s, k)``). Observations
+    (unless ``observe_candidates``), rewards and episode ends are passed through untouched.
 
     ``step`` adds to ``info``:
 
@@ -184,11 +232,20 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
             :class:`~saq_wrappers.mode_acting.ModeAveraging` executes the mean of the mode the
             index picks (see the module docstring).
         code_weights: with ``acting``, the agent's weights of the indices at a batch of
-            observations, e.g. ``saq_wrappers.integrations.d3rlpy.code_weights(algo)``.
+            observations (what the agent sees: candidate observations with
+            ``observe_candidates``), e.g. ``saq_wrappers.integrations.d3rlpy.code_weights(algo)``.
+        observe_candidates: observations become ``(obs_dim + n * act_dim,)`` float32 candidate
+            observations, ``observation_space`` their ``Box``: for an agent whose policy is
+            parametrized through the candidate actions (e.g. the action-density policy of issue
+            37). Costs decoding all ``n`` candidates on every ``reset``/``step`` (see the module
+            docstring).
 
     Raises:
-        SpaceMismatchError: the env's spaces do not fit the action set.
+        SpaceMismatchError: the env's spaces do not fit the action set, or
+            ``observe_candidates`` with observations that are not flat.
         TypeError: ``env`` is a vector env (use :class:`SAQVectorActionWrapper`).
+        DataError: from ``reset``/``step`` with ``observe_candidates``, an action set with an
+            invalid candidate at the observation.
     """
 
     def __init__(
@@ -197,6 +254,7 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         action_set: ActionSet,
         acting: ModeAveraging | None = None,
         code_weights: CodeWeights | None = None,
+        observe_candidates: bool = False,
     ) -> None:
         # The action set is recorded by reference: deep-copying a fitted model on every wrap
         # would double its memory, and the spec must describe the model actually used.
@@ -205,9 +263,11 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
                 "SAQActionWrapper wraps a single gymnasium.Env, got a vector env "
                 f"({type(env).__name__}): use SAQVectorActionWrapper for vector envs"
             )
-        _check_acting(acting, code_weights)
+        _check_options(acting, code_weights, observe_candidates)
         gym.utils.RecordConstructorArgs.__init__(
-            self, **_constructor_args(action_set, acting, code_weights), _disable_deepcopy=True
+            self,
+            **_constructor_args(action_set, acting, code_weights, observe_candidates),
+            _disable_deepcopy=True,
         )
         gym.ActionWrapper.__init__(self, env)
         n = _action_set_size(action_set)
@@ -218,10 +278,15 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         self.action_set = action_set
         self.acting = acting
         self.code_weights = code_weights
+        self.observe_candidates = bool(observe_candidates)
         self.action_space = Discrete(n)
+        if self.observe_candidates:
+            self.observation_space = _observed_space(action_set)
         self._n = n
         self._clip = _clip_bounds(env.action_space, action_set)
         self._obs_batch: np.ndarray | None = None
+        # (1, obs_dim + n * act_dim) candidate observation, with observe_candidates only
+        self._seen_batch: np.ndarray | None = None
         # Per-observation cache for action_masks(); reset whenever a new observation arrives.
         self._candidate_actions: np.ndarray | None = None
         self._valid: np.ndarray | None = None
@@ -231,15 +296,14 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the base env and remember its first observation for decoding."""
         obs, info = self.env.reset(seed=seed, options=options)
-        self._remember(obs)
-        return obs, info
+        return self._remember(obs), info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Decode ``action`` at the current observation, step, and remember the new observation."""
         index = self._index(action)
         continuous = self._decode(index)
         obs, reward, terminated, truncated, info = self.env.step(continuous)
-        self._remember(obs)
+        obs = self._remember(obs)
         info[CONTINUOUS_ACTION_KEY] = continuous
         info[ACTION_INDEX_KEY] = index
         return obs, reward, terminated, truncated, info
@@ -266,16 +330,29 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     @property
     def current_observation(self) -> np.ndarray | None:
-        """The float32 observation the next index will be decoded at (``None`` before reset)."""
+        """The float32 observation the next index will be decoded at (``None`` before reset).
+
+        The env's own observation, also with ``observe_candidates``.
+        """
         return None if self._obs_batch is None else self._obs_batch[0]
 
-    def _remember(self, obs: Any) -> None:
+    def _remember(self, obs: Any) -> Any:
+        """Remember ``obs`` to decode at; return what the agent sees of it."""
         # A private copy per observation: the env or the agent may modify the array they hold
         # in place, and action sets may keep a reference to what they were given (e.g. to
         # cache), so neither a view nor a shared buffer overwritten in place would be safe.
-        self._obs_batch = np.array(obs, dtype=np.float32, copy=True)[None]
+        batch = np.array(obs, dtype=np.float32, copy=True)[None]
         self._candidate_actions = None
         self._valid = None
+        if not self.observe_candidates:
+            self._obs_batch = batch
+            return obs
+        self._obs_batch = None  # if decoding fails, nothing is left to act on until reset()
+        self._seen_batch, actions, valid = _observed_candidates(self.action_set, self._n, batch)
+        self._candidate_actions, self._valid = actions[0], valid[0]
+        self._obs_batch = batch
+        # a copy: the cached table is a view of the private one, which the agent must not edit
+        return self._seen_batch[0].copy()
 
     def _current_obs(self) -> np.ndarray:
         if self._obs_batch is None:
@@ -316,7 +393,8 @@ class SAQActionWrapper(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         obs = self._current_obs()
         if self.acting is not None:
             actions, valid = self._candidate_table()
-            weights = _weights_at(self.code_weights, obs, valid[None], self._n)
+            seen = self._seen_batch if self.observe_candidates else obs
+            weights = _weights_at(self.code_weights, seen, valid[None], self._n)
             continuous = self.acting.act(actions[None], weights, np.array((index,)))[0]
         elif self._candidate_actions is not None:
             continuous = np.array(self._candidate_actions[index], dtype=np.float32)
@@ -372,10 +450,16 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         action_set: any :class:`~saq_wrappers.action_set.ActionSet`.
         acting: as for :class:`SAQActionWrapper`; the climbs of all sub-envs run as one batch.
         code_weights: as for :class:`SAQActionWrapper`, called once per step on the whole batch.
+        observe_candidates: as for :class:`SAQActionWrapper`: ``single_observation_space`` is
+            the candidate observations' ``Box`` and ``observation_space`` its batch; all
+            sub-envs' candidates are decoded in one ``candidates`` call per ``reset``/``step``.
 
     Raises:
-        SpaceMismatchError: the sub-envs' spaces do not fit the action set.
+        SpaceMismatchError: the sub-envs' spaces do not fit the action set, or
+            ``observe_candidates`` with observations that are not flat.
         TypeError: ``env`` is not a vector env (use :class:`SAQActionWrapper`).
+        DataError: from ``reset``/``step`` with ``observe_candidates``, an action set with an
+            invalid candidate at some sub-env's observation.
     """
 
     def __init__(
@@ -384,15 +468,18 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         action_set: ActionSet,
         acting: ModeAveraging | None = None,
         code_weights: CodeWeights | None = None,
+        observe_candidates: bool = False,
     ) -> None:
         if not isinstance(env, VectorEnv):
             raise TypeError(
                 "SAQVectorActionWrapper wraps a gymnasium.vector.VectorEnv, got "
                 f"{type(env).__name__}: use SAQActionWrapper for a single env"
             )
-        _check_acting(acting, code_weights)
+        _check_options(acting, code_weights, observe_candidates)
         gym.utils.RecordConstructorArgs.__init__(
-            self, **_constructor_args(action_set, acting, code_weights), _disable_deepcopy=True
+            self,
+            **_constructor_args(action_set, acting, code_weights, observe_candidates),
+            _disable_deepcopy=True,
         )
         VectorActionWrapper.__init__(self, env)
         n = _action_set_size(action_set)
@@ -405,12 +492,18 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         self.action_set = action_set
         self.acting = acting
         self.code_weights = code_weights
+        self.observe_candidates = bool(observe_candidates)
         self._n = n
         self.single_action_space = Discrete(n)
         self.action_space = batch_space(self.single_action_space, env.num_envs)
+        if self.observe_candidates:
+            self.single_observation_space = _observed_space(action_set)
+            self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self._clip = _clip_bounds(env.single_action_space, action_set)
         self._next_step_autoreset = _uses_next_step_autoreset(env)
         self._obs_batch: np.ndarray | None = None
+        # (num_envs, obs_dim + n * act_dim) candidate observations, with observe_candidates only
+        self._seen_batch: np.ndarray | None = None
         self._ended = np.zeros(env.num_envs, dtype=bool)
         self._candidate_actions: np.ndarray | None = None
         self._valid: np.ndarray | None = None
@@ -423,7 +516,7 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the sub-envs and remember the batch of first observations."""
         obs, info = self.env.reset(seed=seed, options=options)
-        self._remember(obs)
+        obs = self._remember(obs)
         self._ended = np.zeros(self.num_envs, dtype=bool)
         return obs, info
 
@@ -433,7 +526,7 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         continuous = self._decode(indices)
         obs, rewards, terminations, truncations, info = self.env.step(continuous)
         executed = ~self._ended if self._next_step_autoreset else np.ones(self.num_envs, bool)
-        self._remember(obs)
+        obs = self._remember(obs)
         self._ended = np.logical_or(terminations, truncations)
         info[CONTINUOUS_ACTION_KEY] = continuous
         info["_" + CONTINUOUS_ACTION_KEY] = executed
@@ -459,16 +552,30 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
 
     @property
     def current_observations(self) -> np.ndarray | None:
-        """The float32 batch the next indices will be decoded at (``None`` before reset)."""
+        """The float32 batch the next indices will be decoded at (``None`` before reset).
+
+        The sub-envs' own observations, also with ``observe_candidates``.
+        """
         return self._obs_batch
 
-    def _remember(self, obs: Any) -> None:
-        self._obs_batch = np.asarray(obs, dtype=np.float32)
-        if self._obs_batch is obs:
+    def _remember(self, obs: Any) -> Any:
+        """Remember the batch ``obs`` to decode at; return what the agent sees of it."""
+        batch = np.asarray(obs, dtype=np.float32)
+        if batch is obs:
             # Vector envs created with copy=False return a buffer they overwrite in place.
-            self._obs_batch = obs.copy()
+            batch = obs.copy()
         self._candidate_actions = None
         self._valid = None
+        if not self.observe_candidates:
+            self._obs_batch = batch
+            return obs
+        self._obs_batch = None  # if decoding fails, nothing is left to act on until reset()
+        self._seen_batch, self._candidate_actions, self._valid = _observed_candidates(
+            self.action_set, self._n, batch
+        )
+        self._obs_batch = batch
+        # a copy: the cached table is a view of the private one, which the agent must not edit
+        return self._seen_batch.copy()
 
     def _current_obs(self) -> np.ndarray:
         if self._obs_batch is None:
@@ -495,7 +602,8 @@ class SAQVectorActionWrapper(VectorActionWrapper, gym.utils.RecordConstructorArg
         obs = self._current_obs()
         if self.acting is not None:
             actions, valid = self._candidate_table()
-            weights = _weights_at(self.code_weights, obs, valid, self._n)
+            seen = self._seen_batch if self.observe_candidates else obs
+            weights = _weights_at(self.code_weights, seen, valid, self._n)
             continuous = self.acting.act(actions, weights, indices)
         elif self._candidate_actions is not None:
             rows = np.arange(self.num_envs)
