@@ -74,6 +74,11 @@ class QuantizerSettings:
 #: ``r * 1000 / (max - min episode return of the dataset)``.
 REWARD_SCALINGS = ("none", "returns")
 
+#: How SAQ-BC's policy over codes is parametrized: one logit per code index (SAQ eq. 8 as the
+#: authors train it), or an action density evaluated at the decoded codes
+#: (:mod:`saq_wrappers.integrations.d3rlpy.density_bc`, issue 37).
+CODE_POLICIES = ("index", "density")
+
 #: How ARQ acts: eq. 6 on fresh candidates, or its AWR-trained explicit policy.
 ARQ_POLICIES = ("implicit", "awr")
 
@@ -182,6 +187,7 @@ class ExperimentSpec:
     options: tuple[tuple[str, Any], ...] = ()
     track_penalty: bool = False
     reward_scaling: str = "none"
+    code_policy: str = "index"
     tag: str = ""
 
     def __post_init__(self) -> None:
@@ -206,6 +212,10 @@ class ExperimentSpec:
                 check_number(f"option {name}", value)  # a NaN or infinite weight makes a NaN loss
         if self.reward_scaling not in REWARD_SCALINGS:
             raise DataError(f"reward_scaling must be one of {', '.join(REWARD_SCALINGS)}, got {self.reward_scaling!r}")
+        if self.code_policy not in CODE_POLICIES:
+            raise DataError(f"code_policy must be one of {', '.join(CODE_POLICIES)}, got {self.code_policy!r}")
+        if self.code_policy != "index" and self.algo != "SAQ-BC":
+            raise DataError(f"the {self.code_policy} code policy is built for SAQ-BC only, not {self.algo}")
         if self.evaluation.mode_averaging and not self.is_saq:
             raise DataError(f"mode averaging acts on SAQ codes; {self.algo} has none")
         if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):
@@ -236,6 +246,8 @@ class ExperimentSpec:
             extra.append("no state")
         if self.quantizer.steps != QuantizerSettings.steps:
             extra.append(f"{self.quantizer.steps:,} quantizer updates")
+        if self.code_policy != "index":
+            extra.append(f"{self.code_policy} policy")
         if not self.evaluation.greedy:
             extra.append("sampled")
         if self.evaluation.mode_averaging:
@@ -251,6 +263,8 @@ class ExperimentSpec:
             variant = f"-K{self.quantizer.n_codes}" + ("" if self.quantizer.state_conditioned else "-nostate")
             if self.quantizer.steps != QuantizerSettings.steps:
                 variant += f"-q{self.quantizer.steps}"
+            if self.code_policy != "index":
+                variant += f"-{self.code_policy}"
         if not self.evaluation.greedy:
             variant += "-sampled"
         if self.evaluation.mode_averaging:
@@ -285,11 +299,13 @@ class ExperimentSpec:
         quantizer of a run that uses none and the ARQ settings of a run that is not ARQ (so a
         suite can change ARQ without invalidating its CQL runs), and settings added after
         results were written, at their defaults (``evaluation.greedy`` and ``mode_averaging``, ``arq.policy``,
-        ``reward_scaling``, the dataset's ``env_kwargs`` and ``first_episodes``)."""
+        ``reward_scaling``, ``code_policy``, the dataset's ``env_kwargs`` and ``first_episodes``)."""
         data = self.to_dict()
         data.pop("tag", None)
         if data.get("reward_scaling") == "none":
             data.pop("reward_scaling")
+        if data.get("code_policy") == "index":
+            data.pop("code_policy")
         if not self.is_saq:
             data.pop("quantizer", None)
         if self.algo != "ARQ":

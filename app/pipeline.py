@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from saq_wrappers.errors import CheckpointError, DataError
+from saq_wrappers.candidate_observations import with_candidate_observations
 from saq_wrappers.evaluation import normalized_score
 from saq_wrappers.integrations.d3rlpy import (
     evaluate_algo,
@@ -270,7 +271,10 @@ def run_experiment(
         if spec.is_saq:
             quantizer, meta = ensure_quantizer(spec, store, data, spaces, progress)
             relabeled = relabel(data.transitions, quantizer, progress=progress)
-            dataset = to_discrete_dataset(data.transitions, relabeled, progress=False)
+            # the density policy reads each state with its codes' decoded actions (decoded once here)
+            observed = (with_candidate_observations(data.transitions, quantizer) if spec.code_policy == "density"
+                        else data.transitions)
+            dataset = to_discrete_dataset(observed, relabeled, progress=False)
             action_set = quantizer
             info["quantizer"] = {**meta, "n_codes": spec.quantizer.n_codes,
                                  "state_conditioned": spec.quantizer.state_conditioned,
@@ -294,8 +298,12 @@ def run_experiment(
             info["reward_scaler"] = {"return_min": scaler.return_min, "return_max": scaler.return_max,
                                      "multiplier": scaler.multiplier}
         seed_everything(spec.seed)
-        config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
-                                      batch_size=spec.batch_size, options=options)
+        if spec.code_policy == "density":
+            config = registry.density_policy_config(action_set, hidden=spec.hidden, batch_size=spec.batch_size,
+                                                    options=options)
+        else:
+            config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
+                                          batch_size=spec.batch_size, options=options)
         algo = config.create(device=device)
 
         monitor = None

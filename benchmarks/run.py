@@ -21,6 +21,8 @@ Usage (from the repository root)::
     # data size against action noise (its own data; the mode-averaged twins of the SAQ runs too)
     python -m benchmarks.run --suite noise-study --prepare-only --agent-seed model --zoo ... --data-dir DIR
     python -m benchmarks.run --suite noise-study --data-dir DIR --mode-averaging
+    # SAQ-BC with the action-density policy over codes beside every SAQ-BC run (issue 37)
+    python -m benchmarks.run --suite standard --algos SAQ-BC --density-policy --mode-averaging
     # any datasets / algorithms / seeds / budget
     python -m benchmarks.run --suite tiny --dataset builtin:pendulum-expert \\
         --algos BC,CQL,SAQ-CQL,ARQ --seeds 0,1 --steps 2000 --out /tmp/bench
@@ -142,7 +144,15 @@ from .harness.backends import BACKENDS, run_grid  # noqa: E402
 from .harness.data import check_available, prepare  # noqa: E402
 from .harness.real_suites import REAL_SUITES, build_real_suite, fetch_and_check, results_name  # noqa: E402
 from .harness.report import write_report  # noqa: E402
-from .harness.spec import ALGORITHMS, STANDARD_FAMILY, SUITES, DatasetSpec, build_suite, with_mode_averaged_twins  # noqa: E402
+from .harness.spec import (  # noqa: E402
+    ALGORITHMS,
+    STANDARD_FAMILY,
+    SUITES,
+    DatasetSpec,
+    build_suite,
+    with_density_policy_variants,
+    with_mode_averaged_twins,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "harness"
 
@@ -194,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "picks a mode, the env gets its mean); run ids end in -mode, finished runs are kept, a twin "
                              "whose plain run is unfinished too shares its training (one training, two evaluations), and "
                              "the report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
+    parser.add_argument("--density-policy", action="store_true",
+                        help="also run every SAQ-BC run with the action-density policy over codes (issue 37: "
+                             "pi(k|s) ∝ p(g(s,k)|s), trained on the same code labels); run ids gain -density, finished "
+                             "runs are kept, and the report (the index-policy runs as each variant's reference) goes "
+                             "to <out>/density-policy")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
                       help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "
@@ -250,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 0
         else:
             runs = build_suite(args.suite, data_dir, **choices)
+        if args.density_policy:
+            runs = with_density_policy_variants(runs)
         if args.mode_averaging:
             runs = with_mode_averaged_twins(runs)
         if args.list:
@@ -280,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if summary.stopped:
                 print("stopped on request (STOP file): run the same command again to resume")
         report_dir = out / args.suite if shared and args.suite != "standard" else out
-        if args.mode_averaging:  # the suite's own report stays as it is; the twins report beside it
+        if args.density_policy:  # the suite's own report stays as it is; the variants report beside it
+            report_dir = report_dir / "density-policy"
+        if args.mode_averaging:  # likewise the twins
             report_dir = report_dir / "mode-averaging"
         report = write_report(runs, out, args.suite, command, report_dir=report_dir)
         print("\n" + report["markdown"])

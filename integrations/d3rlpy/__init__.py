@@ -1,7 +1,8 @@
 """d3rlpy integration: discrete datasets from SAQ codes, SAQ presets, our algorithms.
 
 Importing this package registers every algorithm it defines (``DiscreteIQL``, ``DiscreteBRAC``,
-``ARQ``), the presets' observation scaler (``RobustStandardObservationScaler``) and optimizer
+``ARQ``, ``DensityBC``), the presets' observation scalers (``RobustStandardObservationScaler``,
+``CandidateObservationScaler``) and optimizer
 (``DenormalFreeAdamFactory``) with ``d3rlpy.load_learnable``.
 """
 
@@ -14,6 +15,7 @@ with requires_extra("d3rlpy", needed_by=__name__):
 
 from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRAC, DiscreteBRACConfig
+from saq_wrappers.integrations.d3rlpy.density_bc import DensityBC, DensityBCConfig
 from saq_wrappers.integrations.d3rlpy.acting import code_weights
 from saq_wrappers.integrations.d3rlpy.datasets import (
     from_d3rlpy,
@@ -36,9 +38,10 @@ from saq_wrappers.integrations.d3rlpy.presets import (
     saq_bc_config,
     saq_brac_config,
     saq_cql_config,
+    saq_density_bc_config,
     saq_iql_config,
 )
-from saq_wrappers.integrations.d3rlpy.scalers import RobustStandardObservationScaler
+from saq_wrappers.integrations.d3rlpy.scalers import CandidateObservationScaler, RobustStandardObservationScaler
 from saq_wrappers.integrations.d3rlpy.training import TrainingRecord, train_with_budget
 
 __all__ = [
@@ -46,6 +49,9 @@ __all__ = [
     "ARQConfig",
     "CQLPenaltyEvaluator",
     "CQLPenaltyMonitor",
+    "CandidateObservationScaler",
+    "DensityBC",
+    "DensityBCConfig",
     "DiscreteActionSpaceError",
     "DiscreteBRAC",
     "DiscreteBRACConfig",
@@ -65,6 +71,7 @@ __all__ = [
     "saq_bc_config",
     "saq_brac_config",
     "saq_cql_config",
+    "saq_density_bc_config",
     "saq_environment_evaluator",
     "saq_iql_config",
     "to_continuous_dataset",

@@ -22,6 +22,7 @@ from saq_wrappers.action_set import ActionSet
 from saq_wrappers.errors import NotFittedError, SpaceMismatchError
 from saq_wrappers.evaluation import EvaluationResult, check_episodes, episode_step_limit, evaluate, time_limit
 from saq_wrappers.integrations.d3rlpy.acting import code_weights
+from saq_wrappers.integrations.d3rlpy.density_bc import observes_candidates
 from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.wrappers import SAQActionWrapper
 
@@ -93,7 +94,8 @@ class _CheckedEnvironmentEvaluator(EnvironmentEvaluator):
 
 
 def saq_environment_evaluator(
-    env: gym.Env[Any, Any], action_set: ActionSet, n_trials: int = 10, seed: int = 0
+    env: gym.Env[Any, Any], action_set: ActionSet, n_trials: int = 10, seed: int = 0,
+    observe_candidates: bool = False,
 ) -> EnvironmentEvaluator:
     """d3rlpy's own ``EnvironmentEvaluator`` on ``SAQActionWrapper(env, action_set)``.
 
@@ -102,13 +104,15 @@ def saq_environment_evaluator(
     without a seed afterwards, so consecutive evaluations see fresh but reproducible episodes.
     Each call first checks the algorithm against the action set (:func:`check_algo_fits`);
     d3rlpy's loop has no step limit of its own, so an env without a ``TimeLimit`` gets one of
-    :func:`~saq_wrappers.evaluation.episode_step_limit` steps.
+    :func:`~saq_wrappers.evaluation.episode_step_limit` steps. ``observe_candidates=True`` for
+    an algorithm that reads candidate observations
+    (:class:`~saq_wrappers.integrations.d3rlpy.density_bc.DensityBC`).
 
     Raises:
         DataError: ``n_trials`` not an integer from 1 to ``MAX_EPISODES``, or a bad ``seed``.
     """
     n_trials, seed = check_episodes(n_trials, seed, name="n_trials")
-    wrapped: gym.Env[Any, Any] = SAQActionWrapper(env, action_set)
+    wrapped: gym.Env[Any, Any] = SAQActionWrapper(env, action_set, observe_candidates=observe_candidates)
     limit = episode_step_limit(wrapped)
     if time_limit(wrapped) != limit:
         wrapped = gym.wrappers.TimeLimit(wrapped, limit)
@@ -138,7 +142,9 @@ def evaluate_algo(
     is checked against both first (:func:`check_algo_fits`); ``max_steps`` bounds every episode
     (see :func:`~saq_wrappers.evaluation.evaluate`). With ``acting`` (and an action set), the
     chosen code picks a mode and the env gets that mode's mean under the algorithm's own policy
-    over codes (:func:`~saq_wrappers.integrations.d3rlpy.acting.code_weights`).
+    over codes (:func:`~saq_wrappers.integrations.d3rlpy.acting.code_weights`). An algorithm that
+    reads candidate observations (:func:`~saq_wrappers.integrations.d3rlpy.density_bc.observes_candidates`)
+    gets them from the wrapper.
 
     Raises:
         SpaceMismatchError: the model does not fit the env or the action set (e.g. its number of
@@ -148,11 +154,14 @@ def evaluate_algo(
     """
     if acting is not None and action_set is None:
         raise ValueError("acting (mode averaging) needs the action set the algorithm's codes decode with")
-    check_algo_fits(algo, env, action_set)
-    target = env
-    if action_set is not None:
+    if action_set is None:
+        check_algo_fits(algo, env)
+        target = env
+    else:
         weights = code_weights(algo) if acting is not None else None
-        target = SAQActionWrapper(env, action_set, acting=acting, code_weights=weights)
+        target = SAQActionWrapper(env, action_set, acting=acting, code_weights=weights,
+                                  observe_candidates=observes_candidates(algo))
+        check_algo_fits(algo, target, action_set)  # against the observations it will see
     act = algo.predict if greedy else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:

@@ -17,9 +17,10 @@ from d3rlpy.base import LearnableConfig
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRACConfig
+from saq_wrappers.integrations.d3rlpy.density_bc import DensityBCConfig
 from saq_wrappers.integrations.d3rlpy.iql import DiscreteIQLConfig
 from saq_wrappers.integrations.d3rlpy.optimizers import DenormalFreeAdamFactory
-from saq_wrappers.integrations.d3rlpy.scalers import RobustStandardObservationScaler
+from saq_wrappers.integrations.d3rlpy.scalers import CandidateObservationScaler, RobustStandardObservationScaler
 
 #: Hidden sizes of the discrete Q / policy MLP used by the authors for CQL and BC.
 SAQ_HIDDEN_UNITS: tuple[int, ...] = (512, 512)
@@ -87,6 +88,21 @@ def saq_bc_config(*, hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides
     """
     settings = dict(learning_rate=3e-4, batch_size=256, beta=0.0)
     return _saq_config(d3rlpy.algos.DiscreteBCConfig, hidden_units, settings, overrides)
+
+
+def saq_density_bc_config(action_set: Any, n_components: int = 1, *,
+                          hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides: Any) -> DensityBCConfig:
+    """``DensityBCConfig`` for SAQ-BC with the action-density policy over ``action_set``'s codes
+    (issue 37): SAQ-BC's settings, its state standardized as every preset's and its candidates
+    left in action units (:class:`~saq_wrappers.integrations.d3rlpy.scalers.CandidateObservationScaler`).
+
+    Train it on candidate observations and act through ``SAQActionWrapper(...,
+    observe_candidates=True)`` (:mod:`saq_wrappers.integrations.d3rlpy.density_bc`).
+    """
+    action_dim = int(np.prod(action_set.action_space.shape))
+    settings = dict(learning_rate=3e-4, batch_size=256, action_dim=action_dim, n_components=n_components,
+                    observation_scaler=CandidateObservationScaler(n_candidate_values=action_set.n * action_dim))
+    return _saq_config(DensityBCConfig, hidden_units, settings, overrides)
 
 
 def saq_iql_config(*, hidden_units: Sequence[int] = SAQ_IQL_HIDDEN_UNITS, **overrides: Any) -> DiscreteIQLConfig:

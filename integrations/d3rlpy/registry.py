@@ -34,7 +34,7 @@ from .arq import ARQConfig
 from .scalers import RobustStandardObservationScaler
 
 __all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "SAQ_ALGOS", "check_algorithm", "default_hidden",
-           "is_saq", "make_config"]
+           "density_policy_config", "is_saq", "make_config"]
 
 #: SAQ-X -> its preset.
 _SAQ_PRESETS: dict[str, Callable[..., LearnableConfig]] = {
@@ -82,3 +82,18 @@ def make_config(
         raise DataError("ARQ needs options candidate_table and sampler_path (its precomputed candidates)")
     settings.setdefault("observation_scaler", RobustStandardObservationScaler())
     return ARQConfig(**{**presets.every_encoder(ARQConfig, hidden_units), **settings})
+
+
+def density_policy_config(
+    action_set: Any,
+    *,
+    hidden: Optional[Sequence[int]] = None,
+    batch_size: int = 256,
+    options: Optional[Mapping[str, Any]] = None,
+) -> LearnableConfig:
+    """SAQ-BC with the action-density policy over ``action_set``'s codes
+    (:func:`~saq_wrappers.integrations.d3rlpy.presets.saq_density_bc_config`), sized as
+    :func:`make_config` sizes SAQ-BC; ``options`` override config fields (``n_components``)."""
+    hidden_units = tuple(hidden) if hidden is not None else default_hidden("SAQ-BC")
+    return presets.saq_density_bc_config(action_set, hidden_units=hidden_units, batch_size=batch_size,
+                                         **dict(options or {}))

@@ -32,6 +32,7 @@ def _old_rule(spec: ExperimentSpec) -> dict:
     del data["evaluation"]["greedy"]
     del data["evaluation"]["mode_averaging"]  # a later field, left out at its default
     data.pop("reward_scaling")  # a later field, left out at its default
+    data.pop("code_policy")  # likewise
     for late in ("env_kwargs", "first_episodes"):  # later dataset fields, left out at their defaults
         data["dataset"].pop(late)
     return data

@@ -1,0 +1,111 @@
+"""SAQ-BC with the action-density policy over codes, as a d3rlpy algorithm (issue 37's candidate).
+
+SAQ eq. 8's behavior cloning over codes, ``max E_D[log pi(k | s)]``, with the policy parametrized
+through the decoded actions instead of one logit per code index:
+
+    pi(k | s) ∝ p_theta(g(s, k) | s),   p_theta = a mixture of M diagonal Gaussians over actions
+
+(:mod:`saq_wrappers.integrations.d3rlpy.torch.density_policy` says why). The algorithm sees
+candidate observations, the state followed by the ``K`` decoded actions at it
+(:func:`saq_wrappers.candidate_observations.with_candidate_observations` for a dataset,
+``SAQActionWrapper(env, quantizer, observe_candidates=True)`` for an env), and is otherwise
+d3rlpy's ``DiscreteBC``: the same impl, loss (the cross-entropy of the code labels, no logit
+penalty), ``predict`` (the arg-max code) and save / load.
+
+Usage::
+
+    from saq_wrappers.candidate_observations import with_candidate_observations
+    from saq_wrappers.integrations.d3rlpy import saq_density_bc_config, to_discrete_dataset
+
+    dataset = to_discrete_dataset(with_candidate_observations(transitions, quantizer),
+                                  relabel(transitions, quantizer))
+    algo = saq_density_bc_config(quantizer).create(device="cpu:0")
+    algo.fit(dataset, n_steps=20_000)
+    env = SAQActionWrapper(env, quantizer, observe_candidates=True)   # acts on what it was trained on
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from d3rlpy.algos.qlearning.base import QLearningAlgoBase
+from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl, DiscreteBCModules
+from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
+from d3rlpy.constants import ActionSpace
+from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
+from d3rlpy.models.torch.encoders import compute_output_size
+from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
+from d3rlpy.types import Shape
+
+from saq_wrappers.errors import SpaceMismatchError
+from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
+from saq_wrappers.validation import check_int, check_number
+
+__all__ = ["DensityBC", "DensityBCConfig", "observes_candidates"]
+
+
+@dataclasses.dataclass()
+class DensityBCConfig(LearnableConfig):
+    """Config of SAQ-BC with the action-density policy (see the module docstring).
+
+    Args:
+        action_dim: ``D``, the size of a decoded action (the quantizer's action space); the last
+            ``K * D`` entries of every observation are the candidates.
+        n_components: ``M``, the Gaussians of the density (1: one mode per state, where
+            regression would act; more for demonstrations with several ways to act).
+        learning_rate, batch_size, optim_factory, encoder_factory: as d3rlpy's ``DiscreteBC``
+            (the encoder is the torso on the state part).
+    """
+
+    action_dim: int = 1
+    n_components: int = 1
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    optim_factory: OptimizerFactory = make_optimizer_field()
+    encoder_factory: EncoderFactory = make_encoder_field()
+
+    def __post_init__(self) -> None:
+        check_int("action_dim", self.action_dim, 1, 10_000)
+        check_int("n_components", self.n_components, 1, 1_000)
+        check_int("batch_size", self.batch_size, 1, 10**7)
+        check_number("learning_rate", self.learning_rate, 0.0, exclusive_minimum=True)
+
+    def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DensityBC":
+        return DensityBC(self, device, enable_ddp)
+
+    @staticmethod
+    def get_type() -> str:
+        return "saq_density_bc"
+
+
+class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
+    """d3rlpy's ``DiscreteBC`` whose imitator is an :class:`ActionDensityPolicy`."""
+
+    def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
+        width = action_size * self.config.action_dim
+        if len(observation_shape) != 1 or observation_shape[0] <= width:  # type: ignore[arg-type]
+            raise SpaceMismatchError(
+                f"DensityBC reads candidate observations (the state, then {action_size} codes x "
+                f"{self.config.action_dim} action values); got observations of shape {observation_shape}")
+        state_shape = (int(observation_shape[0]) - width,)  # type: ignore[arg-type]
+        encoder = self.config.encoder_factory.create(state_shape)
+        policy = ActionDensityPolicy(encoder, compute_output_size([state_shape], encoder), action_size,
+                                     self.config.action_dim, self.config.n_components).to(self._device)
+        optim = self.config.optim_factory.create(policy.named_modules(), lr=self.config.learning_rate,
+                                                 compiled=self.compiled)
+        self._impl = DiscreteBCImpl(observation_shape=observation_shape, action_size=action_size,
+                                    modules=DiscreteBCModules(optim=optim, imitator=policy),  # type: ignore[arg-type]
+                                    beta=0.0, compiled=self.compiled, device=self._device)
+
+    def get_action_type(self) -> ActionSpace:
+        return ActionSpace.DISCRETE
+
+
+register_learnable(DensityBCConfig)
+
+
+def observes_candidates(algo: Any) -> bool:
+    """Whether ``algo`` reads candidate observations (acts through
+    ``SAQActionWrapper(..., observe_candidates=True)``)."""
+    return isinstance(getattr(algo, "config", None), DensityBCConfig)

@@ -1,0 +1,81 @@
+"""SAQ-BC with the action-density policy as a run of the pipeline and the harness (issue 37)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.harness.backends import run_grid
+from benchmarks.harness.spec import (
+    build_suite,
+    density_variant_references,
+    with_density_policy_variants,
+    with_mode_averaged_twins,
+)
+from saq_wrappers.app.experiment import ExperimentSpec
+from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
+from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy import DensityBC
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from saq_wrappers.experts import quickstart_dataset
+
+    folder = tmp_path_factory.mktemp("saq-cache")
+    old = os.environ.get("SAQ_CACHE_DIR")
+    os.environ["SAQ_CACHE_DIR"] = str(folder)
+    quickstart_dataset(n_episodes=10, progress=False)
+    yield folder
+    if old is None:
+        os.environ.pop("SAQ_CACHE_DIR", None)
+    else:
+        os.environ["SAQ_CACHE_DIR"] = old
+
+
+def tiny_saq_bc() -> ExperimentSpec:
+    (spec,) = build_suite("tiny", Path("."), algos=["SAQ-BC"], steps=150)
+    return spec
+
+
+def test_the_density_policy_is_a_saq_bc_variant_with_its_own_name() -> None:
+    plain = tiny_saq_bc()
+    density = dataclasses.replace(plain, code_policy="density")
+    assert density.run_id == plain.run_id.replace("-q200__", "-q200-density__")
+    assert density.label == "SAQ-BC (K=8, 200 quantizer updates, density policy)"
+    assert density.fingerprint() != plain.fingerprint()
+    # runs written before the setting existed keep their fingerprint
+    old_record = plain.to_dict()
+    old_record.pop("code_policy")
+    assert ExperimentSpec.from_dict(old_record).fingerprint() == plain.fingerprint()
+    assert ExperimentSpec.from_dict(density.to_dict()) == density
+    with pytest.raises(DataError, match="SAQ-BC only"):
+        dataclasses.replace(plain, algo="SAQ-CQL", code_policy="density")
+    with pytest.raises(DataError, match="code_policy"):
+        dataclasses.replace(plain, code_policy="mixture")
+
+
+def test_a_density_run_trains_on_candidate_observations_and_acts_through_them(cache: Path, tmp_path: Path) -> None:
+    density = dataclasses.replace(tiny_saq_bc(), code_policy="density")
+    twin = dataclasses.replace(density, evaluation=dataclasses.replace(density.evaluation, mode_averaging=True))
+    outcome = run_experiment(density, ArtifactStore(tmp_path), twins=[twin])
+    quantizer = outcome.action_set
+    assert isinstance(outcome.algo, DensityBC)
+    assert tuple(outcome.algo.observation_shape) == (3 + quantizer.n * 1,)  # Pendulum: 3-D state, 1-D action
+    for record in (outcome.record, *outcome.twin_records):
+        assert np.isfinite(record["score"]) and len(record["evaluation"]["returns"]) == density.evaluation.episodes
+
+
+def test_the_harness_runs_the_variant_beside_saq_bc_and_reports_it_against_it(cache: Path, tmp_path: Path) -> None:
+    runs = with_mode_averaged_twins(with_density_policy_variants(
+        build_suite("tiny", Path("."), algos=["BC", "SAQ-BC"], steps=150)))
+    assert [(r.algo, r.code_policy, r.evaluation.mode_averaging) for r in runs] == [
+        ("BC", "index", False), ("SAQ-BC", "index", False), ("SAQ-BC", "index", True),
+        ("SAQ-BC", "density", False), ("SAQ-BC", "density", True)]
+    assert density_variant_references(runs) == {runs[1].label}
+    summary = run_grid(runs, tmp_path / "bench", backend="serial", workers=1, log=lambda _: None)
+    assert sorted(summary.executed) == sorted(r.run_id for r in runs) and not summary.failed

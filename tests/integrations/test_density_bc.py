@@ -1,0 +1,175 @@
+"""SAQ-BC with the action-density policy (``DensityBC``) and the candidate observations it reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import d3rlpy
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from saq_wrappers.candidate_observations import (
+    candidate_observation_space,
+    candidate_observations,
+    split_candidate_observations,
+    with_candidate_observations,
+)
+from saq_wrappers.errors import SpaceMismatchError
+from saq_wrappers.integrations.d3rlpy import (
+    CandidateObservationScaler,
+    DensityBCConfig,
+    code_weights,
+    saq_bc_config,
+    saq_density_bc_config,
+    to_discrete_dataset,
+)
+from saq_wrappers.transitions import Transitions
+from tests.quiet_training import quiet_fit
+
+K, D = 24, 2
+
+
+class ShiftingCandidates:
+    """A state-conditioned action set: ``K`` fixed offsets around a centre that moves with the state,
+    as a state-conditioned quantizer's codes do (code ``k`` is a different action at every state)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Box(-3.0, 3.0, (D,), np.float32)
+    n = K
+
+    def __init__(self, seed: int = 0) -> None:
+        self.offsets = np.random.default_rng(seed).normal(0.0, 0.6, (K, D)).astype(np.float32)
+
+    @staticmethod
+    def centre(obs: np.ndarray) -> np.ndarray:
+        s = np.asarray(obs, np.float32).reshape(-1, 1)
+        return np.concatenate([s, -s], axis=1) * 0.8
+
+    def candidates(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = np.asarray(obs, np.float32).reshape(-1, 1)
+        # the code layout rotates with the state, so an index alone says little about the action
+        turn = np.pi * s[:, :, None]
+        rotation = np.concatenate([np.concatenate([np.cos(turn), -np.sin(turn)], 2),
+                                   np.concatenate([np.sin(turn), np.cos(turn)], 2)], 1)  # (B, 2, 2)
+        actions = self.centre(s)[:, None, :] + self.offsets[None] @ rotation.transpose(0, 2, 1)
+        return actions.astype(np.float32), np.ones((len(s), K), bool)
+
+    def decode(self, obs: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return self.candidates(obs)[0][np.arange(len(index)), index]
+
+    def encode(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return ((self.candidates(obs)[0] - actions[:, None, :]) ** 2).sum(2).argmin(1)
+
+
+def noisy_demonstrations(action_set: ShiftingCandidates, n: int = 3000, seed: int = 0) -> Transitions:
+    """Episodes of 50 steps; actions = the state's centre + noise of 0.35 per dimension."""
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    nxt = np.roll(obs, -1, axis=0)
+    ends = np.zeros(n, bool)
+    ends[49::50] = True
+    nxt[ends] = rng.uniform(-1, 1, (int(ends.sum()), 1))
+    actions = action_set.centre(obs) + rng.normal(0, 0.35, (n, D)).astype(np.float32)
+    return Transitions(observations=obs, actions=actions, rewards=np.zeros(n, np.float32), next_observations=nxt,
+                       terminals=np.zeros(n, bool), timeouts=ends)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[ShiftingCandidates, Transitions, d3rlpy.algos.DiscreteBC, d3rlpy.algos.DiscreteBC]:
+    """The density policy and SAQ-BC's classifier trained alike on the same noisy labels."""
+    action_set = ShiftingCandidates()
+    data = noisy_demonstrations(action_set)
+    labels = action_set.encode(data.observations, data.actions)
+    d3rlpy.seed(0)
+    density = saq_density_bc_config(action_set, hidden_units=(64, 64), learning_rate=3e-3).create(device="cpu:0")
+    quiet_fit(density, to_discrete_dataset(with_candidate_observations(data, action_set), labels, n_codes=K), 1500)
+    d3rlpy.seed(0)
+    classifier = saq_bc_config(hidden_units=(64, 64), learning_rate=3e-3).create(device="cpu:0")
+    quiet_fit(classifier, to_discrete_dataset(data, labels, n_codes=K), 1500)
+    return action_set, data, density, classifier
+
+
+def test_candidate_observations_are_the_state_then_every_candidate() -> None:
+    action_set = ShiftingCandidates()
+    obs = np.array([[0.3], [-0.7]], np.float32)
+    x = candidate_observations(action_set, obs)
+    assert x.shape == (2, 1 + K * D) and x.dtype == np.float32
+    state, cands = split_candidate_observations(x, K, D)
+    assert np.array_equal(state, obs) and np.array_equal(cands, action_set.candidates(obs)[0])
+    assert candidate_observation_space(action_set).contains(x[0])
+
+
+def test_a_datasets_candidates_are_decoded_at_its_next_observations_too() -> None:
+    action_set = ShiftingCandidates()
+    data = noisy_demonstrations(action_set, n=200)
+    before = {k: v.copy() for k, v in data.to_dict().items()}
+    extended = with_candidate_observations(data, action_set)
+    assert np.array_equal(extended.observations, candidate_observations(action_set, data.observations))
+    # every next observation, including each episode's last (not the next row's state)
+    assert np.array_equal(extended.next_observations, candidate_observations(action_set, data.next_observations))
+    assert all(np.array_equal(before[k], v) for k, v in data.to_dict().items()), "the input is never modified"
+
+
+def test_the_density_policy_learns_the_noise_free_action_from_noisy_code_labels(trained) -> None:
+    """Trained through d3rlpy on candidate observations (the state, then the codes' actions), the
+    arg-max code lies near the demonstrator's mean action: half as far as a noisy sample at most,
+    as near as SAQ-BC's index classifier gets on this easy data (the standard suite measures the
+    two on real noisy demonstrations: ``benchmarks.diagnostics.density_policy``)."""
+    action_set, data, density, classifier = trained
+    states = np.linspace(-0.95, 0.95, 200, dtype=np.float32)[:, None]
+    centre = action_set.centre(states)
+
+    def error(codes: np.ndarray) -> float:
+        return float(np.sqrt(((action_set.decode(states, codes) - centre) ** 2).sum(1).mean()))
+
+    density_error = error(density.predict(candidate_observations(action_set, states)))
+    noise = float(np.sqrt(((data.actions - action_set.centre(data.observations)) ** 2).sum(1).mean()))
+    assert density_error < 0.5 * noise
+    assert density_error < 1.1 * error(classifier.predict(states))
+
+
+def test_save_load_round_trip_keeps_the_policy_and_the_scaler(trained, tmp_path: Path) -> None:
+    action_set, data, density, _ = trained
+    x = candidate_observations(action_set, data.observations[:64])
+    path = tmp_path / "density.d3"
+    density.save(str(path))
+    loaded = d3rlpy.load_learnable(str(path))
+    assert isinstance(loaded.config, DensityBCConfig) and loaded.config.n_components == 1
+    assert isinstance(loaded.config.observation_scaler, CandidateObservationScaler)
+    assert np.array_equal(loaded.predict(x), density.predict(x))
+    assert np.allclose(code_weights(loaded)(x), code_weights(density)(x))
+
+
+def test_the_scaler_standardizes_the_state_and_leaves_the_candidates_in_action_units(trained) -> None:
+    action_set, data, density, _ = trained
+    scaler = density.config.observation_scaler
+    x = candidate_observations(action_set, data.observations[:32])
+    scaled = scaler.transform_numpy(x)
+    assert np.allclose(scaled[:, 1:], x[:, 1:], atol=1e-6)
+    state = data.observations
+    assert np.allclose(scaled[:, :1], (x[:, :1] - state.mean()) / (state.std() + scaler.eps), atol=1e-4)
+    torch_scaled = scaler.transform(torch.as_tensor(x)).numpy()
+    assert np.array_equal(torch_scaled[:, 1:], x[:, 1:])
+
+
+def test_code_weights_are_the_density_over_codes(trained) -> None:
+    action_set, data, density, _ = trained
+    x = candidate_observations(action_set, data.observations[:16])
+    weights = code_weights(density)(x)
+    assert weights.shape == (16, K) and np.allclose(weights.sum(1), 1.0)
+    assert np.array_equal(weights.argmax(1), density.predict(x))
+
+
+def test_observations_without_candidates_are_refused() -> None:
+    config = DensityBCConfig(action_dim=D)
+    algo = config.create(device="cpu:0")
+    with pytest.raises(SpaceMismatchError, match="candidate observations"):
+        algo.create_impl((5,), K)
+
+
+@pytest.mark.parametrize("field, value", [("action_dim", 0), ("n_components", 0), ("learning_rate", -1.0)])
+def test_bad_settings_are_refused(field: str, value: float) -> None:
+    with pytest.raises(Exception, match=field):
+        DensityBCConfig(**{"action_dim": D, field: value})
