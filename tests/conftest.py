@@ -27,3 +27,17 @@ def _isolated_minari_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     cache.mkdir(exist_ok=True)
     monkeypatch.setenv("SAQ_CACHE_DIR", str(cache))
     os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@pytest.fixture(scope="session")
+def builtin_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in Pendulum expert data (10 episodes), generated once per session into the saq
+    cache folder every test points ``SAQ_CACHE_DIR`` at (process-pool workers inherit it)."""
+    from saq_wrappers.experts import quickstart_dataset
+
+    cache = tmp_path_factory.getbasetemp() / "saq_cache"
+    cache.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAQ_CACHE_DIR", str(cache))
+        quickstart_dataset(n_episodes=10, progress=False)
+    return cache

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -27,22 +26,6 @@ from saq_wrappers.errors import CheckpointError, DataError  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built-in dataset cached once in the main process (workers inherit SAQ_CACHE_DIR)."""
-    from saq_wrappers.experts import quickstart_dataset
-
-    folder = tmp_path_factory.mktemp("saq-cache")
-    old = os.environ.get("SAQ_CACHE_DIR")
-    os.environ["SAQ_CACHE_DIR"] = str(folder)
-    quickstart_dataset(n_episodes=10, progress=False)
-    yield folder
-    if old is None:
-        os.environ.pop("SAQ_CACHE_DIR", None)
-    else:
-        os.environ["SAQ_CACHE_DIR"] = old
-
-
 def tiny_grid(algos: list[str], steps: int = 200) -> list[RunSpec]:
     return build_suite("tiny", Path("."), algos=algos, steps=steps)
 
@@ -51,7 +34,7 @@ def quiet(_: str) -> None:
     pass
 
 
-def test_tiny_grid_writes_json_table_plot_and_resumes(cache: Path, tmp_path: Path) -> None:
+def test_tiny_grid_writes_json_table_plot_and_resumes(builtin_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     runs = tiny_grid(["BC", "SAQ-BC"])
     first = run_grid(runs, out, backend="local", workers=2, log=quiet)
@@ -96,7 +79,7 @@ def test_tiny_grid_writes_json_table_plot_and_resumes(cache: Path, tmp_path: Pat
         plan(changed, out)
 
 
-def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> None:
+def test_arq_and_penalty_tracking_in_process(builtin_data: Path, tmp_path: Path) -> None:
     """ARQ (sampler + candidate table artifacts) and the CQL penalty ablation through the CLI."""
     out = tmp_path / "bench"
     code = main(["--suite", "tiny", "--algos", "ARQ", "--steps", "100", "--backend", "serial",
@@ -134,11 +117,11 @@ def test_arq_and_penalty_tracking_in_process(cache: Path, tmp_path: Path) -> Non
     assert (out / "penalty_gap.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_ray_backend_on_a_tiny_grid(cache: Path, tmp_path: Path) -> None:
+def test_ray_backend_on_a_tiny_grid(builtin_data: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                                       "SAQ_CACHE_DIR": str(cache)}})
+                                       "SAQ_CACHE_DIR": str(builtin_data)}})
     try:
         runs = tiny_grid(["BC", "SAQ-BC"], steps=100)
         summary = run_grid(runs, tmp_path / "ray", backend="ray", workers=2, log=quiet)
@@ -232,7 +215,7 @@ def test_the_standard_familys_grids_are_their_committed_runs(suite: str, folder:
     assert {r.run_id: r.fingerprint() for r in runs} == {r.run_id: committed[r.run_id] for r in runs}
 
 
-def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(cache: Path, tmp_path: Path) -> None:
+def test_stop_file_lets_running_runs_finish_and_starts_no_new_one(builtin_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     runs = build_suite("tiny", Path("."), algos=["BC"], seeds=[0, 1, 2, 3], steps=50)
     (out).mkdir()
@@ -286,7 +269,7 @@ def test_grid_ledger_keeps_the_time_of_an_invocation_that_never_closed(tmp_path:
         read_ledger(tmp_path)
 
 
-def test_stop_file_starts_no_queued_run_in_the_process_pool(cache: Path, tmp_path: Path) -> None:
+def test_stop_file_starts_no_queued_run_in_the_process_pool(builtin_data: Path, tmp_path: Path) -> None:
     """The local pool submits a run only when a worker is free, so a stop request leaves
     nothing queued: with 1 worker and 4 runs of one seed, exactly 1 run executes."""
     out = tmp_path / "bench"
@@ -301,7 +284,7 @@ def test_stop_file_starts_no_queued_run_in_the_process_pool(cache: Path, tmp_pat
     assert sum(result_path(out, r).is_file() for r in runs) == 1
 
 
-def test_stored_artifacts_fitted_on_other_episodes_are_refused(cache: Path, tmp_path: Path) -> None:
+def test_stored_artifacts_fitted_on_other_episodes_are_refused(builtin_data: Path, tmp_path: Path) -> None:
     """Data generated again under the same name: a quantizer or ARQ table fitted on the old
     episodes is refused with a message, not reused for the new ones."""
     from saq_wrappers.app.datasets import load_dataset
@@ -327,7 +310,7 @@ def test_stored_artifacts_fitted_on_other_episodes_are_refused(cache: Path, tmp_
 
 
 @pytest.mark.parametrize("record", ["[" * 5000 + "]" * 5000, "[1, 2]", "{not json"])
-def test_a_corrupt_fit_record_in_the_store_is_a_checkpoint_error(cache: Path, tmp_path: Path, record: str) -> None:
+def test_a_corrupt_fit_record_in_the_store_is_a_checkpoint_error(builtin_data: Path, tmp_path: Path, record: str) -> None:
     """A fit record nested thousands deep, not an object or not JSON: the library's error naming
     the artifact, never a RecursionError or AttributeError."""
     from saq_wrappers.app.datasets import load_dataset

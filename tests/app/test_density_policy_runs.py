@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +19,6 @@ from saq_wrappers.app.experiment import ExperimentSpec
 from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy import DensityBC
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from saq_wrappers.experts import quickstart_dataset
-
-    folder = tmp_path_factory.mktemp("saq-cache")
-    old = os.environ.get("SAQ_CACHE_DIR")
-    os.environ["SAQ_CACHE_DIR"] = str(folder)
-    quickstart_dataset(n_episodes=10, progress=False)
-    yield folder
-    if old is None:
-        os.environ.pop("SAQ_CACHE_DIR", None)
-    else:
-        os.environ["SAQ_CACHE_DIR"] = old
 
 
 def tiny_saq_bc() -> ExperimentSpec:
@@ -59,7 +43,7 @@ def test_the_density_policy_is_a_saq_bc_variant_with_its_own_name() -> None:
         dataclasses.replace(plain, code_policy="mixture")
 
 
-def test_a_density_run_trains_on_candidate_observations_and_acts_through_them(cache: Path, tmp_path: Path) -> None:
+def test_a_density_run_trains_on_candidate_observations_and_acts_through_them(builtin_data: Path, tmp_path: Path) -> None:
     density = dataclasses.replace(tiny_saq_bc(), code_policy="density")
     twin = dataclasses.replace(density, evaluation=dataclasses.replace(density.evaluation, mode_averaging=True))
     outcome = run_experiment(density, ArtifactStore(tmp_path), twins=[twin])
@@ -70,7 +54,7 @@ def test_a_density_run_trains_on_candidate_observations_and_acts_through_them(ca
         assert np.isfinite(record["score"]) and len(record["evaluation"]["returns"]) == density.evaluation.episodes
 
 
-def test_the_harness_runs_the_variant_beside_saq_bc_and_reports_it_against_it(cache: Path, tmp_path: Path) -> None:
+def test_the_harness_runs_the_variant_beside_saq_bc_and_reports_it_against_it(builtin_data: Path, tmp_path: Path) -> None:
     runs = with_mode_averaged_twins(with_density_policy_variants(
         build_suite("tiny", Path("."), algos=["BC", "SAQ-BC"], steps=150)))
     assert [(r.algo, r.code_policy, r.evaluation.mode_averaging) for r in runs] == [

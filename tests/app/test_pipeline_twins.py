@@ -9,7 +9,6 @@ global random generators the training samples its minibatches from.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,6 @@ from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
 from saq_wrappers.errors import DataError
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built-in Pendulum expert data cached once (the serial backend runs in this process)."""
-    from saq_wrappers.experts import quickstart_dataset
-
-    folder = tmp_path_factory.mktemp("saq-cache")
-    old = os.environ.get("SAQ_CACHE_DIR")
-    os.environ["SAQ_CACHE_DIR"] = str(folder)
-    quickstart_dataset(n_episodes=10, progress=False)
-    yield folder
-    if old is None:
-        os.environ.pop("SAQ_CACHE_DIR", None)
-    else:
-        os.environ["SAQ_CACHE_DIR"] = old
-
-
 def tiny(algo: str, steps: int = 150) -> ExperimentSpec:
     (spec,) = build_suite("tiny", Path("."), algos=[algo], steps=steps)
     return spec
@@ -58,7 +41,7 @@ def outcome_of(record: dict[str, Any]) -> tuple[Any, ...]:
             tuple(point["score"] for point in record["training"]["curve"]))
 
 
-def test_twins_records_are_the_records_they_get_alone(cache: Path, tmp_path: Path) -> None:
+def test_twins_records_are_the_records_they_get_alone(builtin_data: Path, tmp_path: Path) -> None:
     plain = tiny("SAQ-BC")
     twin = acting(plain, mode_averaging=True)
     store = ArtifactStore(tmp_path / "artifacts")
@@ -75,7 +58,7 @@ def test_twins_records_are_the_records_they_get_alone(cache: Path, tmp_path: Pat
     assert [p["step"] for p in twin_record["training"]["curve"]] == [p["step"] for p in shared.record["training"]["curve"]]
 
 
-def test_a_twins_draws_do_not_move_the_training(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_twins_draws_do_not_move_the_training(builtin_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sampled twin draws from torch's global generator, and so does CQL's training (its
     policy's actions for the penalty). Make every sampled evaluation draw from all three global
     generators: the greedy main run must still train and score exactly as it does alone."""
@@ -97,7 +80,7 @@ def test_a_twins_draws_do_not_move_the_training(cache: Path, tmp_path: Path, mon
 
 @pytest.mark.parametrize("change", [dict(seed=1), dict(steps=100), dict(algo="SAQ-CQL"),
                                     dict(evaluation=EvaluationSettings(3, 2, 1))])
-def test_a_twin_that_trains_otherwise_is_refused(cache: Path, tmp_path: Path, change: dict[str, Any]) -> None:
+def test_a_twin_that_trains_otherwise_is_refused(builtin_data: Path, tmp_path: Path, change: dict[str, Any]) -> None:
     plain = tiny("SAQ-BC")
     with pytest.raises(DataError, match="trains differently"):
         run_experiment(plain, ArtifactStore(tmp_path), twins=[dataclasses.replace(plain, **change)])
@@ -105,7 +88,7 @@ def test_a_twin_that_trains_otherwise_is_refused(cache: Path, tmp_path: Path, ch
         run_experiment(plain, ArtifactStore(tmp_path), twins=[plain])
 
 
-def test_the_harness_trains_a_run_and_its_twin_once(cache: Path, tmp_path: Path,
+def test_the_harness_trains_a_run_and_its_twin_once(builtin_data: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     trainings: list[int] = []
     real = pipeline.train_with_budget
