@@ -39,8 +39,9 @@ from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Shape
 
 from saq_wrappers.errors import SpaceMismatchError
+from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
-from saq_wrappers.validation import check_int, check_number
+from saq_wrappers.validation import check_int
 
 __all__ = ["DensityBC", "DensityBCConfig", "observes_candidates"]
 
@@ -66,10 +67,10 @@ class DensityBCConfig(LearnableConfig):
     encoder_factory: EncoderFactory = make_encoder_field()
 
     def __post_init__(self) -> None:
+        check_common_fields(self)
+        check_int("batch_size", self.batch_size, 1, 10**7)
         check_int("action_dim", self.action_dim, 1, 10_000)
         check_int("n_components", self.n_components, 1, 1_000)
-        check_int("batch_size", self.batch_size, 1, 10**7)
-        check_number("learning_rate", self.learning_rate, 0.0, exclusive_minimum=True)
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DensityBC":
         return DensityBC(self, device, enable_ddp)
