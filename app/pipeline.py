@@ -299,8 +299,8 @@ def run_experiment(
                                      "multiplier": scaler.multiplier}
         seed_everything(spec.seed)
         if spec.code_policy == "density":
-            config = registry.density_policy_config(action_set, hidden=spec.hidden, batch_size=spec.batch_size,
-                                                    options=options)
+            config = registry.density_policy_config(spec.algo, action_set, hidden=spec.hidden,
+                                                    batch_size=spec.batch_size, options=options)
         else:
             config = registry.make_config(spec.algo, env.action_space, hidden=spec.hidden,
                                           batch_size=spec.batch_size, options=options)

@@ -21,8 +21,8 @@ Usage (from the repository root)::
     # data size against action noise (its own data; the mode-averaged twins of the SAQ runs too)
     python -m benchmarks.run --suite noise-study --prepare-only --agent-seed model --zoo ... --data-dir DIR
     python -m benchmarks.run --suite noise-study --data-dir DIR --mode-averaging
-    # SAQ-BC with the action-density policy over codes beside every SAQ-BC run (issue 37)
-    python -m benchmarks.run --suite standard --algos SAQ-BC --density-policy --mode-averaging
+    # the action-density policy over codes beside every SAQ-BC / SAQ-IQL / SAQ-BRAC run (issue 37)
+    python -m benchmarks.run --suite standard --algos SAQ-BC,SAQ-IQL --density-policy --mode-averaging
     # any datasets / algorithms / seeds / budget
     python -m benchmarks.run --suite tiny --dataset builtin:pendulum-expert \\
         --algos BC,CQL,SAQ-CQL,ARQ --seeds 0,1 --steps 2000 --out /tmp/bench
@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "whose plain run is unfinished too shares its training (one training, two evaluations), and "
                              "the report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
     parser.add_argument("--density-policy", action="store_true",
-                        help="also run every SAQ-BC run with the action-density policy over codes (issue 37: "
+                        help="also run every SAQ-BC, SAQ-IQL and SAQ-BRAC run with the action-density policy over "
+                             "codes (issue 37: "
                              "pi(k|s) ∝ p(g(s,k)|s), trained on the same code labels); run ids gain -density, finished "
                              "runs are kept, and the report (the index-policy runs as each variant's reference) goes "
                              "to <out>/density-policy")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from saq_wrappers.errors import DataError
 
-__all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "SAQ_ALGOS", "SAQ_PREFIX", "check_algorithm", "is_saq"]
+__all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "DENSITY_POLICY_ALGOS", "SAQ_ALGOS", "SAQ_PREFIX",
+           "check_algorithm", "is_saq"]
 
 #: What SAQ-X's name adds to its family's (``SAQ-CQL`` is CQL on codes).
 SAQ_PREFIX = "SAQ-"
@@ -27,6 +28,9 @@ SAQ_ALGOS: tuple[str, ...] = tuple(COUNTERPARTS)
 CONTINUOUS_ALGOS: tuple[str, ...] = tuple(COUNTERPARTS.values())
 #: Every algorithm name the registry knows.
 ALGORITHMS: tuple[str, ...] = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
+#: The SAQ algorithms whose policy over codes can be an action density evaluated at the decoded
+#: codes (issue 37): each has a policy network to parametrize (SAQ-CQL acts by its Q's arg-max).
+DENSITY_POLICY_ALGOS: tuple[str, ...] = ("SAQ-BC", "SAQ-IQL", "SAQ-BRAC")
 
 
 def check_algorithm(name: str) -> None:

@@ -20,7 +20,7 @@ from saq_wrappers.app.experiment import (
     QuantizerSettings,
 )
 from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.algorithms import ALGORITHMS
+from saq_wrappers.integrations.algorithms import ALGORITHMS, DENSITY_POLICY_ALGOS
 
 __all__ = [
     "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",
@@ -287,23 +287,24 @@ def with_mode_averaged_twins(runs: list[RunSpec]) -> list[RunSpec]:
 
 
 def with_density_policy_variants(runs: list[RunSpec]) -> list[RunSpec]:
-    """``runs`` and, after each SAQ-BC run, the same run with the action-density policy over codes
-    (issue 37: ``pi(k | s) ∝ p(g(s, k) | s)``; run ids gain ``-density``): same quantizer, labels,
-    budget and seed, another parametrization of the policy, so it trains anew."""
+    """``runs`` and, after each run of SAQ-BC, SAQ-IQL or SAQ-BRAC, the same run with the
+    action-density policy over codes (issue 37: ``pi(k | s) ∝ p(g(s, k) | s)``; run ids gain
+    ``-density``): same quantizer, labels, budget and seed, another parametrization of the
+    policy, so it trains anew."""
     out: list[RunSpec] = []
     for run in runs:
         out.append(run)
-        if run.algo == "SAQ-BC" and run.code_policy == "index":
+        if run.algo in DENSITY_POLICY_ALGOS and run.code_policy == "index":
             out.append(dataclasses.replace(run, code_policy="density"))
     return out
 
 
 def density_variant_references(runs: list[RunSpec]) -> set[str]:
-    """Labels of the plain (index-policy, not mode-averaged) SAQ-BC runs whose density-policy
-    variant is in ``runs``: the one reference every other SAQ-BC variant of a dataset is read
-    against when the variants are in the grid."""
+    """Labels of the plain (index-policy, not mode-averaged) SAQ-X runs whose density-policy
+    variant is in ``runs``: the one reference every other variant of that algorithm on a dataset
+    is read against when the variants are in the grid."""
     variants = {run.fingerprint() for run in runs if run.code_policy == "density"}
-    return {run.label for run in runs if run.algo == "SAQ-BC" and run.code_policy == "index"
+    return {run.label for run in runs if run.algo in DENSITY_POLICY_ALGOS and run.code_policy == "index"
             and not run.evaluation.mode_averaging
             and dataclasses.replace(run, code_policy="density").fingerprint() in variants}
 

@@ -15,6 +15,7 @@ with requires_extra("d3rlpy", needed_by=__name__):
 
 from saq_wrappers.integrations.d3rlpy.arq import ARQ, ARQConfig, arq_table_states
 from saq_wrappers.integrations.d3rlpy.brac import DiscreteBRAC, DiscreteBRACConfig
+from saq_wrappers.integrations.d3rlpy.candidate_networks import observes_candidates
 from saq_wrappers.integrations.d3rlpy.density_bc import DensityBC, DensityBCConfig
 from saq_wrappers.integrations.d3rlpy.acting import code_weights
 from saq_wrappers.integrations.d3rlpy.datasets import (
@@ -37,6 +38,7 @@ from saq_wrappers.integrations.d3rlpy.iql import DiscreteIQL, DiscreteIQLConfig
 from saq_wrappers.integrations.d3rlpy.presets import (
     saq_bc_config,
     saq_brac_config,
+    density_policy_settings,
     saq_cql_config,
     saq_density_bc_config,
     saq_iql_config,
@@ -64,10 +66,12 @@ __all__ = [
     "code_weights",
     "cql_penalty",
     "cql_penalty_evaluators",
+    "density_policy_settings",
     "evaluate_algo",
     "exact_discrete_cql_penalty",
     "from_d3rlpy",
     "is_discrete",
+    "observes_candidates",
     "saq_bc_config",
     "saq_brac_config",
     "saq_cql_config",

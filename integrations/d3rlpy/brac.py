@@ -43,6 +43,7 @@ from d3rlpy.types import Observation, Shape
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
+from saq_wrappers.integrations.d3rlpy.candidate_networks import check_candidate_fields
 from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteCodeAlgoMixin,
     check_discrete_dataset,
@@ -147,6 +148,13 @@ class DiscreteBRACConfig(LearnableConfig):
             fraction of the ``n_steps`` of each ``fit``, in ``[0, 1)`` (default 0: joint training).
         behavior_pretrain_steps: a fixed length of that phase in gradient steps, overriding
             ``behavior_pretrain_fraction`` (``None``: use the fraction).
+        candidate_action_dim: ``0`` (default): plain observations and policies with one logit per
+            code. ``D >= 1``: candidate observations (the state, then the K codes' decoded actions
+            of size ``D``); the actor and ``pi_beta`` are the action density over codes,
+            ``pi(k|s) ∝ p(g(s,k)|s)`` (issue 37), with every sum over codes above unchanged, and
+            the critics read the state alone
+            (:mod:`~saq_wrappers.integrations.d3rlpy.candidate_networks`).
+        n_components: Gaussians of that density (``M``).
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -169,9 +177,12 @@ class DiscreteBRACConfig(LearnableConfig):
     behavior_pretrain_fraction: float = 0.0
     behavior_pretrain_steps: Optional[int] = None
     kl_budget: Optional[float] = DEFAULT_KL_BUDGET
+    candidate_action_dim: int = 0
+    n_components: int = 1
 
     def __post_init__(self) -> None:
         check_common_fields(self)
+        check_candidate_fields(self)
         check_kl_budget(self.kl_budget)
         if self.kl_budget is not None and not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a finite number > 0 with a kl_budget, got {self.beta!r}")
@@ -224,14 +235,14 @@ class DiscreteBRAC(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteBRACImpl, Di
         q_funcs, q_func_forwarder, targ_q_funcs = self.create_twin_critics(
             observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
-        policy, actor_optim = self.create_categorical_policy_with_optim(
+        policy, actor_optim = self.create_code_policy_with_optim(
             observation_shape,
             action_size,
             config.actor_encoder_factory,
             config.actor_optim_factory,
             config.actor_learning_rate,
         )
-        behavior_policy, behavior_optim = self.create_categorical_policy_with_optim(
+        behavior_policy, behavior_optim = self.create_code_policy_with_optim(
             observation_shape,
             action_size,
             config.behavior_encoder_factory,

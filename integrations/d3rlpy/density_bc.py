@@ -34,16 +34,18 @@ from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl, DiscreteBCModul
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
 from d3rlpy.constants import ActionSpace
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
-from d3rlpy.models.torch.encoders import compute_output_size
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Shape
 
-from saq_wrappers.errors import SpaceMismatchError
 from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
-from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
+from saq_wrappers.integrations.d3rlpy.candidate_networks import (
+    check_candidate_fields,
+    create_density_policy,
+    n_candidate_values,
+)
 from saq_wrappers.validation import check_int
 
-__all__ = ["DensityBC", "DensityBCConfig", "observes_candidates"]
+__all__ = ["DensityBC", "DensityBCConfig"]
 
 
 @dataclasses.dataclass()
@@ -51,15 +53,15 @@ class DensityBCConfig(LearnableConfig):
     """Config of SAQ-BC with the action-density policy (see the module docstring).
 
     Args:
-        action_dim: ``D``, the size of a decoded action (the quantizer's action space); the last
-            ``K * D`` entries of every observation are the candidates.
+        candidate_action_dim: ``D``, the size of a decoded action (the quantizer's action space);
+            the last ``K * D`` entries of every observation are the candidates.
         n_components: ``M``, the Gaussians of the density (1: one mode per state, where
             regression would act; more for demonstrations with several ways to act).
         learning_rate, batch_size, optim_factory, encoder_factory: as d3rlpy's ``DiscreteBC``
             (the encoder is the torso on the state part).
     """
 
-    action_dim: int = 1
+    candidate_action_dim: int = 1
     n_components: int = 1
     batch_size: int = 256
     learning_rate: float = 3e-4
@@ -69,8 +71,7 @@ class DensityBCConfig(LearnableConfig):
     def __post_init__(self) -> None:
         check_common_fields(self)
         check_int("batch_size", self.batch_size, 1, 10**7)
-        check_int("action_dim", self.action_dim, 1, 10_000)
-        check_int("n_components", self.n_components, 1, 1_000)
+        check_candidate_fields(self, minimum_action_dim=1)
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DensityBC":
         return DensityBC(self, device, enable_ddp)
@@ -84,17 +85,11 @@ class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
     """d3rlpy's ``DiscreteBC`` whose imitator is an :class:`ActionDensityPolicy`."""
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:
-        width = action_size * self.config.action_dim
-        if len(observation_shape) != 1 or observation_shape[0] <= width:  # type: ignore[arg-type]
-            raise SpaceMismatchError(
-                f"DensityBC reads candidate observations (the state, then {action_size} codes x "
-                f"{self.config.action_dim} action values); got observations of shape {observation_shape}")
-        state_shape = (int(observation_shape[0]) - width,)  # type: ignore[arg-type]
-        encoder = self.config.encoder_factory.create(state_shape)
-        policy = ActionDensityPolicy(encoder, compute_output_size([state_shape], encoder), action_size,
-                                     self.config.action_dim, self.config.n_components).to(self._device)
-        optim = self.config.optim_factory.create(policy.named_modules(), lr=self.config.learning_rate,
-                                                 compiled=self.compiled)
+        config = self.config
+        n_candidate_values(type(self).__name__, observation_shape, action_size, config.candidate_action_dim)
+        policy = create_density_policy(observation_shape, action_size, config.candidate_action_dim,
+                                       config.n_components, config.encoder_factory, self._device)
+        optim = config.optim_factory.create(policy.named_modules(), lr=config.learning_rate, compiled=self.compiled)
         self._impl = DiscreteBCImpl(observation_shape=observation_shape, action_size=action_size,
                                     modules=DiscreteBCModules(optim=optim, imitator=policy),  # type: ignore[arg-type]
                                     beta=0.0, compiled=self.compiled, device=self._device)
@@ -105,8 +100,3 @@ class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
 
 register_learnable(DensityBCConfig)
 
-
-def observes_candidates(algo: Any) -> bool:
-    """Whether ``algo`` reads candidate observations (acts through
-    ``SAQActionWrapper(..., observe_candidates=True)``)."""
-    return isinstance(getattr(algo, "config", None), DensityBCConfig)

@@ -1,7 +1,9 @@
 """Algorithm-side machinery shared by our discrete-code d3rlpy algorithms (DiscreteIQL, DiscreteBRAC).
 
 A clear action-space check that runs before anything is built, twin discrete critics with their
-target copies, and the policy probabilities as numpy. The torch helpers of the exact sums over the
+target copies, the policies over codes (the index classifier, or the action density on candidate
+observations where the config asks for it: :mod:`.candidate_networks`), and the policy
+probabilities as numpy. The torch helpers of the exact sums over the
 K codes are in :mod:`saq_wrappers.integrations.d3rlpy.torch.utility`.
 """
 
@@ -24,6 +26,12 @@ from d3rlpy.types import GymEnv, Observation, Shape
 from torch import nn
 
 from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy.candidate_networks import (
+    create_density_policy,
+    n_candidate_values,
+    state_part_factory,
+)
+from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
 
 
 class DiscreteActionSpaceError(DataError, AssertionError):
@@ -83,10 +91,24 @@ class DiscreteCodeAlgoMixin:
     def get_action_type(self) -> ActionSpace:
         return ActionSpace.DISCRETE
 
+    def candidate_values(self, observation_shape: Shape, action_size: int) -> int:
+        """``K * D`` candidate values at the end of each observation where the config's
+        ``candidate_action_dim`` is ``D >= 1`` (the policies are then action densities), else 0."""
+        dim = int(getattr(self._config, "candidate_action_dim", 0))  # type: ignore[attr-defined]
+        return n_candidate_values(type(self).__name__, observation_shape, action_size, dim)
+
+    def state_encoder_factory(
+        self, observation_shape: Shape, action_size: int, encoder_factory: EncoderFactory
+    ) -> EncoderFactory:
+        """``encoder_factory``, reading the state part alone of candidate observations (critics and
+        value functions never read the candidates)."""
+        return state_part_factory(encoder_factory, self.candidate_values(observation_shape, action_size))
+
     def create_twin_critics(
         self, observation_shape: Shape, action_size: int, encoder_factory: EncoderFactory, n_critics: int
     ) -> tuple[nn.ModuleList, DiscreteEnsembleQFunctionForwarder, nn.ModuleList]:
         """``n_critics`` discrete critics ``Q(s) -> K`` values, their forwarder, and target copies."""
+        encoder_factory = self.state_encoder_factory(observation_shape, action_size, encoder_factory)
         created = [
             create_discrete_q_function(
                 observation_shape,
@@ -102,22 +124,30 @@ class DiscreteCodeAlgoMixin:
         (q_funcs, forwarder), (targ_q_funcs, _) = created
         return q_funcs, forwarder, targ_q_funcs
 
-    def create_categorical_policy_with_optim(
+    def create_code_policy_with_optim(
         self,
         observation_shape: Shape,
         action_size: int,
         encoder_factory: EncoderFactory,
         optim_factory: OptimizerFactory,
         learning_rate: float,
-    ) -> tuple[CategoricalPolicy, OptimizerWrapper]:
-        """A categorical policy over the K codes (``pi_beta`` or an actor) and its optimizer."""
-        policy = create_categorical_policy(
-            observation_shape,
-            action_size,
-            encoder_factory,
-            device=self._device,  # type: ignore[attr-defined]
-            enable_ddp=self._enable_ddp,  # type: ignore[attr-defined]
-        )
+    ) -> tuple[CategoricalPolicy | ActionDensityPolicy, OptimizerWrapper]:
+        """A categorical policy over the K codes (``pi_beta`` or an actor) and its optimizer: one
+        logit per code index (d3rlpy's ``CategoricalPolicy``), or with ``candidate_action_dim``
+        the action density evaluated at the codes' decoded actions (issue 37)."""
+        policy: CategoricalPolicy | ActionDensityPolicy
+        if self.candidate_values(observation_shape, action_size):
+            config = self._config  # type: ignore[attr-defined]
+            policy = create_density_policy(observation_shape, action_size, config.candidate_action_dim,
+                                           config.n_components, encoder_factory, self._device)  # type: ignore[attr-defined]
+        else:
+            policy = create_categorical_policy(
+                observation_shape,
+                action_size,
+                encoder_factory,
+                device=self._device,  # type: ignore[attr-defined]
+                enable_ddp=self._enable_ddp,  # type: ignore[attr-defined]
+            )
         optim = optim_factory.create(
             policy.named_modules(), lr=learning_rate, compiled=self.compiled  # type: ignore[attr-defined]
         )

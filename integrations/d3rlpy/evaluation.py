@@ -22,7 +22,7 @@ from saq_wrappers.action_set import ActionSet
 from saq_wrappers.errors import NotFittedError, SpaceMismatchError
 from saq_wrappers.evaluation import EvaluationResult, check_episodes, episode_step_limit, evaluate, time_limit
 from saq_wrappers.integrations.d3rlpy.acting import code_weights
-from saq_wrappers.integrations.d3rlpy.density_bc import observes_candidates
+from saq_wrappers.integrations.d3rlpy.candidate_networks import observes_candidates
 from saq_wrappers.mode_acting import ModeAveraging
 from saq_wrappers.wrappers import SAQActionWrapper
 
@@ -106,7 +106,7 @@ def saq_environment_evaluator(
     d3rlpy's loop has no step limit of its own, so an env without a ``TimeLimit`` gets one of
     :func:`~saq_wrappers.evaluation.episode_step_limit` steps. ``observe_candidates=True`` for
     an algorithm that reads candidate observations
-    (:class:`~saq_wrappers.integrations.d3rlpy.density_bc.DensityBC`).
+    (:func:`~saq_wrappers.integrations.d3rlpy.candidate_networks.observes_candidates`).
 
     Raises:
         DataError: ``n_trials`` not an integer from 1 to ``MAX_EPISODES``, or a bad ``seed``.
@@ -143,7 +143,7 @@ def evaluate_algo(
     (see :func:`~saq_wrappers.evaluation.evaluate`). With ``acting`` (and an action set), the
     chosen code picks a mode and the env gets that mode's mean under the algorithm's own policy
     over codes (:func:`~saq_wrappers.integrations.d3rlpy.acting.code_weights`). An algorithm that
-    reads candidate observations (:func:`~saq_wrappers.integrations.d3rlpy.density_bc.observes_candidates`)
+    reads candidate observations (:func:`~saq_wrappers.integrations.d3rlpy.candidate_networks.observes_candidates`)
     gets them from the wrapper.
 
     Raises:

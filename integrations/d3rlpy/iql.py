@@ -45,6 +45,7 @@ from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
 from d3rlpy.types import Observation, Shape
 
 from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
+from saq_wrappers.integrations.d3rlpy.candidate_networks import check_candidate_fields
 from saq_wrappers.integrations.d3rlpy.discrete import (
     DiscreteActionSpaceError,
     DiscreteCodeAlgoMixin,
@@ -163,6 +164,14 @@ class DiscreteIQLConfig(LearnableConfig):
             never reads it (for diagnostics that compare against it). Off by default: it is a
             fifth network, about a fifth of each update's time. Its initial weights are drawn
             either way, so this switch leaves every other network's initial weights as they are.
+        candidate_action_dim: ``0`` (default): plain observations and policies with one logit per
+            code. ``D >= 1``: observations are candidate observations (the state, then the K codes'
+            decoded actions of size ``D``), the fitted policy and ``pi_beta`` are the action density
+            over codes, ``pi(k|s) ∝ p(g(s,k)|s)`` (issue 37;
+            :class:`~saq_wrappers.integrations.d3rlpy.torch.density_policy.ActionDensityPolicy`),
+            trained by the same (weighted) likelihood, and the critics and ``V`` read the state
+            alone (:mod:`~saq_wrappers.integrations.d3rlpy.candidate_networks`).
+        n_components: Gaussians of that density (``M``).
         compile_graph: d3rlpy's torch.compile + CUDAGraph flag (CUDA only).
     """
 
@@ -187,9 +196,12 @@ class DiscreteIQLConfig(LearnableConfig):
     actor_optim_factory: OptimizerFactory = make_optimizer_field()
     actor_encoder_factory: EncoderFactory = make_encoder_field()
     fit_behavior_policy: bool = False
+    candidate_action_dim: int = 0
+    n_components: int = 1
 
     def __post_init__(self) -> None:
         check_common_fields(self)
+        check_candidate_fields(self)
         check_kl_budget(self.kl_budget)
         if self.policy_extraction not in POLICY_EXTRACTIONS:
             raise ValueError(
@@ -226,9 +238,12 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
             observation_shape, action_size, config.critic_encoder_factory, config.n_critics
         )
         value_func = create_value_function(
-            observation_shape, config.value_encoder_factory, device=self._device, enable_ddp=self._enable_ddp
+            observation_shape,
+            self.state_encoder_factory(observation_shape, action_size, config.value_encoder_factory),
+            device=self._device,
+            enable_ddp=self._enable_ddp,
         )
-        behavior_policy, behavior_optim = self.create_categorical_policy_with_optim(
+        behavior_policy, behavior_optim = self.create_code_policy_with_optim(
             observation_shape,
             action_size,
             config.behavior_encoder_factory,
@@ -247,7 +262,7 @@ class DiscreteIQL(DiscreteCodeAlgoMixin, QLearningAlgoBase[DiscreteIQLImpl, Disc
         )
         policy, policy_optim = None, None
         if weighted:
-            policy, policy_optim = self.create_categorical_policy_with_optim(
+            policy, policy_optim = self.create_code_policy_with_optim(
                 observation_shape,
                 action_size,
                 config.actor_encoder_factory,

@@ -90,18 +90,32 @@ def saq_bc_config(*, hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides
     return _saq_config(d3rlpy.algos.DiscreteBCConfig, hidden_units, settings, overrides)
 
 
+def density_policy_settings(action_set: Any, n_components: int = 1) -> dict[str, Any]:
+    """The config fields that make a SAQ algorithm's policies over ``action_set``'s codes action
+    densities (issue 37): ``candidate_action_dim`` (the decoded action's size), ``n_components``,
+    and an observation scaler that standardizes the state as every preset does and leaves the
+    candidates in action units
+    (:class:`~saq_wrappers.integrations.d3rlpy.scalers.CandidateObservationScaler`). For
+    :func:`saq_iql_config` and :func:`saq_brac_config`::
+
+        config = saq_iql_config(**density_policy_settings(quantizer))
+
+    Train on candidate observations (:func:`~saq_wrappers.candidate_observations.with_candidate_observations`)
+    and act through ``SAQActionWrapper(..., observe_candidates=True)``."""
+    action_dim = int(np.prod(action_set.action_space.shape))
+    return dict(candidate_action_dim=action_dim, n_components=n_components,
+                observation_scaler=CandidateObservationScaler(n_candidate_values=action_set.n * action_dim))
+
+
 def saq_density_bc_config(action_set: Any, n_components: int = 1, *,
                           hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides: Any) -> DensityBCConfig:
     """``DensityBCConfig`` for SAQ-BC with the action-density policy over ``action_set``'s codes
-    (issue 37): SAQ-BC's settings, its state standardized as every preset's and its candidates
-    left in action units (:class:`~saq_wrappers.integrations.d3rlpy.scalers.CandidateObservationScaler`).
+    (issue 37): SAQ-BC's settings and :func:`density_policy_settings`.
 
     Train it on candidate observations and act through ``SAQActionWrapper(...,
     observe_candidates=True)`` (:mod:`saq_wrappers.integrations.d3rlpy.density_bc`).
     """
-    action_dim = int(np.prod(action_set.action_space.shape))
-    settings = dict(learning_rate=3e-4, batch_size=256, action_dim=action_dim, n_components=n_components,
-                    observation_scaler=CandidateObservationScaler(n_candidate_values=action_set.n * action_dim))
+    settings = dict(learning_rate=3e-4, batch_size=256, **density_policy_settings(action_set, n_components))
     return _saq_config(DensityBCConfig, hidden_units, settings, overrides)
 
 

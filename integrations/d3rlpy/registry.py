@@ -23,6 +23,7 @@ from saq_wrappers.integrations.algorithms import (
     ALGORITHMS,
     CONTINUOUS_ALGOS,
     COUNTERPARTS,
+    DENSITY_POLICY_ALGOS,
     SAQ_ALGOS,
     SAQ_PREFIX,
     check_algorithm,
@@ -33,8 +34,8 @@ from . import presets
 from .arq import ARQConfig
 from .scalers import RobustStandardObservationScaler
 
-__all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "SAQ_ALGOS", "check_algorithm", "default_hidden",
-           "density_policy_config", "is_saq", "make_config"]
+__all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "DENSITY_POLICY_ALGOS", "SAQ_ALGOS", "check_algorithm",
+           "default_hidden", "density_policy_config", "is_saq", "make_config"]
 
 #: SAQ-X -> its preset.
 _SAQ_PRESETS: dict[str, Callable[..., LearnableConfig]] = {
@@ -85,15 +86,25 @@ def make_config(
 
 
 def density_policy_config(
+    name: str,
     action_set: Any,
     *,
     hidden: Optional[Sequence[int]] = None,
     batch_size: int = 256,
     options: Optional[Mapping[str, Any]] = None,
 ) -> LearnableConfig:
-    """SAQ-BC with the action-density policy over ``action_set``'s codes
-    (:func:`~saq_wrappers.integrations.d3rlpy.presets.saq_density_bc_config`), sized as
-    :func:`make_config` sizes SAQ-BC; ``options`` override config fields (``n_components``)."""
-    hidden_units = tuple(hidden) if hidden is not None else default_hidden("SAQ-BC")
-    return presets.saq_density_bc_config(action_set, hidden_units=hidden_units, batch_size=batch_size,
-                                         **dict(options or {}))
+    """SAQ-X (SAQ-BC, SAQ-IQL or SAQ-BRAC) with action-density policies over ``action_set``'s
+    codes (:func:`~saq_wrappers.integrations.d3rlpy.presets.density_policy_settings`), sized as
+    :func:`make_config` sizes SAQ-X; ``options`` override config fields (``n_components``).
+
+    Raises:
+        DataError: an algorithm without a policy over codes to parametrize (SAQ-CQL acts by its Q).
+    """
+    if name not in DENSITY_POLICY_ALGOS:
+        raise DataError(f"the density policy is built for {', '.join(DENSITY_POLICY_ALGOS)}, not {name!r}")
+    hidden_units = tuple(hidden) if hidden is not None else default_hidden(name)
+    if name == "SAQ-BC":
+        return presets.saq_density_bc_config(action_set, hidden_units=hidden_units, batch_size=batch_size,
+                                             **dict(options or {}))
+    settings = {**presets.density_policy_settings(action_set), **dict(options or {})}
+    return make_config(name, None, hidden=hidden_units, batch_size=batch_size, options=settings)

@@ -18,7 +18,7 @@ from benchmarks.harness.spec import (
 from saq_wrappers.app.experiment import ExperimentSpec
 from saq_wrappers.app.pipeline import ArtifactStore, run_experiment
 from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.d3rlpy import DensityBC
+from saq_wrappers.integrations.d3rlpy import DensityBC, DiscreteIQL, observes_candidates
 
 
 def tiny_saq_bc() -> ExperimentSpec:
@@ -37,7 +37,7 @@ def test_the_density_policy_is_a_saq_bc_variant_with_its_own_name() -> None:
     old_record.pop("code_policy")
     assert ExperimentSpec.from_dict(old_record).fingerprint() == plain.fingerprint()
     assert ExperimentSpec.from_dict(density.to_dict()) == density
-    with pytest.raises(DataError, match="SAQ-BC only"):
+    with pytest.raises(DataError, match="SAQ-BC, SAQ-IQL, SAQ-BRAC, not SAQ-CQL"):
         dataclasses.replace(plain, algo="SAQ-CQL", code_policy="density")
     with pytest.raises(DataError, match="code_policy"):
         dataclasses.replace(plain, code_policy="mixture")
@@ -63,3 +63,16 @@ def test_the_harness_runs_the_variant_beside_saq_bc_and_reports_it_against_it(bu
     assert density_variant_references(runs) == {runs[1].label}
     summary = run_grid(runs, tmp_path / "bench", backend="serial", workers=1, log=lambda _: None)
     assert sorted(summary.executed) == sorted(r.run_id for r in runs) and not summary.failed
+
+
+def test_saq_iql_runs_with_the_density_policy_and_the_harness_adds_its_variant(builtin_data: Path, tmp_path: Path) -> None:
+    (plain,) = build_suite("tiny", Path("."), algos=["SAQ-IQL"], steps=100)
+    runs = with_density_policy_variants(build_suite("tiny", Path("."), algos=["SAQ-CQL", "SAQ-IQL"], steps=100))
+    assert [(r.algo, r.code_policy) for r in runs] == [("SAQ-CQL", "index"), ("SAQ-IQL", "index"),
+                                                       ("SAQ-IQL", "density")]
+    assert density_variant_references(runs) == {plain.label}
+    outcome = run_experiment(runs[-1], ArtifactStore(tmp_path))
+    assert isinstance(outcome.algo, DiscreteIQL) and observes_candidates(outcome.algo)
+    assert tuple(outcome.algo.observation_shape) == (3 + outcome.action_set.n,)  # Pendulum: 3-D state, 1-D action
+    assert np.isfinite(outcome.record["score"])
+    assert outcome.record["spec"]["code_policy"] == "density"

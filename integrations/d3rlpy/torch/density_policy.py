@@ -25,7 +25,7 @@ from d3rlpy.models.encoders import Encoder
 from torch import nn
 from torch.distributions import Categorical
 
-__all__ = ["ActionDensityHead", "ActionDensityPolicy", "density_code_logits"]
+__all__ = ["ActionDensityHead", "ActionDensityPolicy", "StatePartEncoder", "density_code_logits"]
 
 #: Bounds of each component's log standard deviation (in action units): a component narrower
 #: than e^-5 ~ 0.007 would make one code's logit dominate on float rounding alone; wider than
@@ -82,7 +82,28 @@ class ActionDensityPolicy(nn.Module):
         self.n_codes, self.action_dim = n_codes, action_dim
         self.head = ActionDensityHead(hidden_size, action_dim, n_components)
 
-    def forward(self, x: torch.Tensor) -> Categorical:
+    def code_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` unnormalized ``log pi(k | s)`` of candidate observations ``x``."""
         width = self.n_codes * self.action_dim
         state, candidates = x[:, :-width], x[:, -width:].reshape(-1, self.n_codes, self.action_dim)
-        return Categorical(logits=self.head(self._encoder(state), candidates), validate_args=False)
+        return self.head(self._encoder(state), candidates)
+
+    def forward(self, x: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.code_logits(x), validate_args=False)
+
+
+class StatePartEncoder(Encoder):
+    """``inner`` applied to the state part of candidate observations (everything but the last
+    ``n_candidate_values`` entries): the critics and value function of an algorithm whose policy
+    reads candidates. The candidates are a function of the state, so they add nothing a critic
+    could use; reading the state alone keeps each critic the network it is on plain states."""
+
+    def __init__(self, inner: Encoder, n_candidate_values: int) -> None:
+        super().__init__()
+        if n_candidate_values < 1:
+            raise ValueError(f"n_candidate_values must be >= 1, got {n_candidate_values}")
+        self._inner = inner
+        self.n_candidate_values = n_candidate_values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self._inner(x[:, :-self.n_candidate_values])
