@@ -1,8 +1,10 @@
 """Running a grid of runs: a local spawn process pool (default), in-process, or Ray tasks.
 
-The grid runs seed by seed (so an interrupted grid already holds whole tables), each seed in
-two phases: first the shared artifacts its unfinished runs need (one task per quantizer / ARQ
-table, so two SAQ runs on the same data never fit the same quantizer twice), then the runs.
+The grid's tasks are ordered seed by seed, each seed's shared artifacts first (one task per
+quantizer / ARQ table, so two SAQ runs on the same data never fit the same quantizer twice), then
+its runs, longest first. Workers take the first task in that order that can start: a run waits
+only for the artifact it needs, never for the rest of its seed, so no worker idles at a seed's end
+while a later task could run, and an interrupted grid holds the early seeds' whole tables first.
 Unfinished runs that differ only in how the trained policy acts (a run and its mode-averaged
 twin, say) are one task: one training, each run evaluated on it (:func:`shared_trainings`).
 Finished runs (a result file with the same fingerprint) are skipped; a run whose task fails is
@@ -19,7 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from saq_wrappers.errors import DataError
 
@@ -64,9 +66,29 @@ def _clean_stray(out: Path) -> int:
     return removed
 
 
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A task of the grid and its one dependency: the artifact key it builds (``provides``) or
+    the one it must wait for (``needs``: a key some earlier job provides)."""
+
+    task: Task
+    provides: Optional[str] = None
+    needs: Optional[str] = None
+
+
+def next_ready(waiting: list[Job], built: set[str]) -> Optional[Job]:
+    """The first waiting job that can start: it needs no artifact, or one already built (or
+    tried: a run whose artifact task failed still starts, and builds or fails on its own)."""
+    return next((job for job in waiting if job.needs is None or job.needs in built), None)
+
+
 class Executor:
-    """Runs tasks and yields their replies as they complete; a context manager.
-    :meth:`cancel_pending` keeps every task not yet started from starting."""
+    """Runs jobs and yields their replies as they complete; a context manager.
+
+    At most ``workers`` jobs run at once, started in the list's order as workers free up, each as
+    soon as its artifact is built (:func:`next_ready`); nothing is submitted ahead, so
+    :meth:`cancel_pending` keeps every job not yet started from starting. Subclasses say how a
+    task is started (:meth:`submit`) and how to wait for one (:meth:`wait_any`)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -81,19 +103,56 @@ class Executor:
     def __exit__(self, *exc: Any) -> None:
         return None
 
-    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+    def submit(self, task: Task) -> Any:
+        """Start ``task``; return a handle for :meth:`wait_any`."""
         raise NotImplementedError
+
+    def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        """Wait until at least one of ``handles`` is done; return each done one with its reply."""
+        raise NotImplementedError
+
+    def run(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        waiting = list(jobs)
+        running: dict[Any, Job] = {}
+        built: set[str] = set()
+        while running or (waiting and not self.cancelled):
+            while not self.cancelled and len(running) < self.workers:
+                job = next_ready(waiting, built)
+                if job is None:
+                    break
+                waiting.remove(job)
+                running[self.submit(job.task)] = job
+            if not running:
+                raise RuntimeError(f"{len(waiting)} job(s) wait for an artifact no job builds")
+            for handle, reply in self.wait_any(list(running)):
+                job = running.pop(handle)
+                if job.provides is not None:
+                    built.add(job.provides)
+                yield reply
 
 
 class SerialExecutor(Executor):
     """In this process, one task after the other (debugging, tests)."""
 
-    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+    def __init__(self, workers: int) -> None:
+        super().__init__(1)  # one at a time, whatever the pool size asked for
+
+    def __enter__(self) -> "SerialExecutor":
         init_worker()
-        for task in tasks:
-            if self.cancelled:
-                return
-            yield execute_task(*task)
+        return self
+
+    def submit(self, task: Task) -> Any:
+        return _Done(execute_task(*task))
+
+    def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        return [(handle, handle.reply) for handle in handles]
+
+
+class _Done:
+    """The handle of a task the serial executor has already run."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
 
 
 class LocalExecutor(Executor):
@@ -114,21 +173,19 @@ class LocalExecutor(Executor):
     def __exit__(self, *exc: Any) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        waiting = list(tasks)
-        running: set[cf.Future] = set()
-        while running or (waiting and not self.cancelled):
-            while waiting and not self.cancelled and len(running) < self.workers:
-                running.add(self.pool.submit(execute_task, *waiting.pop(0)))
-            done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+    def submit(self, task: Task) -> Any:
+        return self.pool.submit(execute_task, *task)
+
+    def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
+        return [(future, future.result()) for future in done]
 
 
 class RayExecutor(Executor):
-    """Ray tasks, one CPU each. Starts a local Ray (``num_cpus=workers``) unless one is already
-    initialized (call ``ray.init(address=...)`` first for a cluster, whose workers must be able
-    to import ``benchmarks`` and ``saq_wrappers``: same checkout and environment)."""
+    """Ray tasks, one CPU each, at most ``workers`` at once. Starts a local Ray
+    (``num_cpus=workers``) unless one is already initialized (call ``ray.init(address=...)``
+    first for a cluster, whose workers must be able to import ``benchmarks`` and
+    ``saq_wrappers``: same checkout and environment)."""
 
     def __enter__(self) -> "RayExecutor":
         try:
@@ -144,20 +201,12 @@ class RayExecutor(Executor):
         self.remote = ray.remote(num_cpus=1, max_retries=0)(execute_task)
         return self
 
-    def cancel_pending(self) -> None:
-        super().cancel_pending()
-        for ref in getattr(self, "pending", []):
-            self.ray.cancel(ref)  # a task not yet started never starts; a running one finishes
+    def submit(self, task: Task) -> Any:
+        return self.remote.remote(*task)
 
-    def run(self, tasks: list[Task]) -> Iterator[dict[str, Any]]:
-        self.pending = [self.remote.remote(*task) for task in tasks]
-        while self.pending:
-            done, self.pending = self.ray.wait(self.pending, num_returns=1)
-            for ref in done:
-                try:
-                    yield self.ray.get(ref)
-                except self.ray.exceptions.TaskCancelledError:
-                    continue
+    def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+        done, _ = self.ray.wait(handles, num_returns=1)
+        return [(ref, self.ray.get(ref)) for ref in done]
 
 
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "local": LocalExecutor, "ray": RayExecutor}
@@ -194,6 +243,25 @@ def shared_trainings(todo: list[RunSpec]) -> list[tuple[RunSpec, list[RunSpec]]]
     return out
 
 
+def grid_jobs(todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str) -> list[Job]:
+    """The grid's jobs in the order they start: seed by seed, each seed's artifacts not built yet
+    (``artifact_runs``: one run per missing artifact), then its runs in ``todo``'s order
+    (longest first), each run (with its twins, :func:`shared_trainings`) needing the artifact a
+    job of the grid builds for it."""
+    missing = {artifact_key(r): r for r in artifact_runs}
+    jobs: list[Job] = []
+    for seed in sorted({r.seed for r in todo}):
+        group = [r for r in todo if r.seed == seed]
+        for key in dict.fromkeys(artifact_key(r) for r in group):
+            if key in missing:
+                jobs.append(Job(("artifact", missing.pop(key).to_dict(), str(out), device, []), provides=key))
+        for run, twins in shared_trainings(group):
+            key = artifact_key(run)
+            needs = key if any(job.provides == key for job in jobs) else None
+            jobs.append(Job(("run", run.to_dict(), str(out), device, [t.to_dict() for t in twins]), needs=needs))
+    return jobs
+
+
 def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpec], out: Path, device: str,
              summary: GridSummary, started: float, log: Callable[[str], None], ledger: GridLedger) -> None:
     def stop_requested() -> bool:
@@ -203,21 +271,16 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
             executor.cancel_pending()
         return summary.stopped
 
-    if artifact_runs:
-        for reply in executor.run([("artifact", r.to_dict(), str(out), device, []) for r in artifact_runs]):
-            stop_requested()
+    done = 0
+    for reply in executor.run(grid_jobs(todo, artifact_runs, out, device)):
+        elapsed = time.perf_counter() - started
+        if reply["kind"] == "artifact":
             ledger.tick("artifact", reply["ok"])
             if reply["ok"]:
                 log(f"  artifact ready: {reply['key']}")
             else:
                 log(f"  artifact FAILED ({reply['run_id']}): {reply['error']}")
-    if stop_requested():
-        return
-    tasks = [("run", r.to_dict(), str(out), device, [t.to_dict() for t in twins]) for r, twins in shared_trainings(todo)]
-    done = 0
-    for reply in executor.run(tasks):
-        elapsed = time.perf_counter() - started
-        if reply["ok"]:
+        elif reply["ok"]:
             for run in reply["runs"]:
                 done += 1
                 ledger.tick("run", True)
@@ -231,7 +294,7 @@ def _execute(executor: Executor, todo: list[RunSpec], artifact_runs: list[RunSpe
                 summary.failed[run_id] = reply["error"]
                 log(f"  [{done}/{len(todo)}] {run_id}: FAILED {reply['error']}")
             print(reply.get("traceback", ""), file=sys.stderr)
-        stop_requested()  # before the executor resumes and starts the next run
+        stop_requested()  # before the executor resumes and starts the next job
 
 
 def run_grid(
@@ -259,18 +322,11 @@ def run_grid(
     finished, todo, artifact_runs = plan(runs, out)
     summary = GridSummary(skipped=[r.run_id for r in finished])
     log(f"{len(runs)} runs: {len(finished)} finished, {len(todo)} to run "
-        f"({len(artifact_runs)} shared artifacts, each built before its seed's runs) on backend {backend!r} with {workers} worker(s)")
+        f"({len(artifact_runs)} shared artifacts, each built before the runs that need it) on backend {backend!r} with {workers} worker(s)")
     if todo:
         ledger = GridLedger(out, backend, workers, len(todo), machine())
         with EXECUTORS[backend](workers) as executor:
-            # seed by seed: a grid interrupted after seed 0 already holds a whole table
-            for seed in sorted({r.seed for r in todo}):
-                if summary.stopped:
-                    break
-                group = [r for r in todo if r.seed == seed]
-                keys = {artifact_key(r) for r in group}
-                needed = [r for r in artifact_runs if artifact_key(r) in keys]
-                _execute(executor, group, needed, out, device, summary, started, log, ledger)
+            _execute(executor, todo, artifact_runs, out, device, summary, started, log, ledger)
         ledger.close(summary.stopped)
     summary.seconds = time.perf_counter() - started
     return summary
