@@ -4,6 +4,7 @@ training and no zoo agent: ``prepare``'s generator is replaced by a tiny stand-i
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def test_noise_study_grid_is_the_standard_budget_on_data_of_its_own() -> None:
     assert {r.dataset.name for r in study} == NAMES
     assert {r.algo for r in study} == {"BC", "SAQ-BC", "IQL", "SAQ-IQL"}
     assert {r.seed for r in study} == {0, 1, 2}
-    assert len({r.run_id for r in study}) == len(study) == 8 * 4 * 3
+    assert len({r.run_id for r in study}) == len(study) == 8 * 5 * 3  # SAQ-BC greedy and sampled
     # its own Minari namespace and run ids: nothing of the standard suite is read or overwritten
     assert {Path(r.dataset.source).parent for r in study} == {DATA / "minari" / "saqbench-noise"}
     assert not {r.run_id for r in study} & {r.run_id for r in standard}
@@ -40,12 +41,20 @@ def test_noise_study_grid_is_the_standard_budget_on_data_of_its_own() -> None:
     # (SAQ-IQL sampled), reward scaling (the IQL pair), evaluation episodes and curve
     on_hopper = {r.algo: _settings(r) for r in standard if r.dataset.name == "hopper-expert"}
     for run in study:
-        assert _settings(run) == on_hopper[run.algo], run.run_id
-    assert {r.algo for r in study if not r.evaluation.greedy} == {"SAQ-IQL"}
+        sampled_saq_bc = run.algo == "SAQ-BC" and not run.evaluation.greedy
+        expected = on_hopper[run.algo]
+        if sampled_saq_bc:  # SAQ-BC's sampled twin: the standard SAQ-BC, acting by sampling
+            expected = expected[:3] + (dataclasses.replace(expected[3], greedy=False),) + expected[4:]
+        assert _settings(run) == expected, run.run_id
+    assert {r.algo for r in study if not r.evaluation.greedy} == {"SAQ-IQL", "SAQ-BC"}
+    # each sampled SAQ-BC run trains as its greedy run does: one training, two evaluations
+    sampled = [r for r in study if r.algo == "SAQ-BC" and not r.evaluation.greedy]
+    greedy = {r.training_spec().fingerprint() for r in study if r.algo == "SAQ-BC" and r.evaluation.greedy}
+    assert len(sampled) == 8 * 3 and {r.training_spec().fingerprint() for r in sampled} == greedy
     assert {r.algo for r in study if r.reward_scaling == "returns"} == {"IQL", "SAQ-IQL"}
     assert {r.dataset.paper_key for r in study} == {"hopper-expert-v2", "walker2d-expert-v2"}
     # --mode-averaging adds one twin per SAQ run
-    assert len(with_mode_averaged_twins(study)) == len(study) + 8 * 2 * 3
+    assert len(with_mode_averaged_twins(study)) == len(study) + 8 * 3 * 3
 
 
 def test_noise_study_prepare_plan() -> None:

@@ -47,12 +47,16 @@ NOISE_STUDY_DATA = {"expert10": ("expert", 10), "expert50": ("expert", 50), "exp
                     "expertmean10": ("expert-mean", 10)}
 NOISE_STUDY_ENVS = ("hopper", "walker2d")
 NOISE_STUDY_ALGOS = ("BC", "SAQ-BC", "IQL", "SAQ-IQL")
+#: The noise study evaluates these also by sampling their policy over codes (SAQ-BC: arg-max
+#: against sampled, issue 37 part 2); each sampled run is its greedy run's twin (one training).
+NOISE_STUDY_SAMPLED = ("SAQ-BC",)
 #: What limits the SAQ variants (issue 12, part 4): quantizer budgets and acting, on hopper-medium-expert.
 STUDY_ALGOS = ("SAQ-BC", "SAQ-CQL", "SAQ-IQL")
 STUDY_QUANTIZER_STEPS = (5000, 20_000, 50_000)
 #: The study's acting contrast: each of these also runs with the other acting rule than the
-#: suite's (SAQ-IQL greedy). Not SAQ-BC: d3rlpy 2.8.1's ``DiscreteBC.sample_action`` returns its
-#: argmax, so a "sampled" SAQ-BC run repeats the greedy one (seed 0 gave the same return to 4 digits).
+#: suite's (SAQ-IQL greedy). Not SAQ-BC: when this study ran, a "sampled" SAQ-BC repeated the greedy
+#: one (d3rlpy 2.8.1's ``DiscreteBC.sample_action`` returns its arg-max; ``evaluate_algo`` now
+#: samples its classifier instead, and the noise study runs that contrast).
 STUDY_ACTING_ALGOS = ("SAQ-IQL",)
 MAIN_ALGOS = ("BC", "CQL", "IQL", "SAQ-BC", "SAQ-CQL", "SAQ-IQL", "SAQ-BRAC", "ARQ")
 #: Issue 12's criterion pairs SAQ-IQL with SAQ-BC (SAQ-IQL >= SAQ-BC - 5 on every dataset). With
@@ -261,6 +265,9 @@ def build_suite(
                                         **{**algo_base, "evaluation": evaluation}))
                     continue
                 runs.append(RunSpec(ds, algo, seed, tag=suite, **algo_base))
+                if suite == "noise-study" and algo in NOISE_STUDY_SAMPLED:
+                    evaluation = dataclasses.replace(algo_base["evaluation"], greedy=False)
+                    runs.append(RunSpec(ds, algo, seed, tag=suite, **{**algo_base, "evaluation": evaluation}))
     if not runs:
         raise DataError(f"suite {suite!r} with these filters has no runs")
     if authors:

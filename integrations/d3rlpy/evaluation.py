@@ -9,11 +9,13 @@ shape, before the first step. Every episode has a step limit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
+from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl
 from d3rlpy.constants import ActionSpace
 from d3rlpy.dataset import ReplayBufferBase
 from d3rlpy.metrics import EnvironmentEvaluator
@@ -134,8 +136,10 @@ def evaluate_algo(
 ) -> EvaluationResult:
     """Returns over ``n_episodes`` seeded episodes, acting greedily (``algo.predict``) or, with
     ``greedy=False``, by sampling the algorithm's policy (``algo.sample_action``; the authors
-    sample SAQ-IQL's codes from eq. 10). d3rlpy 2.8.1's ``BC`` and ``DiscreteBC`` return their
-    greedy action from ``sample_action``, so for them (and SAQ-BC) both rules are the same.
+    sample SAQ-IQL's codes from eq. 10). d3rlpy 2.8.1's ``DiscreteBC`` returns its arg-max from
+    ``sample_action``, so a discrete BC (SAQ-BC, with either policy over codes) samples its code
+    from its classifier's probabilities here (:func:`sample_codes`); d3rlpy's continuous ``BC``
+    returns its mean either way.
 
     With ``action_set``, the algorithm is a discrete one on codes and acts through
     ``SAQActionWrapper(env, action_set)``; without, it acts on ``env`` directly. The algorithm
@@ -162,9 +166,23 @@ def evaluate_algo(
         target = SAQActionWrapper(env, action_set, acting=acting, code_weights=weights,
                                   observe_candidates=observes_candidates(algo))
         check_algo_fits(algo, target, action_set)  # against the observations it will see
-    act = algo.predict if greedy else algo.sample_action
+    act = algo.predict if greedy else sample_codes(algo) if isinstance(algo.impl, DiscreteBCImpl) else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:
         return np.asarray(act(observations.astype(np.float32)))
 
     return evaluate(policy, target, n_episodes=n_episodes, seed=seed, max_steps=max_steps, progress=progress)
+
+
+def sample_codes(algo: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``observations -> codes`` drawn from ``algo``'s policy over codes
+    (:func:`~saq_wrappers.integrations.d3rlpy.acting.code_weights`) with torch's global generator,
+    as d3rlpy's own ``sample_action`` draws: SAQ-BC's sampled acting, which d3rlpy's
+    ``DiscreteBC.sample_action`` (its arg-max) does not give."""
+    weights = code_weights(algo)
+
+    def sample(observations: np.ndarray) -> np.ndarray:
+        probabilities = torch.as_tensor(weights(observations))
+        return torch.multinomial(probabilities, 1)[:, 0].numpy()
+
+    return sample

@@ -24,6 +24,7 @@ from saq_wrappers.integrations.d3rlpy import (
     saq_density_bc_config,
     to_discrete_dataset,
 )
+from saq_wrappers.integrations.d3rlpy.evaluation import sample_codes
 from saq_wrappers.transitions import Transitions
 from tests.integrations.shifting_candidates import D, K, ShiftingCandidates, noisy_demonstrations
 from tests.quiet_training import quiet_fit
@@ -126,3 +127,19 @@ def test_observations_without_candidates_are_refused() -> None:
 def test_bad_settings_are_refused(field: str, value: float) -> None:
     with pytest.raises(Exception, match=field):
         DensityBCConfig(**{"candidate_action_dim": D, field: value})
+
+
+def test_sampled_saq_bc_draws_its_codes_from_the_classifier_not_its_arg_max(trained) -> None:
+    """d3rlpy's ``DiscreteBC.sample_action`` returns the arg-max; SAQ-BC's sampled acting draws from
+    the classifier (index or density policy) with torch's global generator."""
+    action_set, data, density, classifier = trained
+    for algo, x in ((classifier, data.observations[:1]),
+                    (density, candidate_observations(action_set, data.observations[:1]))):
+        probabilities = code_weights(algo)(x)[0]
+        torch.manual_seed(0)
+        draws = sample_codes(algo)(np.repeat(x, 4000, axis=0))
+        frequencies = np.bincount(draws, minlength=K) / len(draws)
+        assert np.abs(frequencies - probabilities).max() < 0.03
+        assert probabilities.max() < 0.9 and len(set(draws.tolist())) > 1
+        torch.manual_seed(0)
+        assert np.array_equal(sample_codes(algo)(np.repeat(x, 4000, axis=0)), draws)  # torch's generator decides
