@@ -50,14 +50,15 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   standard suite, so into a folder of their own: ``--out benchmarks/results/harness/ablations``
   (``docs/benchmarks/ablations.md``).
 * ``noise-study``: where SAQ-BC's gap to BC comes from, data size or action noise. Per env
-  (hopper, walker2d) the zoo's TQC expert's sampled actions at 10 episodes (``<env>-expert10``:
-  the standard suite's ``<env>-expert`` recipe, seed and budget, so the same episodes), 50 and 250
-  (about D4RL's size), and 10 episodes of its mean actions (``<env>-expertmean10``, recipe
-  ``expert-mean``: noise-free), all four normalized by one measurement of the reference returns
-  x BC, SAQ-BC, IQL, SAQ-IQL x seeds 0-2 at the standard suite's budget, settings and acting:
-  96 runs (144 with ``--mode-averaging``, whose twins share their plain runs' trainings, so
-  they cost evaluation time only). Its data has a Minari namespace of its own
-  (``saqbench-noise``), its results their own folder (``benchmarks/results/harness/noise-study``).
+  (hopper, walker2d) the zoo's TQC expert's sampled actions at 10 episodes (``<env>-expert``, the
+  standard suite's own dataset: its runs there are these runs, so copy them into the study's
+  ``runs/`` rather than train them again), 50 and 250 (about D4RL's size), and 10 episodes of its
+  mean actions (``<env>-expertmean10``, recipe ``expert-mean``: noise-free), all four normalized
+  by one measurement of the reference returns x BC, SAQ-BC (greedy and sampled), IQL, SAQ-IQL x
+  seeds 0-2 at the standard suite's budget, settings and acting: 120 runs (the sampled SAQ-BC
+  and ``--mode-averaging``'s twins share their plain runs' trainings, so they cost evaluation
+  time only). Its other data has a Minari namespace of its own (``saqbench-noise``), its results
+  their own folder (``benchmarks/results/harness/noise-study``).
 * ``small`` (superseded by ``standard``; its results left the tree, ``docs/benchmarks/history.md``
   names the commit that holds them; ~25-30 min after ~1.5 min of ``prepare``): hopper-expert (10k
   steps, TQC zoo agent),

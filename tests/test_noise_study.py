@@ -18,7 +18,7 @@ from saq_wrappers.integrations.minari import minari_info
 
 DATA = Path("/data")
 NAMES = {f"{env}-{kind}" for env in ("hopper", "walker2d")
-         for kind in ("expert10", "expert50", "expert250", "expertmean10")}
+         for kind in ("expert", "expert50", "expert250", "expertmean10")}
 
 
 def _settings(run: Any) -> tuple:
@@ -33,10 +33,20 @@ def test_noise_study_grid_is_the_standard_budget_on_data_of_its_own() -> None:
     assert {r.algo for r in study} == {"BC", "SAQ-BC", "IQL", "SAQ-IQL"}
     assert {r.seed for r in study} == {0, 1, 2}
     assert len({r.run_id for r in study}) == len(study) == 8 * 5 * 3  # SAQ-BC greedy and sampled
-    # its own Minari namespace and run ids: nothing of the standard suite is read or overwritten
-    assert {Path(r.dataset.source).parent for r in study} == {DATA / "minari" / "saqbench-noise"}
-    assert not {r.run_id for r in study} & {r.run_id for r in standard}
-    assert not {r.fingerprint() for r in study} & {r.fingerprint() for r in standard}
+    # the 10 sampled episodes are the standard suite's hopper-/walker2d-expert, so those runs are the
+    # standard suite's (same run ids and fingerprints: their results can be copied, not trained
+    # again); the other datasets live in a Minari namespace of their own
+    by_id = {r.run_id: r.fingerprint() for r in standard}
+    on_standard_data = [r for r in study if r.dataset.name in ("hopper-expert", "walker2d-expert")]
+    assert len(on_standard_data) == 2 * 5 * 3
+    for run in on_standard_data:
+        if run.algo == "SAQ-BC" and not run.evaluation.greedy:
+            assert run.run_id not in by_id  # the study's own acting contrast
+        else:
+            assert by_id[run.run_id] == run.fingerprint(), run.run_id
+    others = [r for r in study if r not in on_standard_data]
+    assert {Path(r.dataset.source).parent for r in others} == {DATA / "minari" / "saqbench-noise"}
+    assert not {r.run_id for r in others} & set(by_id)
     # per algorithm, exactly the standard suite's settings: budget, networks, quantizer, acting
     # (SAQ-IQL sampled), reward scaling (the IQL pair), evaluation episodes and curve
     on_hopper = {r.algo: _settings(r) for r in standard if r.dataset.name == "hopper-expert"}
@@ -65,16 +75,17 @@ def test_noise_study_prepare_plan() -> None:
     for env, title in (("hopper", "Hopper"), ("walker2d", "Walker2d")):
         got = {kind: (items[f"{env}-{kind}"]["recipe"], items[f"{env}-{kind}"]["n_episodes"],
                       items[f"{env}-{kind}"]["n_steps"])
-               for kind in ("expert10", "expert50", "expert250", "expertmean10")}
-        assert got == {"expert10": ("expert", 10, None), "expert50": ("expert", 50, None),
+               for kind in ("expert", "expert50", "expert250", "expertmean10")}
+        assert got == {"expert": ("expert", 10, None), "expert50": ("expert", 50, None),
                        "expert250": ("expert", 250, None), "expertmean10": ("expert-mean", 10, None)}
         for kind in got:
             item = items[f"{env}-{kind}"]
             assert (item["env_id"], item["model"], item["medium_model"]) == (
                 f"{title}-v5", f"tqc/{title}-v3/model.zip", None)
-            assert item["dataset_id"] == f"saqbench-noise/{env}-{kind}-v0"
+            namespace = "saqbench-std" if kind == "expert" else "saqbench-noise"
+            assert item["dataset_id"] == f"{namespace}/{env}-{kind}-v0"
             # one reference measurement per env, taken by a dataset listed before it
-            assert item["ref_scores_from"] == (None if kind == "expert10" else f"{env}-expert10")
+            assert item["ref_scores_from"] == (None if kind == "expert" else f"{env}-expert")
         # the standard suite's expert agent, for the diagnostics that load it
         assert zoo_expert("noise-study", f"{env}-expert250", Path("zoo")) == zoo_expert(
             "standard", f"{env}-expert", Path("zoo"))
@@ -118,7 +129,7 @@ def test_prepare_asks_for_the_standard_recipe_and_shares_the_reference_scores(
     assert len(lines) == len(calls) == 8 and all(line.startswith("wrote") for line in lines)
     study = {Path(c["dataset_id"]).name.removesuffix("-v0"): c for c in calls}
     for env in ("hopper", "walker2d"):
-        first = study[f"{env}-expert10"]
+        first = study[f"{env}-expert"]
         assert (first["ref_min_score"], first["ref_max_score"]) == (None, None)  # measured, as the standard's
         for kind in ("expert50", "expert250", "expertmean10"):
             call = study[f"{env}-{kind}"]
@@ -129,17 +140,20 @@ def test_prepare_asks_for_the_standard_recipe_and_shares_the_reference_scores(
     assert all(c["agent_seed"] == "model" and c["medium_model"] is None for c in calls)
     assert {c["recipe"] for c in calls} == {"expert", "expert-mean"}
 
-    # the 10 sampled episodes are the standard suite's hopper-/walker2d-expert call, but for the id
+    # the 10 sampled episodes are the standard suite's hopper-/walker2d-expert call, id included
     (tmp_path / "std").mkdir()
     (tmp_path / "std" / "lift_mm_30.hdf5").write_bytes(b"")  # kept: no robosuite here
     calls.clear()
     prepare("standard", tmp_path / "std", zoo, progress=False, agent_seed="model")
     standard = {Path(c["dataset_id"]).name.removesuffix("-v0"): c for c in calls}
     for env in ("hopper", "walker2d"):
-        ours, theirs = dict(study[f"{env}-expert10"]), dict(standard[f"{env}-expert"])
-        for differs in ("dataset_id", "root"):
-            ours.pop(differs), theirs.pop(differs)
+        ours, theirs = dict(study[f"{env}-expert"]), dict(standard[f"{env}-expert"])
+        ours.pop("root"), theirs.pop("root")
         assert ours == theirs
+    # in a --data-dir where the standard suite's prepare ran, the noise study keeps its datasets
+    calls.clear()
+    prepare("noise-study", tmp_path / "std", zoo, progress=False, agent_seed="model")
+    assert len(calls) == 6 and not any(c["dataset_id"].startswith("saqbench-std/") for c in calls)
     # a second prepare keeps all, generating nothing
     calls.clear()
     assert all(line.startswith("kept") for line in prepare("noise-study", tmp_path / "noise", zoo, progress=False))

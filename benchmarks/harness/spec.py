@@ -40,11 +40,14 @@ STANDARD_FAMILY = ("standard", "ablation-k", "ablation-state", "quantizer-study"
 #: noise study, which runs on data of its own (so it shares neither the family's runs nor its folder).
 STANDARD_BUDGET = STANDARD_FAMILY + ("noise-study",)
 #: Where SAQ-BC's gap to BC comes from (issue 37, part 2): per env, the zoo's TQC expert's sampled
-#: actions at 10 (the standard suite's hopper-/walker2d-expert recipe, seed and budget), 50 and
-#: 250 episodes (about D4RL's size), and 10 episodes of its mean actions (noise-free): data size
+#: actions at 10 episodes (the standard suite's hopper-/walker2d-expert themselves), 50 and 250
+#: episodes (about D4RL's size), and 10 episodes of its mean actions (noise-free): data size
 #: against action noise. Dataset name suffix -> (recipe, expert episodes).
-NOISE_STUDY_DATA = {"expert10": ("expert", 10), "expert50": ("expert", 50), "expert250": ("expert", 250),
+NOISE_STUDY_DATA = {"expert": ("expert", 10), "expert50": ("expert", 50), "expert250": ("expert", 250),
                     "expertmean10": ("expert-mean", 10)}
+#: The noise study's dataset that is the standard suite's own (same data, same runs): its runs are
+#: the standard suite's, so their results can be shared rather than trained again.
+NOISE_STUDY_STANDARD = "expert"
 NOISE_STUDY_ENVS = ("hopper", "walker2d")
 NOISE_STUDY_ALGOS = ("BC", "SAQ-BC", "IQL", "SAQ-IQL")
 #: The noise study evaluates these also by sampling their policy over codes (SAQ-BC: arg-max
@@ -74,9 +77,9 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
     namespace = {"paper": "saqbench-full", "noise-study": "saqbench-noise"}.get(
         suite, "saqbench-std" if suite in STANDARD_FAMILY else "saqbench")
 
-    def loco(env: str, recipe: str, suffix: str | None = None) -> DatasetSpec:
+    def loco(env: str, recipe: str, suffix: str | None = None, where: str | None = None) -> DatasetSpec:
         name = f"{env}-{suffix or recipe}"
-        return DatasetSpec(name=name, kind="minari", source=str(minari / namespace / f"{name}-v0"),
+        return DatasetSpec(name=name, kind="minari", source=str(minari / (where or namespace) / f"{name}-v0"),
                            paper_key=f"{env}-{recipe}-v2")
 
     if suite == "tiny":
@@ -109,7 +112,8 @@ def suite_datasets(suite: str, data_dir: Path) -> list[DatasetSpec]:
         # the quantizer study runs where SAQ-BC trails BC most (seed 0: 20.8 against 118.8)
         return [loco("hopper", "medium-expert")]
     if suite == "noise-study":  # every dataset stands in for D4RL's expert data of its env
-        return [loco(env, "expert", suffix) for env in NOISE_STUDY_ENVS for suffix in NOISE_STUDY_DATA]
+        return [loco(env, "expert", suffix, "saqbench-std" if suffix == NOISE_STUDY_STANDARD else None)
+                for env in NOISE_STUDY_ENVS for suffix in NOISE_STUDY_DATA]
     raise DataError(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
 
 
@@ -141,13 +145,10 @@ def prepare_plan(suite: str) -> dict[str, Any]:
             recipe, episodes = NOISE_STUDY_DATA[kind]
             budget: dict[str, Any] = dict(n_episodes=episodes, n_steps=None)
             # One measurement of the reference returns per env, so the four datasets' normalized
-            # scores compare. The 10-episode dataset measures them as the standard suite's
-            # hopper-/walker2d-expert does (same recipe and seeds: the same numbers on one
-            # machine), the other three take its numbers. Measuring each again would repeat them
-            # only on the same machine and libraries; a dataset kept from an earlier `prepare`
-            # elsewhere would differ in the last digits. The standard suite's own files may live
-            # in another --data-dir, so they are not read.
-            first = f"{env}-{next(iter(NOISE_STUDY_DATA))}"
+            # scores compare: the 10-episode dataset, the standard suite's own (kept if that
+            # suite's prepare wrote it into this --data-dir, else written as it writes it), measures
+            # them, the other three take its numbers.
+            first = f"{env}-{NOISE_STUDY_STANDARD}"
             ref_scores_from = None if ds.name == first else first
         else:
             recipe = kind
