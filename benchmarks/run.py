@@ -20,7 +20,8 @@ Usage (from the repository root)::
     python -m benchmarks.run --suite ablation-penalty
     # data size against action noise (its own data; the mode-averaged twins of the SAQ runs too)
     python -m benchmarks.run --suite noise-study --prepare-only --agent-seed model --zoo ... --data-dir DIR
-    python -m benchmarks.run --suite noise-study --data-dir DIR --mode-averaging
+    python -m benchmarks.run --suite noise-study --data-dir DIR --mode-averaging --density-policy \
+        --reuse-runs benchmarks/results/harness/standard
     # the action-density policy over codes beside every SAQ-BC / SAQ-IQL / SAQ-BRAC run (issue 37)
     python -m benchmarks.run --suite standard --algos SAQ-BC,SAQ-IQL --density-policy --mode-averaging
     # any datasets / algorithms / seeds / budget
@@ -51,8 +52,8 @@ Suites (estimated wall time, 2 workers on 2 CPU cores, measured speeds under som
   (``docs/benchmarks/ablations.md``).
 * ``noise-study``: where SAQ-BC's gap to BC comes from, data size or action noise. Per env
   (hopper, walker2d) the zoo's TQC expert's sampled actions at 10 episodes (``<env>-expert``, the
-  standard suite's own dataset: its runs there are these runs, so copy them into the study's
-  ``runs/`` rather than train them again), 50 and 250 (about D4RL's size), and 10 episodes of its
+  standard suite's own dataset: its runs there are these runs, so ``--reuse-runs
+  benchmarks/results/harness/standard`` copies them rather than train them again), 50 and 250 (about D4RL's size), and 10 episodes of its
   mean actions (``<env>-expertmean10``, recipe ``expert-mean``: noise-free), all four normalized
   by one measurement of the reference returns x BC, SAQ-BC (greedy and sampled), IQL, SAQ-IQL x
   seeds 0-2 at the standard suite's budget, settings and acting: 120 runs (the sampled SAQ-BC
@@ -145,6 +146,7 @@ from .harness.backends import BACKENDS, run_grid  # noqa: E402
 from .harness.data import check_available, prepare  # noqa: E402
 from .harness.real_suites import REAL_SUITES, build_real_suite, fetch_and_check, results_name  # noqa: E402
 from .harness.report import write_report  # noqa: E402
+from .harness.runner import reuse_results  # noqa: E402
 from .harness.spec import (  # noqa: E402
     ALGORITHMS,
     STANDARD_FAMILY,
@@ -205,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "picks a mode, the env gets its mean); run ids end in -mode, finished runs are kept, a twin "
                              "whose plain run is unfinished too shares its training (one training, two evaluations), and "
                              "the report (with the plain runs as each twin's reference) goes to <out>/mode-averaging")
+    parser.add_argument("--reuse-runs", action="append", type=Path, default=[], metavar="DIR",
+                        help="copy each run of the grid that DIR (another results folder) finished with the same run "
+                             "id and fingerprint, instead of training it again (repeatable); e.g. the noise study's "
+                             "10-episode runs from the standard suite's folder")
     parser.add_argument("--density-policy", action="store_true",
                         help="also run every SAQ-BC, SAQ-IQL and SAQ-BRAC run with the action-density policy over "
                              "codes (issue 37: "
@@ -282,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  else "standard" if shared else args.suite)
         out = (args.out or default_out).resolve()
         out.mkdir(parents=True, exist_ok=True)
+        for source in args.reuse_runs:
+            copied = reuse_results(runs, out, source.resolve())
+            print(f"reused {len(copied)} finished run(s) of {source}")
         if not args.report_only:
             datasets = list(dict.fromkeys(r.dataset for r in runs))
             if real and not (args.prepare or args.prepare_only):

@@ -5,6 +5,7 @@ training and no zoo agent: ``prepare``'s generator is replaced by a tiny stand-i
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from benchmarks import run as bench_run
 from benchmarks.harness.data import prepare, zoo_expert
+from benchmarks.harness.runner import reuse_results
 from benchmarks.harness.spec import build_suite, prepare_plan, suite_datasets, with_mode_averaged_twins
 from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.minari import minari_info
@@ -172,3 +174,28 @@ def test_noise_study_reports_into_a_folder_of_its_own(monkeypatch: pytest.Monkey
     assert (tmp_path / "results" / "noise-study" / "results.md").is_file()
     assert (tmp_path / "results" / "noise-study" / "mode-averaging" / "results.md").is_file()
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["noise-study"]
+
+
+def test_reused_runs_are_copied_only_when_they_are_the_same_run(tmp_path: Path) -> None:
+    """``--reuse-runs``: the standard suite's results of the shared 10-episode datasets fill the
+    study's grid; a file of the same name made with other settings, or a run the study already
+    finished, is left as it is."""
+    study = [r for r in build_suite("noise-study", DATA) if r.dataset.name == "hopper-expert" and r.seed == 0]
+    bc, iql, saq_bc = (next(r for r in study if r.algo == algo) for algo in ("BC", "IQL", "SAQ-BC"))
+    source, out = tmp_path / "standard", tmp_path / "noise-study"
+    for folder in (source / "runs", out / "runs"):
+        folder.mkdir(parents=True)
+
+    def write(folder: Path, run: Any, fingerprint: str, score: float) -> None:
+        (folder / "runs" / f"{run.run_id}.json").write_text(
+            json.dumps({"run_id": run.run_id, "fingerprint": fingerprint, "score": score}))
+
+    write(source, bc, bc.fingerprint(), 70.9)
+    write(source, iql, "other settings", 1.0)
+    write(source, saq_bc, saq_bc.fingerprint(), 40.0)
+    write(out, saq_bc, saq_bc.fingerprint(), 41.0)
+    assert reuse_results(study, out, source) == [bc.run_id]
+    assert (out / "runs" / f"{bc.run_id}.json").read_bytes() == (source / "runs" / f"{bc.run_id}.json").read_bytes()
+    assert not (out / "runs" / f"{iql.run_id}.json").exists()
+    assert json.loads((out / "runs" / f"{saq_bc.run_id}.json").read_text())["score"] == 41.0
+    assert reuse_results(study, out, source) == []  # a second time: nothing left to copy

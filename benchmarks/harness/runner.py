@@ -30,7 +30,7 @@ from saq_wrappers.io import atomic_output
 from .spec import RunSpec
 
 __all__ = ["ARTIFACTS", "RUNS", "artifact_key", "execute_run", "execute_task", "failure_path",
-           "init_worker", "load_result", "machine", "prepare_artifact", "result_path"]
+           "init_worker", "load_result", "machine", "prepare_artifact", "result_path", "reuse_results"]
 
 RUNS = "runs"
 ARTIFACTS = "artifacts"
@@ -65,6 +65,29 @@ def load_result(out: Path, spec: RunSpec) -> Optional[dict[str, Any]]:
             "path...): use another --out folder, or delete the file to rerun it"
         )
     return stored
+
+
+def reuse_results(runs: Sequence[RunSpec], out: Path, source: Path) -> list[str]:
+    """Copy into ``out`` every run of ``runs`` unfinished there and finished in ``source``, another
+    results folder, with the same run id and fingerprint (the same run: same data, settings and
+    seed), so a suite that shares runs with another (the noise study's 10-episode datasets are the
+    standard suite's) does not train them again. A run ``source`` holds with other settings is
+    left alone. Returns the run ids copied."""
+    copied = []
+    for run in runs:
+        if load_result(out, run) is not None:
+            continue
+        try:
+            found = load_result(source, run)
+        except DataError:  # the same name, another run
+            continue
+        if found is not None:
+            target = result_path(out, run)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(result_path(source, run).read_bytes())
+            copied.append(run.run_id)
+    return copied
 
 
 # ---------------------------------------------------------------------------------- runs
