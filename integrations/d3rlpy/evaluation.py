@@ -166,7 +166,8 @@ def evaluate_algo(
         target = SAQActionWrapper(env, action_set, acting=acting, code_weights=weights,
                                   observe_candidates=observes_candidates(algo))
         check_algo_fits(algo, target, action_set)  # against the observations it will see
-    act = algo.predict if greedy else sample_codes(algo) if isinstance(algo.impl, DiscreteBCImpl) else algo.sample_action
+    discrete_bc = isinstance(getattr(algo, "impl", None), DiscreteBCImpl)
+    act = algo.predict if greedy else sample_codes(algo) if discrete_bc else algo.sample_action
 
     def policy(observations: np.ndarray) -> np.ndarray:
         return np.asarray(act(observations.astype(np.float32)))
