@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "pi(k|s) ∝ p(g(s,k)|s), trained on the same code labels); run ids gain -density, finished "
                              "runs are kept, and the report (the index-policy runs as each variant's reference) goes "
                              "to <out>/density-policy")
+    parser.add_argument("--report-dir", type=Path, metavar="DIR",
+                        help="write the report into DIR (relative paths: inside the output folder) instead of "
+                             "the default <out>[/density-policy][/mode-averaging]; for a subset of a grid "
+                             "(--algos, --seeds) whose report must not replace the one already there")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
                       help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "
@@ -307,11 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"failed {len(summary.failed)} in {summary.seconds / 60:.1f} min")
             if summary.stopped:
                 print("stopped on request (STOP file): run the same command again to resume")
-        report_dir = out / args.suite if shared and args.suite != "standard" else out
-        if args.density_policy:  # the suite's own report stays as it is; the variants report beside it
-            report_dir = report_dir / "density-policy"
-        if args.mode_averaging:  # likewise the twins
-            report_dir = report_dir / "mode-averaging"
+        report_dir = _report_dir(args, out, shared)
         report = write_report(runs, out, args.suite, command, report_dir=report_dir)
         print("\n" + report["markdown"])
         print(f"wrote {report_dir}/results.json, results.md, {', '.join(report['plots']) or 'no plots'}")
@@ -319,6 +319,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SAQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _report_dir(args: argparse.Namespace, out: Path, shared: bool) -> Path:
+    """Where the report goes: ``--report-dir`` (relative to ``out``) when given; else the suite's
+    folder, with the density-policy variants and the mode-averaged twins each reporting in a
+    subfolder, so the suite's own report stays as it is."""
+    if args.report_dir is not None:
+        return out / args.report_dir
+    report_dir = out / args.suite if shared and args.suite != "standard" else out
+    if args.density_policy:
+        report_dir = report_dir / "density-policy"
+    if args.mode_averaging:
+        report_dir = report_dir / "mode-averaging"
+    return report_dir
 
 
 def _episode_counts(text: str) -> list[int]:

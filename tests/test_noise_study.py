@@ -176,6 +176,20 @@ def test_noise_study_reports_into_a_folder_of_its_own(monkeypatch: pytest.Monkey
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["noise-study"]
 
 
+def test_a_subset_reports_where_report_dir_says(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--report-dir``: a subset of a grid (one algorithm's density-policy runs) reports into its
+    own folder and leaves the default folder's report as it was."""
+    monkeypatch.setattr(bench_run, "RESULTS", tmp_path / "results")
+    data = ["--data-dir", str(tmp_path / "data")]
+    base = ["--suite", "noise-study", "--report-only", "--density-policy", *data]
+    assert bench_run.main([*base, "--algos", "SAQ-BC"]) == 0
+    default = tmp_path / "results" / "noise-study" / "density-policy" / "results.md"
+    before = default.read_text()
+    assert bench_run.main([*base, "--algos", "SAQ-IQL", "--report-dir", "density-policy/saq-iql"]) == 0
+    assert default.read_text() == before
+    subset = (tmp_path / "results" / "noise-study" / "density-policy" / "saq-iql" / "results.md").read_text()
+    assert "--algos SAQ-IQL" in subset and "--algos SAQ-IQL" not in before
+
 def test_reused_runs_are_copied_only_when_they_are_the_same_run(tmp_path: Path) -> None:
     """``--reuse-runs``: the standard suite's results of the shared 10-episode datasets fill the
     study's grid; a file of the same name made with other settings, or a run the study already
