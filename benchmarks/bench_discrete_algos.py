@@ -22,6 +22,13 @@ Rows:
   SAQ-IQL fitting ``pi_beta`` (``fit_behavior_policy=True``), to show the optimizer's share of
   the time (the update code itself is the current one).
 
+Arithmetic: every row's floating-point work per update (torch's ``FlopCounterMode``, which counts
+the matrix products) against this thread's matrix-product ceiling (``(B x N, 256) @ (256, 256)``,
+the shape of ARQ's candidate products, as :mod:`benchmarks.bench_compute_ceiling` measures it):
+``of ceiling`` is the share of the ceiling a row's measured rate achieves, and ``ceiling vs IQL``
+the rate no implementation of the same update could exceed on this thread, as a multiple of
+IQL's measured rate. A row can reach a target only if its ``ceiling vs IQL`` is above it.
+
 Data: ``--data PATH`` reads a D4RL-style hdf5 file (the D4RL kitchen file is what issue 39 was
 measured on); without it, kitchen-shaped synthetic data (3,680 rows, 60-D observations of which
 38 are constant, as the kitchen's goal and resting objects are, 9-D actions). Codes are the
@@ -55,6 +62,9 @@ import d3rlpy
 import numpy as np
 import torch
 
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.bench_compute_ceiling import gemm_gflops
 from saq_wrappers.integrations.d3rlpy.arq import ARQConfig, arq_table_states
 from saq_wrappers.integrations.d3rlpy.presets import every_encoder, saq_brac_config, saq_iql_config
 from saq_wrappers.io import atomic_output
@@ -165,6 +175,13 @@ def build(make: Callable[[], Any], dataset: d3rlpy.dataset.MDPDataset) -> Any:
     return algo
 
 
+def gflop_per_update(algo: Any, dataset: d3rlpy.dataset.MDPDataset) -> float:
+    """GFLOP of one update (forward, backward, optimizer), as torch's counter sees them."""
+    with FlopCounterMode(display=False) as counter:
+        algo.update(dataset.sample_transition_batch(BATCH))
+    return counter.get_total_flops() / 1e9
+
+
 def interleaved_rates(algos: dict[str, tuple[Any, d3rlpy.dataset.MDPDataset, int]],
                       rounds: int) -> dict[str, dict[str, float]]:
     """Train every ``(algo, dataset, chunk)`` for ``rounds`` chunks, in turns, sampling each batch
@@ -207,20 +224,27 @@ def main(argv: Optional[list[str]] = None) -> None:
     data = datasets(d4rl_arrays(args.data) if args.data else kitchen_shaped_arrays())
 
     results: list[dict[str, Any]] = []
+    gflop: dict[str, float] = {}
     for flush in (False, True):
         torch.set_flush_denormal(flush)
         algos = {label: (build(make, data[kind]), data[kind], args.arq_chunk if label.startswith("ARQ") else args.chunk)
                  for label, kind, make in rows(data, with_before=not args.no_before)}
+        if not gflop:
+            gflop = {label: gflop_per_update(algo, dataset) for label, (algo, dataset, _) in algos.items()}
         for label, rate in interleaved_rates(algos, args.rounds).items():
             updates = algos[label][2] * args.rounds
             results.append({"algorithm": label, "flush_denormal": flush, "updates": updates, **rate})
             print(f"flush_denormal={flush!s:5} {label:24s} {rate['steady_updates_per_s']:6.1f} updates/s "
                   f"(mean over {updates} updates {rate['mean_updates_per_s']:.1f})", flush=True)
     torch.set_flush_denormal(False)
+    ceiling = gemm_gflops(BATCH * N_CANDIDATES[0], HIDDEN[0], HIDDEN[1], repeats=3 if args.quick else 7)
 
     baseline = {r["flush_denormal"]: r["steady_updates_per_s"] for r in results if r["algorithm"] == "IQL (d3rlpy)"}
     for row in results:
         row["vs_iql"] = round(row["steady_updates_per_s"] / baseline[row["flush_denormal"]], 2)
+        row["gflop_per_update"] = round(gflop[row["algorithm"]], 3)
+        row["of_ceiling"] = round(gflop[row["algorithm"]] * row["steady_updates_per_s"] / ceiling, 3)
+        row["ceiling_vs_iql"] = round(ceiling / gflop[row["algorithm"]] / baseline[row["flush_denormal"]], 2)
         row["steady_updates_per_s"] = round(row["steady_updates_per_s"], 1)
         row["mean_updates_per_s"] = round(row["mean_updates_per_s"], 1)
     names = list(dict.fromkeys(r["algorithm"] for r in results))
@@ -237,6 +261,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "d3rlpy": d3rlpy.__version__,
         "settings": {"batch_size": BATCH, "n_codes": N_CODES, "n_candidates": list(N_CANDIDATES),
                      "rounds": args.rounds, "chunk": args.chunk, "arq_chunk": args.arq_chunk},
+        "ceiling_gflops": round(ceiling, 1),
         "rows": results,
         "targets": {prefix: f">= {share}x IQL (d3rlpy), with and without the flag" for prefix, share in TARGETS.items()},
         "target_met": target_met,
@@ -248,17 +273,22 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"Updates/s in a plain d3rlpy script ({Path(result['data']).name if args.data else result['data']}), batch "
         f"{BATCH}, {args.threads} thread(s): every algorithm trained from scratch, in turns of {args.chunk} updates "
         f"({args.arq_chunk} for ARQ) over {args.rounds} rounds; the median rate over the last "
-        f"{max(1, args.rounds // 3)} rounds{' (quick)' if args.quick else ''}.",
+        f"{max(1, args.rounds // 3)} rounds{' (quick)' if args.quick else ''}. Arithmetic: GFLOP per update "
+        f"(matrix products) against this thread's ceiling of {ceiling:.1f} GFLOP/s (a ({BATCH * N_CANDIDATES[0]} x "
+        f"{HIDDEN[0]}) @ ({HIDDEN[0]} x {HIDDEN[1]}) product); `ceiling vs IQL`: the most any implementation of the "
+        "update could run, as a multiple of IQL's measured rate (no flag).",
         "",
-        "| algorithm | no flag: updates/s | vs IQL | mean over the run | flush_denormal: updates/s | vs IQL | target |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| algorithm | no flag: updates/s | vs IQL | mean over the run | flush_denormal: updates/s | vs IQL | target "
+        "| GFLOP / update | of ceiling | ceiling vs IQL |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for name, pair in by_row.items():
         off, on = pair[False], pair[True]
         share = target_of(name)
         target = f">= {share}x: {'met' if target_met[name] else 'NOT met'}" if share is not None else ""
         lines.append(f"| {name} | {off['steady_updates_per_s']} | {off['vs_iql']}x | {off['mean_updates_per_s']} | "
-                     f"{on['steady_updates_per_s']} | {on['vs_iql']}x | {target} |")
+                     f"{on['steady_updates_per_s']} | {on['vs_iql']}x | {target} | {off['gflop_per_update']:.2f} | "
+                     f"{off['of_ceiling']:.0%} | {off['ceiling_vs_iql']}x |")
     table_text = "\n".join(lines)
     print(table_text)
 
