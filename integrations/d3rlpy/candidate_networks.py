@@ -27,7 +27,7 @@ from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityP
 from saq_wrappers.validation import check_int
 
 __all__ = ["StatePartEncoderFactory", "check_candidate_fields", "create_density_policy", "n_candidate_values",
-           "observes_candidates", "state_part_factory"]
+           "observes_candidates", "refuse_ddp", "state_part_factory"]
 
 
 def check_candidate_fields(config: Any, minimum_action_dim: int = 0) -> None:
@@ -85,10 +85,24 @@ def state_part_factory(factory: EncoderFactory, n_values: int) -> EncoderFactory
     return factory if n_values == 0 else StatePartEncoderFactory(inner=factory, n_candidate_values=n_values)
 
 
+def refuse_ddp(enable_ddp: bool) -> None:
+    """Raise ``ValueError`` for DDP training of an action-density policy: the policy is read
+    through its own methods (``code_logits``), which a ``DistributedDataParallel`` wrapper does not
+    pass on, so it is refused rather than trained unsynchronised."""
+    if enable_ddp:
+        raise ValueError("the action-density policy (candidate_action_dim > 0) does not support "
+                         "enable_ddp=True; use the index policy (candidate_action_dim=0) for DDP training")
+
+
 def create_density_policy(observation_shape: Shape, action_size: int, candidate_action_dim: int, n_components: int,
-                          encoder_factory: EncoderFactory, device: Any) -> ActionDensityPolicy:
+                          encoder_factory: EncoderFactory, device: Any, enable_ddp: bool = False) -> ActionDensityPolicy:
     """The action-density policy over ``action_size`` codes of candidate observations of
-    ``observation_shape``, its torso built by ``encoder_factory`` on the state part."""
+    ``observation_shape``, its torso built by ``encoder_factory`` on the state part.
+
+    Raises:
+        ValueError: ``enable_ddp`` (:func:`refuse_ddp`).
+    """
+    refuse_ddp(enable_ddp)
     width = action_size * candidate_action_dim
     state_shape = (int(observation_shape[0]) - width,)  # type: ignore[arg-type]
     encoder = encoder_factory.create(state_shape)

@@ -88,7 +88,8 @@ class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
         config = self.config
         n_candidate_values(type(self).__name__, observation_shape, action_size, config.candidate_action_dim)
         policy = create_density_policy(observation_shape, action_size, config.candidate_action_dim,
-                                       config.n_components, config.encoder_factory, self._device)
+                                       config.n_components, config.encoder_factory, self._device,
+                                       enable_ddp=self._enable_ddp)
         optim = config.optim_factory.create(policy.named_modules(), lr=config.learning_rate, compiled=self.compiled)
         self._impl = DiscreteBCImpl(observation_shape=observation_shape, action_size=action_size,
                                     modules=DiscreteBCModules(optim=optim, imitator=policy),  # type: ignore[arg-type]

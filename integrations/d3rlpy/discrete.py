@@ -29,6 +29,7 @@ from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy.candidate_networks import (
     create_density_policy,
     n_candidate_values,
+    refuse_ddp,
     state_part_factory,
 )
 from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
@@ -93,9 +94,17 @@ class DiscreteCodeAlgoMixin:
 
     def candidate_values(self, observation_shape: Shape, action_size: int) -> int:
         """``K * D`` candidate values at the end of each observation where the config's
-        ``candidate_action_dim`` is ``D >= 1`` (the policies are then action densities), else 0."""
+        ``candidate_action_dim`` is ``D >= 1`` (the policies are then action densities), else 0.
+
+        Raises:
+            ValueError: DDP training with the density policies (:func:`refuse_ddp`); every
+                network's construction asks this first, so nothing is built before the refusal.
+        """
         dim = int(getattr(self._config, "candidate_action_dim", 0))  # type: ignore[attr-defined]
-        return n_candidate_values(type(self).__name__, observation_shape, action_size, dim)
+        values = n_candidate_values(type(self).__name__, observation_shape, action_size, dim)
+        if values:
+            refuse_ddp(self._enable_ddp)  # type: ignore[attr-defined]
+        return values
 
     def state_encoder_factory(
         self, observation_shape: Shape, action_size: int, encoder_factory: EncoderFactory
@@ -139,7 +148,8 @@ class DiscreteCodeAlgoMixin:
         if self.candidate_values(observation_shape, action_size):
             config = self._config  # type: ignore[attr-defined]
             policy = create_density_policy(observation_shape, action_size, config.candidate_action_dim,
-                                           config.n_components, encoder_factory, self._device)  # type: ignore[attr-defined]
+                                           config.n_components, encoder_factory, self._device,  # type: ignore[attr-defined]
+                                           enable_ddp=self._enable_ddp)  # type: ignore[attr-defined]
         else:
             policy = create_categorical_policy(
                 observation_shape,

@@ -130,3 +130,20 @@ def test_observations_without_candidates_are_refused() -> None:
 def test_bad_density_settings_are_refused(config_type: type, field: str, value: float) -> None:
     with pytest.raises(DataError, match=field):
         config_type(**{field: value})
+
+
+@pytest.mark.parametrize("name", ["SAQ-IQL", "SAQ-BRAC", "SAQ-BC"])
+def test_ddp_training_of_a_density_policy_is_refused_not_ignored(name: str) -> None:
+    """A DistributedDataParallel wrapper would hide ``code_logits``: refused with a clear error at
+    build time instead of training the policy unsynchronised."""
+    from saq_wrappers.integrations.d3rlpy import saq_density_bc_config
+
+    action_set = ShiftingCandidates()
+    observation_shape = (3 + K * D,)
+    if name == "SAQ-BC":
+        config = saq_density_bc_config(action_set, hidden_units=(16,))
+    else:
+        config = PRESETS[name](hidden_units=(16,), **density_policy_settings(action_set))
+    with pytest.raises(ValueError, match="enable_ddp"):
+        config.create(device="cpu:0", enable_ddp=True).create_impl(observation_shape, K)
+    config.create(device="cpu:0").create_impl(observation_shape, K)  # the same build without DDP
