@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from saq_wrappers.errors import DataError
 from saq_wrappers.evaluation import MAX_EPISODES
-from saq_wrappers.integrations.algorithms import DENSITY_POLICY_ALGOS, check_algorithm, is_saq
+from saq_wrappers.integrations.algorithms import CODE_POLICY_ALGOS, check_algorithm, is_saq
 from saq_wrappers.limits import MAX_BLOCKS, MAX_CODES, MAX_SAMPLES, MAX_WIDTH
 from saq_wrappers.validation import check_bool, check_hidden, check_int, check_number, check_seed, check_seed_range
 
@@ -76,8 +76,10 @@ REWARD_SCALINGS = ("none", "returns")
 
 #: How a SAQ algorithm's policy over codes is parametrized: one logit per code index (as the
 #: authors train it), or an action density evaluated at the decoded codes (issue 37,
-#: :mod:`saq_wrappers.integrations.d3rlpy.candidate_networks`; SAQ-BC, SAQ-IQL and SAQ-BRAC).
-CODE_POLICIES = ("index", "density")
+#: :mod:`saq_wrappers.integrations.d3rlpy.candidate_networks`; SAQ-BC, SAQ-IQL and SAQ-BRAC),
+#: fitted to the label codes among the codes (``density``) or, SAQ-BC only, to the labels'
+#: decoded actions (``density-actions``, :mod:`saq_wrappers.integrations.d3rlpy.density_bc`).
+CODE_POLICIES = ("index", *CODE_POLICY_ALGOS)
 
 #: How ARQ acts: eq. 6 on fresh candidates, or its AWR-trained explicit policy.
 ARQ_POLICIES = ("implicit", "awr")
@@ -214,9 +216,9 @@ class ExperimentSpec:
             raise DataError(f"reward_scaling must be one of {', '.join(REWARD_SCALINGS)}, got {self.reward_scaling!r}")
         if self.code_policy not in CODE_POLICIES:
             raise DataError(f"code_policy must be one of {', '.join(CODE_POLICIES)}, got {self.code_policy!r}")
-        if self.code_policy != "index" and self.algo not in DENSITY_POLICY_ALGOS:
-            raise DataError(f"the {self.code_policy} code policy is built for {', '.join(DENSITY_POLICY_ALGOS)}, "
-                            f"not {self.algo}")
+        if self.code_policy != "index" and self.algo not in CODE_POLICY_ALGOS[self.code_policy]:
+            raise DataError(f"the {self.code_policy} code policy is built for "
+                            f"{', '.join(CODE_POLICY_ALGOS[self.code_policy])}, not {self.algo}")
         if self.evaluation.mode_averaging and not self.is_saq:
             raise DataError(f"mode averaging acts on SAQ codes; {self.algo} has none")
         if self.track_penalty and self.algo not in ("CQL", "SAQ-CQL"):

@@ -272,7 +272,7 @@ def run_experiment(
             quantizer, meta = ensure_quantizer(spec, store, data, spaces, progress)
             relabeled = relabel(data.transitions, quantizer, progress=progress)
             # the density policy reads each state with its codes' decoded actions (decoded once here)
-            observed = (with_candidate_observations(data.transitions, quantizer) if spec.code_policy == "density"
+            observed = (with_candidate_observations(data.transitions, quantizer) if spec.code_policy != "index"
                         else data.transitions)
             dataset = to_discrete_dataset(observed, relabeled, progress=False)
             action_set = quantizer
@@ -298,7 +298,9 @@ def run_experiment(
             info["reward_scaler"] = {"return_min": scaler.return_min, "return_max": scaler.return_max,
                                      "multiplier": scaler.multiplier}
         seed_everything(spec.seed)
-        if spec.code_policy == "density":
+        if spec.code_policy != "index":
+            if spec.code_policy == "density-actions":
+                options = {"likelihood": "actions", **options}
             config = registry.density_policy_config(spec.algo, action_set, hidden=spec.hidden,
                                                     batch_size=spec.batch_size, options=options)
         else:

@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "pi(k|s) ∝ p(g(s,k)|s), trained on the same code labels); run ids gain -density, finished "
                              "runs are kept, and the report (the index-policy runs as each variant's reference) goes "
                              "to <out>/density-policy")
+    parser.add_argument("--density-actions", action="store_true",
+                        help="also run every SAQ-BC run with the action-density policy fitted to the labels' decoded "
+                             "actions (DensityBCConfig(likelihood='actions'); run ids gain -density-actions); its "
+                             "report goes where --density-policy's does")
     parser.add_argument("--report-dir", type=Path, metavar="DIR",
                         help="write the report into DIR (relative paths: inside the output folder) instead of "
                              "the default <out>[/density-policy][/mode-averaging]; for a subset of a grid "
@@ -277,8 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 0
         else:
             runs = build_suite(args.suite, data_dir, **choices)
-        if args.density_policy:
-            runs = with_density_policy_variants(runs)
+        code_policies = (("density",) if args.density_policy else ()) + (
+            ("density-actions",) if args.density_actions else ())
+        if code_policies:
+            runs = with_density_policy_variants(runs, code_policies)
         if args.mode_averaging:
             runs = with_mode_averaged_twins(runs)
         if args.list:
@@ -328,7 +334,7 @@ def _report_dir(args: argparse.Namespace, out: Path, shared: bool) -> Path:
     if args.report_dir is not None:
         return out / args.report_dir
     report_dir = out / args.suite if shared and args.suite != "standard" else out
-    if args.density_policy:
+    if args.density_policy or args.density_actions:
         report_dir = report_dir / "density-policy"
     if args.mode_averaging:
         report_dir = report_dir / "mode-averaging"

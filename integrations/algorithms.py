@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from saq_wrappers.errors import DataError
 
-__all__ = ["ALGORITHMS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "DENSITY_POLICY_ALGOS", "SAQ_ALGOS", "SAQ_PREFIX",
-           "check_algorithm", "is_saq"]
+__all__ = ["ALGORITHMS", "CODE_POLICY_ALGOS", "CONTINUOUS_ALGOS", "COUNTERPARTS", "DENSITY_ACTIONS_ALGOS",
+           "DENSITY_POLICY_ALGOS", "SAQ_ALGOS", "SAQ_PREFIX", "check_algorithm", "is_saq"]
 
 #: What SAQ-X's name adds to its family's (``SAQ-CQL`` is CQL on codes).
 SAQ_PREFIX = "SAQ-"
@@ -31,6 +31,13 @@ ALGORITHMS: tuple[str, ...] = CONTINUOUS_ALGOS + SAQ_ALGOS + ("ARQ",)
 #: The SAQ algorithms whose policy over codes can be an action density evaluated at the decoded
 #: codes (issue 37): each has a policy network to parametrize (SAQ-CQL acts by its Q's arg-max).
 DENSITY_POLICY_ALGOS: tuple[str, ...] = ("SAQ-BC", "SAQ-IQL", "SAQ-BRAC")
+#: Those whose density policy can also be fitted to the labels' decoded actions instead of the
+#: label codes among the codes (``DensityBCConfig(likelihood="actions")``).
+DENSITY_ACTIONS_ALGOS: tuple[str, ...] = ("SAQ-BC",)
+#: Every parametrization of a policy over codes other than the authors' index classifier -> the
+#: algorithms that have it (run ids and labels name it: ``-density``, ``-density-actions``).
+CODE_POLICY_ALGOS: dict[str, tuple[str, ...]] = {"density": DENSITY_POLICY_ALGOS,
+                                                 "density-actions": DENSITY_ACTIONS_ALGOS}
 
 
 def check_algorithm(name: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from saq_wrappers.app.datasets import DatasetSpec
 from saq_wrappers.app.experiment import (
@@ -20,7 +20,7 @@ from saq_wrappers.app.experiment import (
     QuantizerSettings,
 )
 from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.algorithms import ALGORITHMS, DENSITY_POLICY_ALGOS
+from saq_wrappers.integrations.algorithms import ALGORITHMS, CODE_POLICY_ALGOS, DENSITY_POLICY_ALGOS
 
 __all__ = [
     "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",
@@ -294,16 +294,20 @@ def with_mode_averaged_twins(runs: list[RunSpec]) -> list[RunSpec]:
     return out
 
 
-def with_density_policy_variants(runs: list[RunSpec]) -> list[RunSpec]:
-    """``runs`` and, after each run of SAQ-BC, SAQ-IQL or SAQ-BRAC, the same run with the
-    action-density policy over codes (issue 37: ``pi(k | s) ∝ p(g(s, k) | s)``; run ids gain
-    ``-density``): same quantizer, labels, budget and seed, another parametrization of the
-    policy, so it trains anew."""
+def with_density_policy_variants(runs: list[RunSpec], code_policies: Sequence[str] = ("density",)) -> list[RunSpec]:
+    """``runs`` and, after each index-policy run of an algorithm that has it, the same run with
+    each of ``code_policies``: ``density``, the action-density policy over codes (issue 37:
+    ``pi(k | s) ∝ p(g(s, k) | s)``; SAQ-BC, SAQ-IQL, SAQ-BRAC; run ids gain ``-density``), and
+    ``density-actions``, the same density fitted to the labels' decoded actions (SAQ-BC; run ids
+    gain ``-density-actions``): same quantizer, labels, budget and seed, another parametrization
+    or fit of the policy, so each trains anew."""
     out: list[RunSpec] = []
     for run in runs:
         out.append(run)
-        if run.algo in DENSITY_POLICY_ALGOS and run.code_policy == "index":
-            out.append(dataclasses.replace(run, code_policy="density"))
+        if run.code_policy != "index":
+            continue
+        out += [dataclasses.replace(run, code_policy=policy) for policy in code_policies
+                if run.algo in CODE_POLICY_ALGOS[policy]]
     return out
 
 
@@ -311,10 +315,11 @@ def density_variant_references(runs: list[RunSpec]) -> set[str]:
     """Labels of the plain (index-policy, not mode-averaged) SAQ-X runs whose density-policy
     variant is in ``runs``: the one reference every other variant of that algorithm on a dataset
     is read against when the variants are in the grid."""
-    variants = {run.fingerprint() for run in runs if run.code_policy == "density"}
+    variants = {run.fingerprint() for run in runs if run.code_policy != "index"}
     return {run.label for run in runs if run.algo in DENSITY_POLICY_ALGOS and run.code_policy == "index"
             and not run.evaluation.mode_averaging
-            and dataclasses.replace(run, code_policy="density").fingerprint() in variants}
+            and any(dataclasses.replace(run, code_policy=policy).fingerprint() in variants
+                    for policy, algos in CODE_POLICY_ALGOS.items() if run.algo in algos)}
 
 
 def mode_twin_references(runs: list[RunSpec]) -> set[str]:

@@ -5,7 +5,20 @@ through the decoded actions instead of one logit per code index:
 
     pi(k | s) ∝ p_theta(g(s, k) | s),   p_theta = a mixture of M diagonal Gaussians over actions
 
-(:mod:`saq_wrappers.integrations.d3rlpy.torch.density_policy` says why). The algorithm sees
+(:mod:`saq_wrappers.integrations.d3rlpy.torch.density_policy` says why).
+
+What the density is fitted to (``likelihood``):
+
+* ``"codes"`` (SAQ eq. 8 as written): the log-probability of the label code among the K codes,
+  ``log p(g(s, k_D) | s) - log sum_k p(g(s, k) | s)``. Its gradient in a component's mean is
+  ``(g(s, k_D) - E_pi[g(s, k)]) / sigma^2``: it matches the policy's mean over codes to the labels,
+  and the density itself moves only through that softmax;
+* ``"actions"``: the density's log-likelihood of the label's decoded action,
+  ``log p(g(s, k_D) | s)``, a mixture density network fitted to the demonstrations (as decoded
+  from their codes), the codes serving only to turn it into a policy. Its gradient in a mean is
+  ``(g(s, k_D) - mu(s)) / sigma^2``, a regression's, so the density's mean learns the
+  demonstrator's mean action as directly as BC does; with ``M > 1`` components each takes the
+  actions it is responsible for, so distinct modes keep apart. The algorithm sees
 candidate observations, the state followed by the ``K`` decoded actions at it
 (:func:`saq_wrappers.candidate_observations.with_candidate_observations` for a dataset,
 ``SAQActionWrapper(env, quantizer, observe_candidates=True)`` for an env), and is otherwise
@@ -29,13 +42,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
 from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl, DiscreteBCModules
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
 from d3rlpy.constants import ActionSpace
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
+from d3rlpy.models.torch.imitators import DiscreteImitationLoss
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
-from d3rlpy.types import Shape
+from d3rlpy.types import Shape, TorchObservation
 
 from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.candidate_networks import (
@@ -43,9 +58,15 @@ from saq_wrappers.integrations.d3rlpy.candidate_networks import (
     create_density_policy,
     n_candidate_values,
 )
+from saq_wrappers.errors import DataError
+from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
 from saq_wrappers.validation import check_int
 
-__all__ = ["DensityBC", "DensityBCConfig"]
+__all__ = ["DENSITY_LIKELIHOODS", "DensityBC", "DensityBCConfig", "DensityBCImpl"]
+
+#: What the density policy is fitted to (the module docstring): the label codes among the K codes
+#: (SAQ eq. 8), or the labels' decoded actions.
+DENSITY_LIKELIHOODS = ("codes", "actions")
 
 
 @dataclasses.dataclass()
@@ -57,12 +78,15 @@ class DensityBCConfig(LearnableConfig):
             the last ``K * D`` entries of every observation are the candidates.
         n_components: ``M``, the Gaussians of the density (1: one mode per state, where
             regression would act; more for demonstrations with several ways to act).
+        likelihood: ``"codes"`` (SAQ eq. 8: the label among the codes) or ``"actions"`` (the
+            density of the label's decoded action); see the module docstring.
         learning_rate, batch_size, optim_factory, encoder_factory: as d3rlpy's ``DiscreteBC``
             (the encoder is the torso on the state part).
     """
 
     candidate_action_dim: int = 1
     n_components: int = 1
+    likelihood: str = "codes"
     batch_size: int = 256
     learning_rate: float = 3e-4
     optim_factory: OptimizerFactory = make_optimizer_field()
@@ -72,6 +96,8 @@ class DensityBCConfig(LearnableConfig):
         check_common_fields(self)
         check_int("batch_size", self.batch_size, 1, 10**7)
         check_candidate_fields(self, minimum_action_dim=1)
+        if self.likelihood not in DENSITY_LIKELIHOODS:
+            raise DataError(f"likelihood must be one of {', '.join(DENSITY_LIKELIHOODS)}, got {self.likelihood!r}")
 
     def create(self, device: DeviceArg = False, enable_ddp: bool = False) -> "DensityBC":
         return DensityBC(self, device, enable_ddp)
@@ -79,6 +105,26 @@ class DensityBCConfig(LearnableConfig):
     @staticmethod
     def get_type() -> str:
         return "saq_density_bc"
+
+
+class DensityBCImpl(DiscreteBCImpl):
+    """d3rlpy's ``DiscreteBCImpl`` with the density's own likelihood as the loss where the config
+    says ``likelihood="actions"`` (acting, saving and the ``"codes"`` loss are d3rlpy's)."""
+
+    def __init__(self, observation_shape: Shape, action_size: int, modules: DiscreteBCModules, compiled: bool,
+                 device: str, likelihood: str) -> None:
+        super().__init__(observation_shape=observation_shape, action_size=action_size, modules=modules, beta=0.0,
+                         compiled=compiled, device=device)
+        self._likelihood = likelihood
+
+    def compute_loss(self, obs_t: TorchObservation, act_t: torch.Tensor) -> DiscreteImitationLoss:
+        if self._likelihood == "codes":
+            return super().compute_loss(obs_t, act_t)
+        policy = self._modules.imitator
+        assert isinstance(policy, ActionDensityPolicy)
+        # code_logits are log p(g(s, k) | s) up to one constant (-D/2 log 2 pi): not normalized over codes
+        nll = -policy.code_logits(obs_t).gather(1, act_t.long().view(-1, 1)).mean()
+        return DiscreteImitationLoss(loss=nll, imitation_loss=nll, regularization_loss=torch.zeros_like(nll))
 
 
 class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
@@ -91,9 +137,9 @@ class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
                                        config.n_components, config.encoder_factory, self._device,
                                        enable_ddp=self._enable_ddp)
         optim = config.optim_factory.create(policy.named_modules(), lr=config.learning_rate, compiled=self.compiled)
-        self._impl = DiscreteBCImpl(observation_shape=observation_shape, action_size=action_size,
-                                    modules=DiscreteBCModules(optim=optim, imitator=policy),  # type: ignore[arg-type]
-                                    beta=0.0, compiled=self.compiled, device=self._device)
+        self._impl = DensityBCImpl(observation_shape=observation_shape, action_size=action_size,
+                                   modules=DiscreteBCModules(optim=optim, imitator=policy),  # type: ignore[arg-type]
+                                   compiled=self.compiled, device=self._device, likelihood=config.likelihood)
 
     def get_action_type(self) -> ActionSpace:
         return ActionSpace.DISCRETE

@@ -107,15 +107,18 @@ def density_policy_settings(action_set: Any, n_components: int = 1) -> dict[str,
                 observation_scaler=CandidateObservationScaler(n_candidate_values=action_set.n * action_dim))
 
 
-def saq_density_bc_config(action_set: Any, n_components: int = 1, *,
+def saq_density_bc_config(action_set: Any, n_components: int = 1, *, likelihood: str = "codes",
                           hidden_units: Sequence[int] = SAQ_HIDDEN_UNITS, **overrides: Any) -> DensityBCConfig:
     """``DensityBCConfig`` for SAQ-BC with the action-density policy over ``action_set``'s codes
     (issue 37): SAQ-BC's settings and :func:`density_policy_settings`.
 
     Train it on candidate observations and act through ``SAQActionWrapper(...,
-    observe_candidates=True)`` (:mod:`saq_wrappers.integrations.d3rlpy.density_bc`).
+    observe_candidates=True)`` (:mod:`saq_wrappers.integrations.d3rlpy.density_bc`, which also says
+    what ``likelihood`` fits: ``"codes"``, SAQ eq. 8's label among the codes, or ``"actions"``, the
+    density of the label's decoded action).
     """
-    settings = dict(learning_rate=3e-4, batch_size=256, **density_policy_settings(action_set, n_components))
+    settings = dict(learning_rate=3e-4, batch_size=256, likelihood=likelihood,
+                    **density_policy_settings(action_set, n_components))
     return _saq_config(DensityBCConfig, hidden_units, settings, overrides)
 
 

@@ -76,3 +76,25 @@ def test_saq_iql_runs_with_the_density_policy_and_the_harness_adds_its_variant(b
     assert tuple(outcome.algo.observation_shape) == (3 + outcome.action_set.n,)  # Pendulum: 3-D state, 1-D action
     assert np.isfinite(outcome.record["score"])
     assert outcome.record["spec"]["code_policy"] == "density"
+
+
+def test_saq_bc_fitted_to_decoded_actions_is_a_variant_of_its_own_that_trains_and_acts(builtin_data: Path,
+                                                                                         tmp_path: Path) -> None:
+    """``density-actions``: SAQ-BC only, named apart from ``density``, added by the harness beside
+    SAQ-BC (not beside SAQ-IQL), and run by the pipeline with ``likelihood="actions"``."""
+    plain = tiny_saq_bc()
+    fitted = dataclasses.replace(plain, code_policy="density-actions")
+    assert fitted.run_id == plain.run_id.replace("-q200__", "-q200-density-actions__")
+    assert fitted.label == "SAQ-BC (K=8, 200 quantizer updates, density-actions policy)"
+    assert fitted.fingerprint() != dataclasses.replace(plain, code_policy="density").fingerprint()
+    with pytest.raises(DataError, match="built for SAQ-BC, not SAQ-IQL"):
+        dataclasses.replace(plain, algo="SAQ-IQL", code_policy="density-actions")
+    runs = with_density_policy_variants(build_suite("tiny", Path("."), algos=["SAQ-BC", "SAQ-IQL"], steps=150),
+                                        ("density", "density-actions"))
+    assert [(r.algo, r.code_policy) for r in runs] == [
+        ("SAQ-BC", "index"), ("SAQ-BC", "density"), ("SAQ-BC", "density-actions"),
+        ("SAQ-IQL", "index"), ("SAQ-IQL", "density")]
+    assert density_variant_references(runs[2:3] + runs[:1]) == {plain.label}
+    outcome = run_experiment(fitted, ArtifactStore(tmp_path))
+    assert isinstance(outcome.algo, DensityBC) and outcome.algo.config.likelihood == "actions"
+    assert np.isfinite(outcome.record["score"]) and outcome.record["spec"]["code_policy"] == "density-actions"
