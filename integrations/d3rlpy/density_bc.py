@@ -18,12 +18,13 @@ What the density is fitted to (``likelihood``):
   from their codes), the codes serving only to turn it into a policy. Its gradient in a mean is
   ``(g(s, k_D) - mu(s)) / sigma^2``, a regression's, so the density's mean learns the
   demonstrator's mean action as directly as BC does; with ``M > 1`` components each takes the
-  actions it is responsible for, so distinct modes keep apart. The algorithm sees
-candidate observations, the state followed by the ``K`` decoded actions at it
+  actions it is responsible for, so distinct modes keep apart.
+
+The algorithm sees candidate observations, the state followed by the ``K`` decoded actions at it
 (:func:`saq_wrappers.candidate_observations.with_candidate_observations` for a dataset,
 ``SAQActionWrapper(env, quantizer, observe_candidates=True)`` for an env), and is otherwise
-d3rlpy's ``DiscreteBC``: the same impl, loss (the cross-entropy of the code labels, no logit
-penalty), ``predict`` (the arg-max code) and save / load.
+d3rlpy's ``DiscreteBC``: the same impl (with ``"codes"``, the same loss: the cross-entropy of the
+code labels, no logit penalty), ``predict`` (the arg-max code) and save / load.
 
 Usage::
 
