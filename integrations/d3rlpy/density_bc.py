@@ -43,27 +43,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
 from d3rlpy.algos.qlearning.base import QLearningAlgoBase
-from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl, DiscreteBCModules
+from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCModules
 from d3rlpy.base import DeviceArg, LearnableConfig, register_learnable
 from d3rlpy.constants import ActionSpace
 from d3rlpy.models.encoders import EncoderFactory, make_encoder_field
-from d3rlpy.models.torch.imitators import DiscreteImitationLoss
 from d3rlpy.optimizers.optimizers import OptimizerFactory, make_optimizer_field
-from d3rlpy.types import Shape, TorchObservation
+from d3rlpy.types import Shape
 
+from saq_wrappers.errors import DataError
 from saq_wrappers.integrations.d3rlpy._config_checks import check_common_fields
 from saq_wrappers.integrations.d3rlpy.candidate_networks import (
     check_candidate_fields,
     create_density_policy,
     n_candidate_values,
 )
-from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.d3rlpy.torch.density_policy import ActionDensityPolicy
+from saq_wrappers.integrations.d3rlpy.torch.density_bc_impl import DensityBCImpl
 from saq_wrappers.validation import check_int
 
-__all__ = ["DENSITY_LIKELIHOODS", "DensityBC", "DensityBCConfig", "DensityBCImpl"]
+__all__ = ["DENSITY_LIKELIHOODS", "DensityBC", "DensityBCConfig"]
 
 #: What the density policy is fitted to (the module docstring): the label codes among the K codes
 #: (SAQ eq. 8), or the labels' decoded actions.
@@ -108,27 +106,7 @@ class DensityBCConfig(LearnableConfig):
         return "saq_density_bc"
 
 
-class DensityBCImpl(DiscreteBCImpl):
-    """d3rlpy's ``DiscreteBCImpl`` with the density's own likelihood as the loss where the config
-    says ``likelihood="actions"`` (acting, saving and the ``"codes"`` loss are d3rlpy's)."""
-
-    def __init__(self, observation_shape: Shape, action_size: int, modules: DiscreteBCModules, compiled: bool,
-                 device: str, likelihood: str) -> None:
-        super().__init__(observation_shape=observation_shape, action_size=action_size, modules=modules, beta=0.0,
-                         compiled=compiled, device=device)
-        self._likelihood = likelihood
-
-    def compute_loss(self, obs_t: TorchObservation, act_t: torch.Tensor) -> DiscreteImitationLoss:
-        if self._likelihood == "codes":
-            return super().compute_loss(obs_t, act_t)
-        policy = self._modules.imitator
-        assert isinstance(policy, ActionDensityPolicy)
-        # code_logits are log p(g(s, k) | s) up to one constant (-D/2 log 2 pi): not normalized over codes
-        nll = -policy.code_logits(obs_t).gather(1, act_t.long().view(-1, 1)).mean()
-        return DiscreteImitationLoss(loss=nll, imitation_loss=nll, regularization_loss=torch.zeros_like(nll))
-
-
-class DensityBC(QLearningAlgoBase[DiscreteBCImpl, DensityBCConfig]):
+class DensityBC(QLearningAlgoBase[DensityBCImpl, DensityBCConfig]):
     """d3rlpy's ``DiscreteBC`` whose imitator is an :class:`ActionDensityPolicy`."""
 
     def inner_create_impl(self, observation_shape: Shape, action_size: int) -> None:

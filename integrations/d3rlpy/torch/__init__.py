@@ -2,7 +2,7 @@
 
 Each ``*_impl`` module holds an algorithm's ``Modules`` (everything ``save_model`` writes), its
 ``Impl`` (``inner_update`` and acting) and the paper's math as plain tensor functions; the
-configs and algorithm classes are one level up (:mod:`..iql`, :mod:`..brac`, :mod:`..arq`).
+configs and algorithm classes are one level up (:mod:`..iql`, :mod:`..brac`, :mod:`..arq`, :mod:`..density_bc`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from saq_wrappers.integrations.d3rlpy.torch.brac_impl import (
     brac_soft_value,
     categorical_kl,
 )
+from saq_wrappers.integrations.d3rlpy.torch.density_bc_impl import DensityBCImpl
 from saq_wrappers.integrations.d3rlpy.torch.iql_impl import (
     DiscreteIQLImpl,
     DiscreteIQLModules,
@@ -27,6 +28,7 @@ __all__ = [
     "ARQImpl",
     "ARQModules",
     "CategoricalBehaviorMixin",
+    "DensityBCImpl",
     "DiscreteBRACImpl",
     "DiscreteBRACModules",
     "DiscreteIQLImpl",
