@@ -24,6 +24,9 @@ Usage (from the repository root)::
         --reuse-runs benchmarks/results/harness/standard
     # the action-density policy over codes beside every SAQ-BC / SAQ-IQL / SAQ-BRAC run (issue 37)
     python -m benchmarks.run --suite standard --algos SAQ-BC,SAQ-IQL --density-policy --mode-averaging
+    # a subset of a grid, reporting apart (SAQ-BC's density fitted to decoded actions, issue 37)
+    python -m benchmarks.run --suite standard --algos BC,SAQ-BC --seeds 0,1,2 --density-policy \
+        --density-actions --mode-averaging --report-dir density-policy/density-actions
     # any datasets / algorithms / seeds / budget
     python -m benchmarks.run --suite tiny --dataset builtin:pendulum-expert \\
         --algos BC,CQL,SAQ-CQL,ARQ --seeds 0,1 --steps 2000 --out /tmp/bench
