@@ -229,7 +229,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         torch.set_flush_denormal(flush)
         algos = {label: (build(make, data[kind]), data[kind], args.arq_chunk if label.startswith("ARQ") else args.chunk)
                  for label, kind, make in rows(data, with_before=not args.no_before)}
-        if not gflop:
+        if not flush:  # the arithmetic of an update does not depend on the flag: counted once
             gflop = {label: gflop_per_update(algo, dataset) for label, (algo, dataset, _) in algos.items()}
         for label, rate in interleaved_rates(algos, args.rounds).items():
             updates = algos[label][2] * args.rounds

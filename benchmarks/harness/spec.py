@@ -20,7 +20,7 @@ from saq_wrappers.app.experiment import (
     QuantizerSettings,
 )
 from saq_wrappers.errors import DataError
-from saq_wrappers.integrations.algorithms import ALGORITHMS, CODE_POLICY_ALGOS, DENSITY_POLICY_ALGOS
+from saq_wrappers.integrations.algorithms import ALGORITHMS, CODE_POLICY_ALGOS
 
 __all__ = [
     "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",
@@ -316,8 +316,7 @@ def density_variant_references(runs: list[RunSpec]) -> set[str]:
     variant is in ``runs``: the one reference every other variant of that algorithm on a dataset
     is read against when the variants are in the grid."""
     variants = {run.fingerprint() for run in runs if run.code_policy != "index"}
-    return {run.label for run in runs if run.algo in DENSITY_POLICY_ALGOS and run.code_policy == "index"
-            and not run.evaluation.mode_averaging
+    return {run.label for run in runs if run.code_policy == "index" and not run.evaluation.mode_averaging
             and any(dataclasses.replace(run, code_policy=policy).fingerprint() in variants
                     for policy, algos in CODE_POLICY_ALGOS.items() if run.algo in algos)}
 
