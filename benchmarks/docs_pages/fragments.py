@@ -258,7 +258,43 @@ def _reproduce_fragment(results: Results, rel: str) -> str:
     return "\n".join(lines)
 
 
+def _code_spread_fragment(results: Results, rel: str) -> str:
+    """``benchmarks.diagnostics.code_spread``: the codes' geometry per noise-study dataset, the mean
+    over the quantizer seeds with the seeds' range."""
+    d = results.json(rel)
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for row in d["rows"]:
+        by_dataset.setdefault(row["dataset"], []).append(row)
+
+    def cell(rows: list[dict[str, Any]], get: Callable[[dict[str, Any]], float], digits: int) -> str:
+        values = [get(r) for r in rows]
+        mean = sum(values) / len(values)
+        return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+    columns: list[tuple[str, Callable[[dict[str, Any]], float], int]] = [
+        ("label perplexity", lambda r: r["label_perplexity"], 1),
+        ("label state spread", lambda r: r["label_state_spread"], 2),
+        ("data: spread", lambda r: r["data"]["spread"], 3),
+        ("data: nearest", lambda r: r["data"]["nearest"], 3),
+        (f"data: within {d['within']}", lambda r: r["data"]["within"], 2),
+        ("rollouts: spread", lambda r: r["rollouts"]["spread"], 3),
+        ("rollouts: nearest", lambda r: r["rollouts"]["nearest"], 3),
+        (f"rollouts: within {d['within']}", lambda r: r["rollouts"]["within"], 2),
+    ]
+    seeds = sorted({r["seed"] for r in d["rows"]})
+    lines = [source_note([results.name(rel)], d["command"], details=[
+        f"quantizer seeds {', '.join(map(str, seeds))}: the mean over them [lowest, highest]",
+        f"{d['states']:,} data states per dataset; {d['rollout_episodes']} episodes of the stochastic zoo "
+        "expert per env"]), ""]
+    lines += table(["dataset"] + [name for name, _, _ in columns],
+                   [[name] + [cell(rows, get, digits) for _, get, digits in columns]
+                    for name, rows in by_dataset.items()])
+    return "\n".join(lines)
+
+
 _SPECIAL: dict[str, tuple[Callable[[Results, str], str], str]] = {
+    "code_spread.json": (_code_spread_fragment, "the codes' geometry on the noise study's datasets, on and off "
+                         "the data"),
     "reproduce_sweep_always.json": (_reproduce_fragment, "committed runs rerun with the first form of the "
                                     "denormal sweep"),
     "reproduce_speed_changes.json": (_reproduce_fragment, "committed runs rerun with issue 39's speed changes"),
