@@ -14,6 +14,8 @@ Rows:
 * ``IQL (d3rlpy)``: d3rlpy's ``IQLConfig`` at its defaults (256-256 networks, Adam) with
   standardized observations, the baseline a d3rlpy user has;
 * ``SAQ-IQL``, ``SAQ-BRAC``: ``saq_iql_config()``, ``saq_brac_config()`` on K=64 codes;
+* ``SAQ-BRAC, kl_budget=None``: SAQ-BRAC without its per-state KL budget (eq. 4 with the fixed
+  ``beta``, as the paper prints it), to show what the budget's Newton solve costs (no target);
 * ``ARQ, N=...``: ``ARQConfig`` with 256-256 networks, without and with the AWR policy the suites
   act with, at N=16 candidates per state (the standard suite's) and N=30 (the paper's, and the
   kitchen suite's);
@@ -74,6 +76,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_CODES, BATCH, HIDDEN = 64, 256, (256, 256)
 #: Candidates per state of the ARQ rows: the standard suite's, and the paper's (and kitchen's).
 N_CANDIDATES = (16, 30)
+#: The SAQ-BRAC row without the per-state KL budget (eq. 4 with a fixed beta, as the paper prints
+#: it): what the budget's solve costs. Informational, no target.
+NO_KL_BUDGET = "SAQ-BRAC, kl_budget=None"
 #: Targets of issue 39, as a fraction of d3rlpy IQL's updates/s (by row-name prefix).
 TARGETS = {"SAQ-IQL": 1.0, "SAQ-BRAC": 1.0, "ARQ": 0.5}
 
@@ -153,6 +158,7 @@ def rows(data: Datasets, with_before: bool) -> list[tuple[str, str, Callable[[],
             batch_size=BATCH, observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()).create()),
         ("SAQ-IQL", "discrete", lambda: saq_iql_config().create()),
         ("SAQ-BRAC", "discrete", lambda: saq_brac_config().create()),
+        (NO_KL_BUDGET, "discrete", lambda: saq_brac_config(kl_budget=None).create()),
     ]
     for n in N_CANDIDATES:
         table = candidate_table(data, n)
@@ -204,7 +210,9 @@ def interleaved_rates(algos: dict[str, tuple[Any, d3rlpy.dataset.MDPDataset, int
 
 
 def target_of(name: str) -> Optional[float]:
-    return next((share for prefix, share in TARGETS.items() if name.startswith(prefix) and "before" not in name), None)
+    if "before" in name or name == NO_KL_BUDGET:
+        return None
+    return next((share for prefix, share in TARGETS.items() if name.startswith(prefix)), None)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
