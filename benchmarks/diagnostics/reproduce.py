@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +42,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where the reruns go (not the committed folder)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the comparison there (JSON)")
+    parser.add_argument("--what", default="", help="what changed since the committed runs (written to --json)")
     args = parser.parse_args(argv)
     committed = (args.committed or RESULTS / args.suite).resolve()
     out = args.out.resolve()
@@ -65,8 +68,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("\n".join(rows))
     if args.json:
         with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"suite": args.suite, "committed": str(committed), "runs": records},
-                                      indent=2) + "\n")
+            tmp.write_text(json.dumps({"suite": args.suite, "committed": str(committed), "what": args.what,
+                                       "command": "python -m benchmarks.diagnostics.reproduce "
+                                                  + shlex.join(argv if argv is not None else sys.argv[1:]),
+                                       "runs": records}, indent=2) + "\n")
     return 0
 
 

@@ -300,6 +300,8 @@ _SPECIAL: dict[str, tuple[Callable[[Results, str], str], str]] = {
     "reproduce_speed_changes.json": (_reproduce_fragment, "committed runs rerun with issue 39's speed changes"),
     "reproduce_fast_updates.json": (_reproduce_fragment, "committed runs rerun with the Newton KL solve and the "
                                     "fused Adam (float rounding only)"),
+    "reproduce_kl_operations.json": (_reproduce_fragment, "committed runs rerun after the KL solve's "
+                                     "operations were cut (float rounding only)"),
     "saq_iql_diagnosis.json": (_saq_iql_fragment, "statistics of the states and each acting rule's score"),
     "cql_penalty.json": (_cql_penalty_fragment,
                          "CQL's sampled vs reference penalty, SAQ-CQL's exact one, returns, plot"),
