@@ -62,7 +62,8 @@ def kl_constrained_temperature(
     Cost: on a CPU the solve is bound by the number of tensor operations, not their size (256 x 64
     is small), so each evaluation of ``KL`` and its slope is one ``log_softmax`` and a few
     products and sums (``linalg.vecdot``, ``logsumexp`` and ``aminmax`` each cost several times
-    as much there); it is about 4% of a SAQ-BRAC update on the D4RL kitchen data.
+    as much there); it is about 5% of a SAQ-BRAC update on the D4RL kitchen data
+    (``benchmarks.bench_discrete_algos``, with and without ``kl_budget``).
 
     SAQ-BRAC uses the same solution: with ``alpha = beta`` the optimum of eq. 4,
     ``max_pi E_pi[Q] - beta KL(pi || pi_beta)``, is ``pi ∝ pi_beta exp(Q / beta)``, this policy with
