@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     experts: dict[str, tuple[Any, np.ndarray]] = {}
+    loaded: dict[str, Any] = {}  # every seed's quantizer of a dataset reads the same data
     for spec in specs:
-        data = load_dataset(spec.dataset)
+        if spec.dataset.name not in loaded:
+            loaded[spec.dataset.name] = load_dataset(spec.dataset)
+        data = loaded[spec.dataset.name]
         env_name = spec.dataset.name.split("-")[0]
         if env_name not in experts:  # one agent and one set of rollout states per env
             env = data.make_env()
