@@ -36,6 +36,7 @@ from .common import REPO, Output, Results
 from .fragments import fragments
 from .harness import harness_fragments
 from .kitchen import kitchen_block
+from .mode_rule import mode_rule_fragment
 from .pages import history_page, index_page, micro_page, real_suites_page
 from .quickstart import quickstart_block
 from .standard import readme_block, standard_page
@@ -56,6 +57,7 @@ def build(results_root: Path) -> Output:
     results = Results(results_root)
     out = Output()
     harness_fragments(results, out)
+    mode_rule_fragment(results, out)
     fragments(results, out)
     out.add("benchmarks/standard.md", standard_page(results))
     out.add("benchmarks/ablations.md", ablations_page(results))
