@@ -27,6 +27,9 @@ Usage (from the repository root)::
     # a subset of a grid, reporting apart (SAQ-BC's density fitted to decoded actions, issue 37)
     python -m benchmarks.run --suite standard --algos BC,SAQ-BC --seeds 0,1,2 --density-policy \
         --density-actions --mode-averaging --report-dir density-policy/density-actions
+    # only the runs whose id matches a pattern (a variant that --algos cannot select)
+    python -m benchmarks.run --suite quantizer-study --density-policy --mode-averaging \
+        --only '*SAQ-BC-K64-q20000-density*' --report-dir quantizer-study/density-q20000
     # any datasets / algorithms / seeds / budget
     python -m benchmarks.run --suite tiny --dataset builtin:pendulum-expert \\
         --algos BC,CQL,SAQ-CQL,ARQ --seeds 0,1 --steps 2000 --out /tmp/bench
@@ -137,6 +140,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, here and in workers
 
 import argparse  # noqa: E402
+import fnmatch  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -155,6 +159,7 @@ from .harness.spec import (  # noqa: E402
     STANDARD_FAMILY,
     SUITES,
     DatasetSpec,
+    RunSpec,
     build_suite,
     with_density_policy_variants,
     with_mode_averaged_twins,
@@ -228,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the report into DIR (relative paths: inside the output folder) instead of "
                              "the default <out>[/density-policy][/mode-averaging]; for a subset of a grid "
                              "(--algos, --seeds) whose report must not replace the one already there")
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="run and report only the grid's runs whose id matches one of these shell patterns "
+                             "(repeatable; --list prints the ids), e.g. '*SAQ-BC-K64-q20000-density*' for one "
+                             "variant of --suite quantizer-study, which --algos does not select")
     real = parser.add_argument_group(f"real-benchmark suites ({', '.join(REAL_SUITES)})")
     real.add_argument("--data", action="extend", nargs="+", type=Path, default=[], metavar="PATH",
                       help="robomimic low-dim hdf5 files of --suite robomimic (repeatable); D4RL's "
@@ -290,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = with_density_policy_variants(runs, code_policies)
         if args.mode_averaging:
             runs = with_mode_averaged_twins(runs)
+        if args.only:
+            runs = only_matching(runs, args.only)
         if args.list:
             for run in runs:
                 print(f"{run.run_id}: {run.steps} steps, hidden {run.hidden}, data {run.dataset.source}")
@@ -328,6 +339,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SAQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def only_matching(runs: Sequence[RunSpec], patterns: Sequence[str]) -> list[RunSpec]:
+    """The runs whose id matches one of the shell ``patterns`` (``--only``), in the grid's order; a
+    clear error when none does, so a mistyped pattern does not report an empty grid."""
+    kept = [run for run in runs if any(fnmatch.fnmatchcase(run.run_id, p) for p in patterns)]
+    if not kept:
+        raise DataError(f"no run of this grid matches --only {' '.join(map(shlex.quote, patterns))}; "
+                        "--list prints the grid's run ids")
+    return kept
 
 
 def _report_dir(args: argparse.Namespace, out: Path, shared: bool) -> Path:

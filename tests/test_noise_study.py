@@ -213,3 +213,18 @@ def test_reused_runs_are_copied_only_when_they_are_the_same_run(tmp_path: Path) 
     assert not (out / "runs" / f"{iql.run_id}.json").exists()
     assert json.loads((out / "runs" / f"{saq_bc.run_id}.json").read_text())["score"] == 41.0
     assert reuse_results(study, out, source) == []  # a second time: nothing left to copy
+
+
+def test_only_keeps_the_runs_whose_id_matches_and_refuses_a_pattern_that_matches_none(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--only``: one variant of the quantizer study (which ``--algos`` cannot select, since the
+    study's budgets are variants of one algorithm), with its mode-averaged twin, and nothing else."""
+    monkeypatch.setattr(bench_run, "RESULTS", tmp_path / "results")
+    base = ["--suite", "quantizer-study", "--data-dir", str(tmp_path / "data"), "--density-policy",
+            "--mode-averaging", "--list"]
+    assert bench_run.main([*base, "--only", "*SAQ-BC-K64-q20000-density*", "--only", "*__SAQ-CQL-K64__seed0"]) == 0
+    ids = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if "__" in line]
+    assert ids == [f"hopper-medium-expert__SAQ-BC-K64-q20000-density{m}__seed{s}" for s in (0, 1, 2)
+                   for m in ("", "-mode")] + ["hopper-medium-expert__SAQ-CQL-K64__seed0"]
+    assert bench_run.main([*base, "--only", "*SAQ-BC-K64-q2000-density*"]) == 2
+    assert "no run of this grid matches --only '*SAQ-BC-K64-q2000-density*'" in capsys.readouterr().err
