@@ -26,6 +26,8 @@ from benchmarks.harness.spec import (  # noqa: E402
     build_suite,
     is_ablation_reference,
     mode_twin_references,
+    variant_references,
+    with_density_policy_variants,
     with_mode_averaged_twins,
 )
 from benchmarks.harness.statistics import (  # noqa: E402
@@ -472,3 +474,18 @@ def test_mode_averaged_twins_train_the_same_runs_and_measure_against_their_plain
         assert plain in grid and twin.run_id == plain.run_id.replace("-K64", "-K64-mode")
     assert mode_twin_references(twinned) == {"SAQ-BC (K=64)"}
     assert mode_twin_references(grid) == set()  # no twin: no reference
+
+
+def test_an_ablations_variants_all_read_against_its_one_plain_reference() -> None:
+    """The quantizer study with density variants and twins: the 5,000-update quantizer's plain run
+    is the one reference of each algorithm (the plain runs of the other budgets have density
+    variants and twins of their own, and were taken as references too, the last one winning)."""
+    grid = with_mode_averaged_twins(with_density_policy_variants(build_suite("quantizer-study", Path("/data"))))
+    assert variant_references("quantizer-study", grid) == {"SAQ-BC (K=64)", "SAQ-CQL (K=64)",
+                                                           "SAQ-IQL (K=64, sampled)"}
+    standard = with_mode_averaged_twins(with_density_policy_variants(
+        build_suite("standard", Path("/data"), algos=["SAQ-BC", "SAQ-CQL"], seeds=[0])))
+    # elsewhere: plain SAQ-X where its density variant is in the grid, else each twin's own run
+    assert variant_references("standard", standard) == {"SAQ-BC (K=64)", "SAQ-CQL (K=64)"}
+    assert variant_references("standard", with_mode_averaged_twins(build_suite(
+        "standard", Path("/data"), algos=["SAQ-CQL"], seeds=[0]))) == {"SAQ-CQL (K=64)"}

@@ -59,7 +59,7 @@ from .rows import (
     variant_rows,
 )
 from .runner import machine
-from .spec import RunSpec, density_variant_references, is_ablation_reference, mode_twin_references
+from .spec import RunSpec, variant_references
 from .statistics import (
     AGGREGATE_REPS,
     BOOTSTRAP_REPS,
@@ -93,10 +93,7 @@ def write_report(runs: list[RunSpec], out: Path, suite: str, command: str, *, co
     rows = aggregate(results, confidence, bootstrap_reps, seed, inferred)
     pairs = pair_rows(rows, confidence, bootstrap_reps, seed)
     against_bc = against_saq_bc_rows(rows, confidence, bootstrap_reps, seed)
-    # one reference per dataset and algorithm: plain SAQ-BC when the density policy is in the grid
-    # (its variants and every mode-averaged twin read against it), else each ablation's and twin's own
-    references = (density_variant_references(runs)
-                  or {spec.label for spec in runs if is_ablation_reference(suite, spec)} | mode_twin_references(runs))
+    references = variant_references(suite, runs)
     variants = variant_rows(rows, references, confidence, bootstrap_reps, seed)
     wall_clock = equal_wall_clock(records, confidence, bootstrap_reps, seed)
     aggregate_result: Optional[AggregateResult] = None

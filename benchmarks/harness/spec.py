@@ -24,7 +24,7 @@ from saq_wrappers.integrations.algorithms import ALGORITHMS, CODE_POLICY_ALGOS
 
 __all__ = [
     "ALGORITHMS", "DatasetSpec", "RunSpec", "SUITES", "authors_evaluation", "build_suite", "is_ablation_reference",
-    "prepare_plan", "suite_datasets", "with_authors_reward_scaling",
+    "prepare_plan", "suite_datasets", "variant_references", "with_authors_reward_scaling",
 ]
 
 #: A benchmark run is one experiment of the pipeline.
@@ -327,6 +327,26 @@ def mode_twin_references(runs: list[RunSpec]) -> set[str]:
     return {run.label for run in runs if not run.evaluation.mode_averaging and run.is_saq
             and dataclasses.replace(run, evaluation=dataclasses.replace(run.evaluation, mode_averaging=True)
                                     ).fingerprint() in twins}
+
+
+def variant_references(suite: str, runs: list[RunSpec]) -> set[str]:
+    """The labels each variant of a report is read against, one per dataset and algorithm.
+
+    In an ablation suite, its reference setting (:func:`is_ablation_reference`) with the index
+    policy, acting as the suite does: its other settings, their density-policy variants and every
+    mode-averaged twin read against that one run. Elsewhere, plain SAQ-X for an algorithm whose
+    density-policy variants are in the grid (:func:`density_variant_references`), and each twin's
+    own run for the other algorithms (:func:`mode_twin_references`). Why one: the report keys the
+    reference by (dataset, algorithm), so two candidates would leave the variants read against
+    whichever came last."""
+    ablation = {spec.label for spec in runs if is_ablation_reference(suite, spec) and spec.code_policy == "index"
+                and not spec.evaluation.mode_averaging}
+    if ablation:
+        return ablation
+    density = density_variant_references(runs)
+    with_density = {run.algo for run in runs if run.label in density}
+    twins = mode_twin_references(runs)
+    return density | {run.label for run in runs if run.label in twins and run.algo not in with_density}
 
 
 def is_ablation_reference(suite: str, spec: RunSpec) -> bool:
