@@ -87,6 +87,7 @@ def mode_rule_fragment(results: Results, out: Output) -> None:
                      _below_by_more_than_interval(e)])
     reports = sorted({rel for _, rel, _ in entries})
     failing = sum(row[-1] == "yes" for row in rows)
+    signs = [(e["difference"] > 0) - (e["difference"] < 0) for _, _, e in entries]
     lines = [source_note([results.name(rel) for rel in reports],
                          details=["each row is one report's twin-against-plain row (a report's `variants`); where "
                                   "two reports hold the same pair, the one with more seeds"]),
@@ -94,6 +95,7 @@ def mode_rule_fragment(results: Results, out: Output) -> None:
              *table(["suite", "dataset", "plain run (today's acting)", "plain score", "mode-averaged twin",
                      "twin − plain [95% CI]", "below by more than the interval"], rows),
              "",
-             f"{len(rows)} pairs; the twin is below its plain run by more than the interval in {failing}."]
+             f"{len(rows)} pairs; the twin is below its plain run by more than the interval in {failing}; by seed "
+             f"means it is ahead in {signs.count(1)}, level in {signs.count(0)} and behind in {signs.count(-1)}."]
     out.add(MODE_RULE_FRAGMENT, "\n".join(lines),
             "every SAQ algorithm's mode-averaged twins against their plain runs (standard and kitchen suites)")
