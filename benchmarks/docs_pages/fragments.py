@@ -65,7 +65,10 @@ def _f(value: Any, digits: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------------------- diagnoses
-_ACTING_RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy")
+#: The acting diagnosis's rules (``benchmarks.diagnostics.acting.RULES``); a file from before a rule
+#: was added shows ``-`` for it.
+_ACTING_RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy",
+                 "SAQ-BC mode-averaged", "SAQ-IQL sampled, mode-averaged", "SAQ-BC policy mean")
 
 
 def _acting_rows(doc: dict[str, Any]) -> list[str]:
@@ -206,19 +209,25 @@ def _generic_fragment(results: Results, rel: str) -> str:
 def diagnosis_fragments(results: Results, out: Output) -> set[str]:
     """The diagnosis folders: one fragment per file and one per folder. Returns the files done."""
     done: set[str] = set()
-    acting = results.files("acting_diagnosis/*.json")
-    if acting:
+    # the diagnosis's files of one data draw per folder: the second generation's, then other draws'
+    for folder in ["acting_diagnosis"] + [rel.rsplit("/", 1)[0] for rel in results.files("acting_diagnosis/*/README.md")]:
+        acting = results.files(f"{folder}/*.json")
+        if not acting:
+            continue
         docs = [results.json(rel) for rel in acting]
         for rel, doc in zip(acting, docs):
             out.add(f"generated/{rel[:-5]}.md", "\n".join([source_note([results.name(rel)], doc["command"],
                                                                         details=_acting_details([doc])), ""]
                                                            + _acting_table([doc])))
-        out.add("generated/acting_diagnosis.md",
-                "\n".join([source_note([results.name("acting_diagnosis/*.json")],
+        readme = ([f"The folder's notes ({code(results.name(folder + '/README.md'))}):", "",
+                   bold_headings(results.text(f"{folder}/README.md"), drop_title=True), ""]
+                  if results.exists(f"{folder}/README.md") else [])
+        out.add(f"generated/{folder}.md",
+                "\n".join([source_note([results.name(f"{folder}/*.json")],
                                        details=[commands_detail(d["command"] for d in docs)]
-                                       + _acting_details(docs)), ""]
+                                       + _acting_details(docs)), ""] + readme
                           + _acting_table(docs)),
-                "every dataset and seed of acting_diagnosis/: five acting rules, score ± s.e., with means")
+                f"every dataset and seed of {folder}/: the acting rules, score ± s.e., with means")
         done.update(acting)
     for folder, make, what in (("code_policy", _code_policy_table,
                                 "action error and code agreement of SAQ-BC and BC per kind of states"),
