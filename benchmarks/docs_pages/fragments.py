@@ -65,25 +65,27 @@ def _f(value: Any, digits: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------------------- diagnoses
-#: The acting diagnosis's rules (``benchmarks.diagnostics.acting.RULES``); a file from before a rule
-#: was added shows ``-`` for it.
-_ACTING_RULES = ("SAQ-BC greedy", "SAQ-BC sampled", "SAQ-IQL greedy", "SAQ-IQL sampled", "SAQ-IQL pi_beta greedy",
-                 "SAQ-BC mode-averaged", "SAQ-IQL sampled, mode-averaged", "SAQ-BC policy mean")
+def _acting_rules(docs: list[dict[str, Any]]) -> list[str]:
+    """The acting rules the files scored, in the order the diagnosis scores them (it appends new
+    rules at the end, so a file from before a rule was added holds a prefix of them); a file that
+    lacks a rule shows ``-`` for it."""
+    return list(dict.fromkeys(rule for doc in docs for rule in doc["scores"]))
 
 
-def _acting_rows(doc: dict[str, Any]) -> list[str]:
+def _acting_rows(doc: dict[str, Any], rules: list[str]) -> list[str]:
     scores = doc["scores"]
-    return [f"{scores[r]['score']:.1f} ± {scores[r]['standard_error']:.1f}" if r in scores else "-"
-            for r in _ACTING_RULES]
+    return [f"{scores[r]['score']:.1f} ± {scores[r]['standard_error']:.1f}" if r in scores else "-" for r in rules]
 
 
 def _acting_table(docs: list[dict[str, Any]]) -> list[str]:
+    rules = _acting_rules(sorted(docs, key=lambda d: -len(d["scores"])))
     rows = []
     for dataset in dict.fromkeys(d["dataset"] for d in docs):
         members = sorted((d for d in docs if d["dataset"] == dataset), key=lambda d: d["seed"])
-        rows += [[dataset, str(d["seed"])] + _acting_rows(d) + [f"{d['saq_iql_temperature']:.1f}"] for d in members]
+        rows += [[dataset, str(d["seed"])] + _acting_rows(d, rules) + [f"{d['saq_iql_temperature']:.1f}"]
+                 for d in members]
         means = []
-        for rule in _ACTING_RULES:
+        for rule in rules:
             values = [d["scores"][rule]["score"] for d in members if rule in d["scores"]]
             if not values:
                 means.append("-")
@@ -91,7 +93,7 @@ def _acting_table(docs: list[dict[str, Any]]) -> list[str]:
             partial = "" if len(values) == len(members) else f" ({len(values)} seeds)"
             means.append(f"{sum(values) / len(values):.1f}{partial}")
         rows.append([dataset, "mean"] + means + [""])
-    return table(["dataset", "seed"] + list(_ACTING_RULES) + ["SAQ-IQL λ at the end"], rows)
+    return table(["dataset", "seed"] + rules + ["SAQ-IQL λ at the end"], rows)
 
 
 def _acting_details(docs: list[dict[str, Any]]) -> list[str]:

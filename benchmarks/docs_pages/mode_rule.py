@@ -90,7 +90,7 @@ def mode_rule_fragment(results: Results, out: Output) -> None:
     signs = [(e["difference"] > 0) - (e["difference"] < 0) for _, _, e in entries]
     lines = [source_note([results.name(rel) for rel in reports],
                          details=["each row is one report's twin-against-plain row (a report's `variants`); where "
-                                  "two reports hold the same pair, the one with more seeds"]),
+                                  "two reports hold the same pair, the one with more seeds, then the one nearest its suite's folder"]),
              "",
              *table(["suite", "dataset", "plain run (today's acting)", "plain score", "mode-averaged twin",
                      "twin − plain [95% CI]", "below by more than the interval"], rows),
